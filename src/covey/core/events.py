@@ -1,0 +1,87 @@
+"""Events handed out by the core: membership changes and trace records.
+
+Events are frozen, slotted dataclasses; the caller drains them with ``Node.pop_events()``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from .member import MemberInfo
+
+
+@dataclass(frozen=True, slots=True)
+class MemberEvent:
+    """Base of every membership event: which member, as seen when it happened."""
+
+    member: MemberInfo
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MemberJoined(MemberEvent):
+    """A member became known (or came back after having left)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberUpdated(MemberEvent):
+    """A live member's tags or address changed."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberSuspect(MemberEvent):
+    """A member did not answer probes and is suspected; it may still refute."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberFailed(MemberEvent):
+    """A member is considered failed (suspicion expired, or its port refused us)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberLeft(MemberEvent):
+    """A member left gracefully (EXIT beacon or leave message)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecovered(MemberEvent):
+    """A suspect or failed member proved it is alive."""
+
+
+@dataclass(frozen=True, slots=True)
+class MemberReaped(MemberEvent):
+    """A failed or left member was forgotten after its retention time."""
+
+
+class TraceOp(enum.Enum):
+    """Trace operations (seed 003's MonOp); later issues add the leader ones."""
+
+    JOIN = "join"
+    PROBE = "probe"
+    REBOOT = "reboot"
+    EXIT = "exit"
+    REFUTE = "refute"
+    PUSH_PULL = "push_pull"
+
+
+@dataclass(frozen=True, slots=True)
+class TraceRecord:
+    """One trace record, destined for the per-process ring buffer.
+
+    Attributes:
+        op: what happened.
+        at: the core's ``now`` when it happened.
+        node: the name of the node the record is about.
+        detail: a short free-form note.
+        n: a number that goes with it (member count, incarnation, ...).
+    """
+
+    op: TraceOp
+    at: float
+    node: str
+    detail: str = ""
+    n: int = 0
+
+
+Event = MemberEvent | TraceRecord

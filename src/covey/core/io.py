@@ -1,0 +1,46 @@
+"""What a core hands to its IO layer: datagrams to send and streams to open."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from .types import Address
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    """One datagram to send.
+
+    Attributes:
+        address: the destination, or ``None`` for the discovery group: the IO layer sends
+            it to the multicast group / broadcast addresses on every chosen interface.
+        data: the complete frame.
+    """
+
+    address: Address | None
+    data: bytes
+
+
+class StreamPurpose(enum.Enum):
+    """Why a stream is opened (for statistics and for the IO layer's timeouts)."""
+
+    JOIN = "join"
+    PUSH_PULL = "push_pull"
+    PING = "ping"
+    RECONNECT = "reconnect"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRequest:
+    """A TCP exchange the core asks for: connect, send ``data``, read one reply frame.
+
+    The IO layer must finish every request exactly once, with ``Node.stream_reply`` or
+    ``Node.stream_failed`` (``refused=True`` when the connection was actively refused).
+    """
+
+    request_id: int
+    address: Address
+    data: bytes
+    purpose: StreamPurpose
+    node_id: bytes | None = field(default=None)

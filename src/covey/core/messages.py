@@ -1,0 +1,303 @@
+"""Protocol messages: frozen dataclasses and their msgpack array forms.
+
+Every message travels as a msgpack array whose first element is its type number
+(``docs/protocol.md`` lists them). :func:`decode_message` validates shapes strictly and
+raises :class:`MalformedMessage` on anything off; the receive path turns that into a
+counted drop, never an exception to its caller.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from .types import Address, BeaconState, MemberState
+
+NODE_ID_LEN = 16
+
+
+class MsgType(enum.IntEnum):
+    """Message type numbers (stable on the wire)."""
+
+    PING = 1
+    ACK = 2
+    NACK = 3
+    PING_REQ = 4
+    ALIVE = 5
+    SUSPECT = 6
+    DEAD = 7
+    PUSH_PULL = 8
+    BEACON = 9
+
+
+class MalformedMessage(ValueError):
+    """A message's shape or field types are wrong."""
+
+
+class UnknownMessage(ValueError):
+    """A well-formed array with a type number this version does not know."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """Direct probe; ``target`` guards against a stale address reaching another node."""
+
+    seq: int
+    target: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Answer to a ping (or relayed answer to a ping-req)."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Nack:
+    """Lifeguard: the intermediary is alive but the target did not answer it."""
+
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class PingReq:
+    """Ask an intermediary to probe ``target`` at ``address`` on our behalf."""
+
+    seq: int
+    target: bytes
+    address: Address
+    want_nack: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Alive:
+    """A member is alive at ``incarnation``; ``tags`` is None when they did not fit."""
+
+    incarnation: int
+    node_id: bytes
+    name: str
+    address: Address
+    tags: dict[str, str] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    """``sender`` suspects ``node_id`` at ``incarnation``."""
+
+    incarnation: int
+    node_id: bytes
+    sender: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Dead:
+    """``sender`` declares ``node_id`` failed (or, with ``left``, gone by its own will)."""
+
+    incarnation: int
+    node_id: bytes
+    sender: bytes
+    left: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MemberRecord:
+    """One member's full state inside a push-pull exchange."""
+
+    node_id: bytes
+    name: str
+    address: Address
+    incarnation: int
+    state: MemberState
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PushPull:
+    """Full-state exchange (TCP only): the sender's whole member table."""
+
+    join: bool
+    reply: bool
+    members: tuple[MemberRecord, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Beacon:
+    """Discovery beacon (seed 004): who I am, where, in which state."""
+
+    node_id: bytes
+    name: str
+    address: Address
+    state: BeaconState
+    incarnation: int
+
+
+Message = Ping | Ack | Nack | PingReq | Alive | Suspect | Dead | PushPull | Beacon
+
+
+def encode_message(msg: Message) -> list[Any]:
+    """Return the msgpack-ready array form of ``msg``."""
+    match msg:
+        case Ping(seq, target):
+            return [MsgType.PING, seq, target]
+        case Ack(seq):
+            return [MsgType.ACK, seq]
+        case Nack(seq):
+            return [MsgType.NACK, seq]
+        case PingReq(seq, target, (host, port), want_nack):
+            return [MsgType.PING_REQ, seq, target, host, port, want_nack]
+        case Alive(inc, node_id, name, (host, port), tags):
+            return [MsgType.ALIVE, inc, node_id, name, host, port, tags]
+        case Suspect(inc, node_id, sender):
+            return [MsgType.SUSPECT, inc, node_id, sender]
+        case Dead(inc, node_id, sender, left):
+            return [MsgType.DEAD, inc, node_id, sender, left]
+        case PushPull(join, reply, members):
+            return [MsgType.PUSH_PULL, join, reply, [_record_array(m) for m in members]]
+        case Beacon(node_id, name, (host, port), state, inc):
+            return [MsgType.BEACON, node_id, name, host, port, int(state), inc]
+    raise TypeError(f"not a message: {msg!r}")
+
+
+def _record_array(m: MemberRecord) -> list[Any]:
+    return [m.node_id, m.name, m.address[0], m.address[1], m.incarnation, int(m.state), m.tags]
+
+
+def decode_message(arr: Any) -> Message:
+    """Build a message from its array form; raise on any deviation from the spec."""
+    if not isinstance(arr, list) or not arr:
+        raise MalformedMessage("message is not a non-empty array")
+    kind = arr[0]
+    if type(kind) is not int:
+        raise MalformedMessage("message type is not an integer")
+    try:
+        mtype = MsgType(kind)
+    except ValueError:
+        raise UnknownMessage(f"unknown message type {kind}") from None
+    decoder = _DECODERS[mtype]
+    return decoder(arr)
+
+
+def _want(arr: list[Any], n: int) -> None:
+    if len(arr) != n:
+        raise MalformedMessage(f"type {arr[0]} wants {n} fields, got {len(arr)}")
+
+
+def _uint(v: Any, bits: int = 64) -> int:
+    if type(v) is not int or v < 0 or v >= 1 << bits:
+        raise MalformedMessage(f"not an unsigned integer: {v!r}")
+    return v
+
+
+def _node_id(v: Any) -> bytes:
+    if type(v) is not bytes or len(v) != NODE_ID_LEN:
+        raise MalformedMessage("node id is not 16 bytes")
+    return v
+
+
+def _text(v: Any, limit: int = 255) -> str:
+    if type(v) is not str or len(v) > limit:
+        raise MalformedMessage("bad text field")
+    return v
+
+
+def _address(host: Any, port: Any) -> Address:
+    h = _text(host)
+    p = _uint(port, 16)
+    if not h or p == 0:
+        raise MalformedMessage("bad address")
+    return (h, p)
+
+
+def _bool(v: Any) -> bool:
+    if type(v) is not bool:
+        raise MalformedMessage("not a boolean")
+    return v
+
+
+def _tags(v: Any) -> dict[str, str]:
+    if type(v) is not dict:
+        raise MalformedMessage("tags are not a map")
+    for k, val in v.items():
+        if type(k) is not str or type(val) is not str:
+            raise MalformedMessage("tag keys and values must be text")
+    return v
+
+
+def _dec_ping(a: list[Any]) -> Message:
+    _want(a, 3)
+    return Ping(_uint(a[1], 32), _node_id(a[2]))
+
+
+def _dec_ack(a: list[Any]) -> Message:
+    _want(a, 2)
+    return Ack(_uint(a[1], 32))
+
+
+def _dec_nack(a: list[Any]) -> Message:
+    _want(a, 2)
+    return Nack(_uint(a[1], 32))
+
+
+def _dec_ping_req(a: list[Any]) -> Message:
+    _want(a, 6)
+    return PingReq(_uint(a[1], 32), _node_id(a[2]), _address(a[3], a[4]), _bool(a[5]))
+
+
+def _dec_alive(a: list[Any]) -> Message:
+    _want(a, 7)
+    tags = None if a[6] is None else _tags(a[6])
+    return Alive(_uint(a[1]), _node_id(a[2]), _text(a[3]), _address(a[4], a[5]), tags)
+
+
+def _dec_suspect(a: list[Any]) -> Message:
+    _want(a, 4)
+    return Suspect(_uint(a[1]), _node_id(a[2]), _node_id(a[3]))
+
+
+def _dec_dead(a: list[Any]) -> Message:
+    _want(a, 5)
+    return Dead(_uint(a[1]), _node_id(a[2]), _node_id(a[3]), _bool(a[4]))
+
+
+def _dec_record(r: Any) -> MemberRecord:
+    if not isinstance(r, list) or len(r) != 7:
+        raise MalformedMessage("bad member record")
+    state = _uint(r[5], 8)
+    if state > max(MemberState):
+        raise MalformedMessage("bad member state")
+    return MemberRecord(
+        _node_id(r[0]), _text(r[1]), _address(r[2], r[3]), _uint(r[4]), MemberState(state),
+        _tags(r[6]),
+    )
+
+
+def _dec_push_pull(a: list[Any]) -> Message:
+    _want(a, 4)
+    if not isinstance(a[3], list):
+        raise MalformedMessage("push-pull members is not an array")
+    return PushPull(_bool(a[1]), _bool(a[2]), tuple(_dec_record(r) for r in a[3]))
+
+
+def _dec_beacon(a: list[Any]) -> Message:
+    _want(a, 7)
+    state = _uint(a[5], 8)
+    if state > max(BeaconState):
+        raise MalformedMessage("bad beacon state")
+    return Beacon(
+        _node_id(a[1]), _text(a[2]), _address(a[3], a[4]), BeaconState(state), _uint(a[6])
+    )
+
+
+_DECODERS = {
+    MsgType.PING: _dec_ping,
+    MsgType.ACK: _dec_ack,
+    MsgType.NACK: _dec_nack,
+    MsgType.PING_REQ: _dec_ping_req,
+    MsgType.ALIVE: _dec_alive,
+    MsgType.SUSPECT: _dec_suspect,
+    MsgType.DEAD: _dec_dead,
+    MsgType.PUSH_PULL: _dec_push_pull,
+    MsgType.BEACON: _dec_beacon,
+}
