@@ -20,7 +20,7 @@ from .events import (
     TraceRecord,
 )
 from .io import Datagram, StreamPurpose, StreamRequest
-from .keyring import Keyring, KeyError_
+from .keyring import KeyError_, Keyring
 from .member import MemberInfo
 from .node import Node
 from .stats import NodeStatistics

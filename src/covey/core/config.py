@@ -87,15 +87,28 @@ class CoreConfig:
         if not host or not 0 < port < 65536:
             raise ConfigError("address: needs a host and a port in 1..65535")
         check_tags(self.tags)
-        for fname in ("probe_interval", "probe_timeout", "gossip_interval", "push_pull_interval",
-                      "beacon_interval", "reconnect_interval", "reconnect_max",
-                      "reap_failed_after", "reap_left_after"):
+        for fname in (
+            "probe_interval",
+            "probe_timeout",
+            "gossip_interval",
+            "push_pull_interval",
+            "beacon_interval",
+            "reconnect_interval",
+            "reconnect_max",
+            "reap_failed_after",
+            "reap_left_after",
+        ):
             if getattr(self, fname) <= 0:
                 raise ConfigError(f"{fname}: must be positive")
         if self.probe_timeout >= self.probe_interval:
             raise ConfigError("probe_timeout: must be shorter than probe_interval")
-        for fname in ("indirect_checks", "gossip_nodes", "retransmit_mult", "suspicion_mult",
-                      "suspicion_max_mult"):
+        for fname in (
+            "indirect_checks",
+            "gossip_nodes",
+            "retransmit_mult",
+            "suspicion_mult",
+            "suspicion_max_mult",
+        ):
             if getattr(self, fname) < 1:
                 raise ConfigError(f"{fname}: must be at least 1")
         if not 0 <= self.beacon_jitter < 1:

@@ -268,7 +268,11 @@ def _dec_record(r: Any) -> MemberRecord:
     if state > max(MemberState):
         raise MalformedMessage("bad member state")
     return MemberRecord(
-        _node_id(r[0]), _text(r[1]), _address(r[2], r[3]), _uint(r[4]), MemberState(state),
+        _node_id(r[0]),
+        _text(r[1]),
+        _address(r[2], r[3]),
+        _uint(r[4]),
+        MemberState(state),
         _tags(r[6]),
     )
 

@@ -23,8 +23,19 @@ from .io import Datagram, StreamPurpose, StreamRequest
 from .keyring import Keyring
 from .member import Member, MemberInfo
 from .messages import (
-    Ack, Alive, Beacon, Dead, MalformedMessage, Message, Nack, Ping, PingReq, PushPull,
-    Suspect, UnknownMessage, decode_message,
+    Ack,
+    Alive,
+    Beacon,
+    Dead,
+    MalformedMessage,
+    Message,
+    Nack,
+    Ping,
+    PingReq,
+    PushPull,
+    Suspect,
+    UnknownMessage,
+    decode_message,
 )
 from .probe import ProbeMixin
 from .stats import Counters, NodeStatistics
@@ -32,8 +43,16 @@ from .sync import SyncMixin
 from .table import MemberTable
 from .types import Address, BeaconState, DropReason, MemberState, Rng
 from .wire import (
-    MAX_STREAM_FRAME, FrameError, FrameType, body_overhead, body_prefix, build_frame,
-    encode_message_bytes, pack_body, parse_header, unpack_body,
+    MAX_STREAM_FRAME,
+    FrameError,
+    FrameType,
+    body_overhead,
+    body_prefix,
+    build_frame,
+    encode_message_bytes,
+    pack_body,
+    parse_header,
+    unpack_body,
 )
 
 #: Delays of the first beacons after start, before the steady beacon interval.
@@ -56,11 +75,19 @@ class Node(ProbeMixin, SyncMixin):
         self.rng = rng
         self.wall_offset = 0.0
         local = Member(
-            config.node_id, config.name, config.address, 0, MemberState.ALIVE, now,
-            dict(config.tags), beacon_state=BeaconState.INIT,
+            config.node_id,
+            config.name,
+            config.address,
+            0,
+            MemberState.ALIVE,
+            now,
+            dict(config.tags),
+            beacon_state=BeaconState.INIT,
         )
         self.table = MemberTable(
-            local, probe_interval=config.probe_interval, suspicion_mult=config.suspicion_mult,
+            local,
+            probe_interval=config.probe_interval,
+            suspicion_mult=config.suspicion_mult,
             suspicion_max_mult=config.suspicion_max_mult,
         )
         self.gossip = GossipQueue(config.retransmit_mult)
@@ -169,9 +196,16 @@ class Node(ProbeMixin, SyncMixin):
         for m in self.table.members.values():
             states[m.state.label] = states.get(m.state.label, 0) + 1
         return NodeStatistics(
-            c.datagrams_sent, c.bytes_sent, c.datagrams_received, c.bytes_received,
-            c.streams_opened, c.streams_served, {r.value: n for r, n in c.drops.items()},
-            self.awareness.score, self.incarnation, states,
+            c.datagrams_sent,
+            c.bytes_sent,
+            c.datagrams_received,
+            c.bytes_received,
+            c.streams_opened,
+            c.streams_served,
+            {r.value: n for r, n in c.drops.items()},
+            self.awareness.score,
+            self.incarnation,
+            states,
         )
 
     def get_timer(self) -> float | None:
@@ -316,7 +350,8 @@ class Node(ProbeMixin, SyncMixin):
         local = self.table.local
         if isinstance(msg, Alive):
             same = (
-                msg.incarnation == local.incarnation and msg.address == local.address
+                msg.incarnation == local.incarnation
+                and msg.address == local.address
                 and (msg.tags is None or msg.tags == local.tags)
             )
             if msg.incarnation < local.incarnation or same:
@@ -361,8 +396,7 @@ class Node(ProbeMixin, SyncMixin):
                 self._open_push_pull(b.address, StreamPurpose.JOIN, b.node_id, now)
             elif b.state is BeaconState.INIT and self.rng.random() < 8 / self.table.live_count:
                 # A newcomer: make sure it hears of us soon, without an implosion on it.
-                self._emit(b.address, [encode_message_bytes(self._beacon())], now,
-                           piggyback=False)
+                self._emit(b.address, [encode_message_bytes(self._beacon())], now, piggyback=False)
             return
         m.beacon_state = b.state
         if m.state not in (MemberState.ALIVE, MemberState.SUSPECT) or not m.tags_complete:
@@ -378,12 +412,11 @@ class Node(ProbeMixin, SyncMixin):
     ) -> None:
         if piggyback:
             used = sum(len(e) for e in encoded) + body_overhead(self._prefix, 65535)
-            encoded = encoded + self.gossip.take(
-                self._max_body - used, 0, self.table.live_count
-            )
+            encoded = encoded + self.gossip.take(self._max_body - used, 0, self.table.live_count)
         body = pack_body(self._prefix, encoded)
         frame = build_frame(
-            FrameType.DATAGRAM, self.keyring.security,
+            FrameType.DATAGRAM,
+            self.keyring.security,
             self.keyring.seal(body, now + self.wall_offset),
         )
         self.counters.datagrams_sent += 1
@@ -392,7 +425,9 @@ class Node(ProbeMixin, SyncMixin):
 
     def _seal_frame(self, ftype: FrameType, msgs: list[Message], now: float) -> bytes:
         body = pack_body(self._prefix, [encode_message_bytes(m) for m in msgs])
-        return build_frame(ftype, self.keyring.security, self.keyring.seal(body, now + self.wall_offset))
+        return build_frame(
+            ftype, self.keyring.security, self.keyring.seal(body, now + self.wall_offset)
+        )
 
     def _gossip_round(self, now: float) -> None:
         self._next_gossip = now + self.config.gossip_interval

@@ -56,16 +56,25 @@ class ProbeMixin:
         table: MemberTable
         rng: Rng
         awareness: Awareness
-        node_id: bytes
 
-        def _emit(self, addr: Address | None, encoded: list[bytes], now: float, *,
-                  piggyback: bool = True) -> None: ...
+        @property
+        def node_id(self) -> bytes: ...
+
+        def _emit(
+            self, addr: Address | None, encoded: list[bytes], now: float, *, piggyback: bool = True
+        ) -> None: ...
         def _apply(self, msg: Suspect, now: float) -> None: ...
         def _random_members(self, k: int, exclude: bytes | None) -> list[Member]: ...
         def _trace(self, op: TraceOp, now: float, detail: str, n: int = 0) -> None: ...
         def _seal_frame(self, ftype: FrameType, msgs: list[Message], now: float) -> bytes: ...
-        def _open_stream(self, addr: Address, data: bytes, purpose: StreamPurpose,
-                         node_id: bytes | None, now: float) -> None: ...
+        def _open_stream(
+            self,
+            addr: Address,
+            data: bytes,
+            purpose: StreamPurpose,
+            node_id: bytes | None,
+            now: float,
+        ) -> None: ...
 
     def _init_probe(self, now: float) -> None:
         self._seq = 0
@@ -185,4 +194,3 @@ class ProbeMixin:
         deadline = now + self.config.probe_timeout
         self._relays[seq] = _Relay(requester, msg.seq, deadline, msg.want_nack)
         self._emit(msg.address, [encode_message_bytes(Ping(seq, msg.target))], now)
-

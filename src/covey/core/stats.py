@@ -36,8 +36,13 @@ class Counters:
     """Mutable counters behind :class:`NodeStatistics`."""
 
     __slots__ = (
-        "bytes_received", "bytes_sent", "datagrams_received", "datagrams_sent", "drops",
-        "streams_opened", "streams_served",
+        "bytes_received",
+        "bytes_sent",
+        "datagrams_received",
+        "datagrams_sent",
+        "drops",
+        "streams_opened",
+        "streams_served",
     )
 
     def __init__(self) -> None:

@@ -17,8 +17,14 @@ class Suspicion:
     __slots__ = ("_confirmers", "_k", "_max", "_min", "deadline", "incarnation", "start")
 
     def __init__(
-        self, *, start: float, incarnation: int, k: int, min_timeout: float,
-        max_timeout: float, first: bytes,
+        self,
+        *,
+        start: float,
+        incarnation: int,
+        k: int,
+        min_timeout: float,
+        max_timeout: float,
+        first: bytes,
     ) -> None:
         self.start = start
         self.incarnation = incarnation

@@ -41,13 +41,17 @@ class SyncMixin:
         table: MemberTable
         rng: Rng
         counters: Counters
-        node_id: bytes
+
+        @property
+        def node_id(self) -> bytes: ...
+
         _streams: list[StreamRequest]
 
         def _apply(self, msg: Alive | Suspect | Dead, now: float) -> None: ...
         def _seal_frame(self, ftype: FrameType, msgs: list[Message], now: float) -> bytes: ...
-        def _open(self, data: bytes, want: FrameType, limit: int,
-                  now: float) -> tuple[bytes, list[Message]] | None: ...
+        def _open(
+            self, data: bytes, want: FrameType, limit: int, now: float
+        ) -> tuple[bytes, list[Message]] | None: ...
         def _on_ack(self, seq: int, now: float) -> None: ...
         def _trace(self, op: TraceOp, now: float, detail: str, n: int = 0) -> None: ...
         def _random_members(self, k: int, exclude: bytes | None) -> list[Member]: ...
@@ -108,11 +112,16 @@ class SyncMixin:
         self, addr: Address, purpose: StreamPurpose, node_id: bytes | None, now: float
     ) -> None:
         msg = self._push_pull_message(reply=False, join=purpose is StreamPurpose.JOIN)
-        self._open_stream(addr, self._seal_frame(FrameType.STREAM_REQUEST, [msg], now),
-                          purpose, node_id, now)
+        self._open_stream(
+            addr, self._seal_frame(FrameType.STREAM_REQUEST, [msg], now), purpose, node_id, now
+        )
 
     def _open_stream(
-        self, addr: Address, data: bytes, purpose: StreamPurpose, node_id: bytes | None,
+        self,
+        addr: Address,
+        data: bytes,
+        purpose: StreamPurpose,
+        node_id: bytes | None,
         now: float,
     ) -> None:
         self._req_id += 1
@@ -125,8 +134,11 @@ class SyncMixin:
             if r.state is MemberState.ALIVE:
                 known = self.table.get(r.node_id)
                 self._apply(Alive(r.incarnation, r.node_id, r.name, r.address, r.tags), now)
-                if (known is not None and known.state is MemberState.FAILED
-                        and known.incarnation == r.incarnation):
+                if (
+                    known is not None
+                    and known.state is MemberState.FAILED
+                    and known.incarnation == r.incarnation
+                ):
                     # The peer still hears from a member we gave up on: let it refute us.
                     self._want_sync_with(known, now)
             elif r.state is MemberState.LEFT:

@@ -23,8 +23,8 @@ from .events import (
     MemberFailed,
     MemberJoined,
     MemberLeft,
-    MemberRecovered,
     MemberReaped,
+    MemberRecovered,
     MemberSuspect,
     MemberUpdated,
 )
@@ -40,7 +40,11 @@ class MemberTable:
     """All members one node knows, with counts and suspicion timers kept incrementally."""
 
     def __init__(
-        self, local: Member, *, probe_interval: float, suspicion_mult: int,
+        self,
+        local: Member,
+        *,
+        probe_interval: float,
+        suspicion_mult: int,
         suspicion_max_mult: int,
     ) -> None:
         self.local = local
@@ -94,8 +98,15 @@ class MemberTable:
         m = self.members.get(msg.node_id)
         if m is None:
             m = Member(
-                msg.node_id, msg.name, msg.address, msg.incarnation, MemberState.ALIVE, now,
-                dict(msg.tags or {}), tags_complete=msg.tags is not None, beacon_state=beacon,
+                msg.node_id,
+                msg.name,
+                msg.address,
+                msg.incarnation,
+                MemberState.ALIVE,
+                now,
+                dict(msg.tags or {}),
+                tags_complete=msg.tags is not None,
+                beacon_state=beacon,
             )
             self.add(m, now)
             return True
@@ -151,7 +162,11 @@ class MemberTable:
         # Confirmations expected: the others that may independently probe this member.
         k = min(self._mult - 2, self.live_count - 2)
         self.suspicions[m.node_id] = Suspicion(
-            start=now, incarnation=msg.incarnation, k=k, min_timeout=low, max_timeout=high,
+            start=now,
+            incarnation=msg.incarnation,
+            k=k,
+            min_timeout=low,
+            max_timeout=high,
             first=msg.sender,
         )
         m.incarnation = msg.incarnation

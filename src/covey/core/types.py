@@ -23,7 +23,7 @@ class Rng(Protocol):
 
     def randrange(self, start: int, stop: int | None = None, step: int = 1) -> int: ...
 
-    def shuffle(self, x: MutableSequence[T]) -> None: ...  # type: ignore[misc]
+    def shuffle(self, x: MutableSequence[T]) -> None: ...
 
 
 class MemberState(enum.IntEnum):
