@@ -1,0 +1,1 @@
+"""HTTP status API of the covey agent."""

@@ -1,0 +1,490 @@
+"""The ``covey`` command: run an agent, inspect and steer a running one, or watch a demo.
+
+Settings of ``covey agent`` come from flags, then ``COVEY_*`` environment variables, then
+the ``--config`` TOML file, then defaults. A bad value prints one line naming the field
+(``covey: config error: bind: port must be 1..65535``) and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import datetime
+import glob
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="covey",
+    help="covey: machines that know each other. Discovery by multicast beacons, SWIM "
+    "membership, Fernet encryption.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 1
+
+STATE_STYLE = {"alive": "green", "suspect": "yellow", "failed": "red", "left": "bright_black"}
+
+# ---------------------------------------------------------------- shared option types
+
+ControlOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--control",
+        help="Unix control socket of the agent (default: $COVEY_CONTROL, the agent named by "
+        "--name / $COVEY_NAME, or the only /tmp/covey-*.sock).",
+        show_default=False,
+    ),
+]
+NameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--name", help="Name of a local agent (finds /tmp/covey-NAME.sock).", show_default=False
+    ),
+]
+RpcOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc",
+        help="HOST:PORT of a remote agent's authenticated control endpoint (needs --key-file).",
+        show_default=False,
+    ),
+]
+KeyFileOpt = Annotated[
+    Path | None,
+    typer.Option("--key-file", help="Cluster key file, for --rpc.", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+def _fail(message: str, code: int = EXIT_UNREACHABLE) -> typer.Exit:
+    err.print(f"covey: {message}", markup=False, highlight=False)
+    return typer.Exit(code)
+
+
+def _client(control: Path | None, name: str | None, rpc: str | None, key_file: Path | None) -> Any:
+    from covey.runtime.client import ControlClient
+    from covey.runtime.config import ConfigError, load_keys, parse_address
+
+    try:
+        if rpc is not None:
+            kf = key_file or (
+                Path(os.environ["COVEY_KEY_FILE"]) if "COVEY_KEY_FILE" in os.environ else None
+            )
+            if kf is None:
+                raise ConfigError("key_file", "required with --rpc")
+            return ControlClient(rpc=parse_address("rpc", rpc), keys=list(load_keys(kf)))
+    except ConfigError as exc:
+        raise _fail(f"config error: {exc}", EXIT_CONFIG) from None
+    return ControlClient(_control_path(control, name))
+
+
+def _control_path(control: Path | None, name: str | None) -> Path:
+    if control is not None:
+        return control
+    if os.environ.get("COVEY_CONTROL"):
+        return Path(os.environ["COVEY_CONTROL"])
+    name = name or os.environ.get("COVEY_NAME")
+    if name:
+        if os.environ.get("COVEY_DATA_DIR"):
+            return Path(os.environ["COVEY_DATA_DIR"]) / "covey.sock"
+        return Path(f"/tmp/covey-{name}.sock")
+    found = sorted(glob.glob("/tmp/covey-*.sock"))
+    if len(found) == 1:
+        return Path(found[0])
+    if not found:
+        raise _fail("no agent found: give --control PATH or --name NAME")
+    raise _fail(f"several agents found ({', '.join(found)}): give --control PATH or --name NAME")
+
+
+def _request(client: Any, op: str, **args: object) -> Any:
+    from covey.runtime.client import ClientError
+
+    try:
+        return client.request(op, **args)
+    except ClientError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _print_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def members_table(members: list[dict[str, Any]], title: str | None = None) -> Table:
+    """A rich table of members in the ``MemberInfo.to_json()`` shape."""
+    table = Table(title=title, header_style="bold")
+    for col in ("name", "address", "state", "incarnation", "tags", "id"):
+        table.add_column(col, justify="right" if col == "incarnation" else "left")
+    for m in sorted(members, key=lambda m: (str(m["name"]), str(m["id"]))):
+        state = str(m["state"])
+        tags = ", ".join(f"{k}={v}" for k, v in sorted(m.get("tags", {}).items()))
+        table.add_row(
+            str(m["name"]),
+            str(m["address"]),
+            f"[{STATE_STYLE.get(state, 'white')}]{state}[/]",
+            str(m["incarnation"]),
+            tags,
+            str(m["id"])[:12],
+        )
+    return table
+
+
+# ---------------------------------------------------------------- covey agent
+
+
+@app.command(no_args_is_help=False)
+def agent(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML configuration file.", show_default=False)
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Node name (env COVEY_NAME; default: host name).", show_default=False),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="Cluster name (env COVEY_CLUSTER; default: covey).", show_default=False),
+    ] = None,
+    bind: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT for UDP and TCP (env COVEY_BIND; default: 0.0.0.0:7946).",
+            show_default=False,
+        ),
+    ] = None,
+    advertise: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT peers should use, if not the bind address (env COVEY_ADVERTISE).",
+            show_default=False,
+        ),
+    ] = None,
+    interface: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--interface",
+            help="Interface name or IPv4 address for discovery beacons; repeatable "
+            "(default: every non-loopback IPv4 interface that is up).",
+            show_default=False,
+        ),
+    ] = None,
+    multicast: Annotated[
+        str | None,
+        typer.Option(
+            help="GROUP:PORT of discovery beacons; a broadcast address selects broadcast "
+            "(default: 239.192.77.1 on the agent's own port).",
+            show_default=False,
+        ),
+    ] = None,
+    no_multicast: Annotated[
+        bool, typer.Option("--no-multicast", help="No multicast/broadcast discovery; use --join.")
+    ] = False,
+    join: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--join", help="HOST:PORT of a member to join through; repeatable.", show_default=False
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File of Fernet keys, one per line; the first encrypts (env COVEY_KEY_FILE).",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directory for the node identity and the control socket.", show_default=False
+        ),
+    ] = None,
+    http: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT of the HTTP status API (off by default).", show_default=False),
+    ] = None,
+    control: Annotated[
+        Path | None,
+        typer.Option(
+            help="Unix control socket (default: DATA_DIR/covey.sock, else /tmp/covey-NAME.sock).",
+            show_default=False,
+        ),
+    ] = None,
+    rpc: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT of the Fernet-authenticated remote control endpoint.",
+            show_default=False,
+        ),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="KEY=VALUE tag; repeatable.", show_default=False),
+    ] = None,
+    plaintext: Annotated[
+        bool, typer.Option("--plaintext", help="Send and accept unencrypted traffic (no key file).")
+    ] = False,
+    probe_interval: Annotated[
+        float | None,
+        typer.Option(help="Seconds between probes (default: 1.0).", show_default=False),
+    ] = None,
+    probe_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds to wait for a probe ack (default: 0.5).", show_default=False),
+    ] = None,
+    gossip_interval: Annotated[
+        float | None,
+        typer.Option(help="Seconds between gossip rounds (default: 0.2).", show_default=False),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug, info, warning or error (default: info).", show_default=False),
+    ] = None,
+) -> None:
+    """Run a covey agent until SIGTERM/SIGINT (graceful leave; a second Ctrl-C forces exit).
+
+    Example (loopback only):
+    covey agent --name a --cluster demo --bind 127.0.0.1:7946 --interface 127.0.0.1 --key-file key
+    """
+    from covey.runtime.config import ConfigError, build_config, read_env, read_toml
+
+    flags: dict[str, object] = {
+        "name": name,
+        "cluster": cluster,
+        "bind": bind,
+        "advertise": advertise,
+        "interface": interface,
+        "multicast": False if no_multicast else multicast,
+        "join": join,
+        "key_file": key_file,
+        "data_dir": data_dir,
+        "http": http,
+        "control": control,
+        "rpc": rpc,
+        "tag": tag,
+        "plaintext": True if plaintext else None,
+        "probe_interval": probe_interval,
+        "probe_timeout": probe_timeout,
+        "gossip_interval": gossip_interval,
+        "log_level": log_level,
+    }
+    try:
+        if no_multicast and multicast:
+            raise ConfigError("multicast", "--multicast and --no-multicast exclude each other")
+        file_settings = read_toml(config) if config is not None else {}
+        env_settings = read_env(os.environ)
+        cfg = build_config(file_settings, env_settings, flags)
+        from covey.runtime.agent import Agent  # noqa: F401  (import errors surface here)
+        from covey.runtime.process import run_agent
+
+        code = run_agent(cfg)
+    except ConfigError as exc:
+        raise _fail(f"config error: {exc}", EXIT_CONFIG) from None
+    except OSError as exc:
+        raise _fail(f"cannot start: {exc}") from None
+    raise typer.Exit(code)
+
+
+# ---------------------------------------------------------------- inspection
+
+
+@app.command()
+def members(
+    control: ControlOpt = None,
+    name: NameOpt = None,
+    rpc: RpcOpt = None,
+    key_file: KeyFileOpt = None,
+    http: Annotated[
+        str | None,
+        typer.Option("--http", help="URL of an agent's HTTP API instead.", show_default=False),
+    ] = None,
+    state: Annotated[
+        str | None,
+        typer.Option(
+            help="Only members in this state (alive, suspect, failed, left).", show_default=False
+        ),
+    ] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """List the members a running agent knows."""
+    if http is not None:
+        from covey.runtime.client import ClientError, http_get
+
+        try:
+            result = http_get(http, "/v1/members")
+        except ClientError as exc:
+            raise _fail(str(exc)) from None
+    else:
+        result = _request(_client(control, name, rpc, key_file), "members")
+    if state:
+        result = [m for m in result if m["state"] == state]
+    if json_:
+        _print_json(result)
+    else:
+        console.print(members_table(result))
+
+
+@app.command()
+def info(
+    control: ControlOpt = None,
+    name: NameOpt = None,
+    rpc: RpcOpt = None,
+    key_file: KeyFileOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Show a running agent's own record, traffic counters and dropped frames per reason."""
+    result = _request(_client(control, name, rpc, key_file), "info")
+    if json_:
+        _print_json(result)
+        return
+    me = result["self"]
+    stats = result["stats"]
+    table = Table(show_header=False, box=None)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("name", me["name"]),
+        ("id", me["id"]),
+        ("address", me["address"]),
+        ("cluster", result["cluster"]),
+        ("state", me["state"]),
+        ("incarnation", str(me["incarnation"])),
+        ("tags", ", ".join(f"{k}={v}" for k, v in sorted(me["tags"].items())) or "-"),
+        ("encrypted", "yes" if result["encrypted"] else "NO (plain text)"),
+        ("discovery", _discovery_text(result["discovery"])),
+        ("members", ", ".join(f"{k} {v}" for k, v in sorted(stats["members"].items()))),
+        ("health", str(stats["health"])),
+        ("datagrams", f"{stats['datagrams_sent']} sent, {stats['datagrams_received']} received"),
+        ("streams", f"{stats['streams_opened']} opened, {stats['streams_served']} served"),
+        ("drops", ", ".join(f"{k} {v}" for k, v in sorted(result["drops"].items())) or "none"),
+        ("runtime", ", ".join(f"{k} {v}" for k, v in sorted(result["runtime"].items())) or "-"),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    console.print(table)
+
+
+def _discovery_text(d: dict[str, Any]) -> str:
+    if not d["enabled"]:
+        return "off"
+    return f"{d['mode']} {d['group']} on {', '.join(d['interfaces'])}"
+
+
+@app.command()
+def tags(
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="KEY=VALUE to set; repeatable.", show_default=False),
+    ] = None,
+    delete: Annotated[
+        list[str] | None,
+        typer.Option("--delete", help="KEY to delete; repeatable.", show_default=False),
+    ] = None,
+    control: ControlOpt = None,
+    name: NameOpt = None,
+    rpc: RpcOpt = None,
+    key_file: KeyFileOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Change a running agent's tags (the change is gossiped to every member)."""
+    from covey.runtime.config import ConfigError, parse_tags
+
+    try:
+        to_set = parse_tags("set", set_ or [])
+    except ConfigError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
+    result = _request(
+        _client(control, name, rpc, key_file), "tags", set=to_set, delete=list(delete or [])
+    )
+    if json_:
+        _print_json(result["tags"])
+    else:
+        for k, v in sorted(result["tags"].items()):
+            console.print(f"{k}={v}", markup=False, highlight=False)
+
+
+@app.command()
+def leave(
+    control: ControlOpt = None,
+    name: NameOpt = None,
+    rpc: RpcOpt = None,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Make a running agent leave the cluster gracefully and stop."""
+    _request(_client(control, name, rpc, key_file), "leave")
+    console.print("leaving")
+
+
+@app.command()
+def monitor(
+    control: ControlOpt = None,
+    name: NameOpt = None,
+    rpc: RpcOpt = None,
+    key_file: KeyFileOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Stream a running agent's events (joins, failures, leaves, traces) until Ctrl-C."""
+    from covey.runtime.client import ClientError
+
+    client = _client(control, name, rpc, key_file)
+    try:
+        for event in client.monitor():
+            if json_:
+                sys.stdout.write(json.dumps(event, sort_keys=True) + "\n")
+                sys.stdout.flush()
+            else:
+                console.print(_event_line(event), highlight=False)
+    except ClientError as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
+
+
+def _event_line(e: dict[str, Any]) -> str:
+    t = datetime.datetime.fromtimestamp(float(e.get("time", 0))).strftime("%H:%M:%S.%f")[:-3]
+    kind = str(e.get("event"))
+    if "member" in e:
+        m = e["member"]
+        style = STATE_STYLE.get(str(m["state"]), "white")
+        return f"{t} [{style}]{kind:<17}[/] {m['name']} {m['address']} inc {m['incarnation']}"
+    if kind == "trace":
+        return f"{t} [bright_black]trace {e['op']} {e['node']}: {e['detail']}[/]"
+    return f"{t} [magenta]{kind}[/] " + json.dumps(
+        {k: v for k, v in e.items() if k not in ("event", "time")}
+    )
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new Fernet key (put it in the key file of every agent of the cluster)."""
+    from cryptography.fernet import Fernet
+
+    sys.stdout.write(Fernet.generate_key().decode() + "\n")
+
+
+@app.command()
+def demo(
+    nodes: Annotated[int, typer.Option(min=3, max=20, help="Agents to start.")] = 5,
+) -> None:
+    """Start a local cluster of agent processes on loopback, kill one, stop one, and finish.
+
+    Everything stays on 127.0.0.1 (multicast on the loopback interface only).
+    """
+    from covey.demo import run_demo
+
+    raise typer.Exit(run_demo(nodes, console))
+
+
+def main() -> None:
+    """Entry point of the ``covey`` console script."""
+    app()

@@ -1,0 +1,496 @@
+"""The covey agent: binds the sockets, drives one core, serves control and status requests.
+
+Lifecycle (after trio/uvicorn): :meth:`Agent.run` binds every socket first — so a port in
+use fails before anything is announced — then runs every long-lived task under one
+``asyncio.TaskGroup`` until the shutdown event is set. Shutdown goes in phases: stop
+accepting control/HTTP requests → ``node.leave()`` (EXIT beacon + leave messages) → flush
+the UDP send buffers → close sockets and cancel what is left.
+
+Python use::
+
+    config = covey.AgentConfig(name="a", bind=("127.0.0.1", 7946), keys=(key,))
+    async with covey.Agent(config) as agent:
+        await agent.wait_for_members(3, timeout=10)
+        print(agent.members())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import random
+import time
+import uuid
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from covey.core import (
+    Address,
+    CoreConfig,
+    Keyring,
+    MemberInfo,
+    MemberState,
+    Node,
+    NodeStatistics,
+)
+
+from .config import AgentConfig, ConfigError
+from .driver import CoreDriver
+from .events import EventHub, Subscription
+from .interfaces import DiscoveryPlan, plan_discovery
+from .transport import (
+    StreamFrameError,
+    UdpProtocol,
+    discovery_receive_sockets,
+    discovery_send_sockets,
+    frame_stream,
+    read_frame,
+    unicast_socket,
+)
+
+log = logging.getLogger("covey.agent")
+
+#: Seconds an inbound TCP exchange may take before the connection is dropped.
+INBOUND_STREAM_TIMEOUT = 10.0
+#: Longest wait for the send buffers to empty after leaving.
+FLUSH_TIMEOUT = 1.0
+
+_STATES = {s.label: s for s in MemberState}
+
+
+class Agent:
+    """A running covey node: sockets, protocol core, control endpoints and event stream.
+
+    Args:
+        config: the validated configuration. Interfaces and the identity file are checked
+            here, so a bad setting raises :class:`ConfigError` before any socket exists.
+        rng: randomness for the core (default: a fresh ``random.Random()``).
+    """
+
+    def __init__(self, config: AgentConfig, *, rng: random.Random | None = None) -> None:
+        self.config = config
+        self.plan: DiscoveryPlan = plan_discovery(config)
+        self.address: Address = _advertised(config, self.plan)
+        self.node_id, self._incarnation = _load_identity(config.data_dir)
+        self.hub = EventHub()
+        self._rng = rng or random.Random()
+        self._stopping = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._done = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._transports: list[asyncio.BaseTransport] = []
+        self._servers: list[asyncio.Server] = []
+        self._stream_server: asyncio.Server | None = None
+        self._http: Any = None
+        self._driver: CoreDriver | None = None
+        #: inode of the control socket we created (so we never unlink another agent's)
+        self.control_inode: int | None = None
+        self.node = Node(self._core_config(), self._keyring(), rng=self._rng, now=time.monotonic())
+        self.started_at = time.time()
+
+    def _core_config(self) -> CoreConfig:
+        c = self.config
+        try:
+            return CoreConfig(
+                node_id=self.node_id,
+                name=c.name,
+                cluster=c.cluster,
+                address=self.address,
+                tags=dict(c.tags),
+                probe_interval=c.probe_interval,
+                probe_timeout=c.probe_timeout,
+                gossip_interval=c.gossip_interval,
+            )
+        except ValueError as exc:
+            field, _, msg = str(exc).partition(": ")
+            raise ConfigError(field, msg) from None
+
+    def _keyring(self) -> Keyring:
+        return Keyring(list(self.config.keys), plaintext=self.config.plaintext)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Agent:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Run the agent in a background task and wait until it serves (or failed)."""
+        if self._task is not None:
+            raise RuntimeError("agent already started")
+        self._task = asyncio.create_task(self.run(), name=f"covey-agent-{self.config.name}")
+        ready = asyncio.create_task(self._ready.wait())
+        await asyncio.wait({self._task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        ready.cancel()
+        if self._task.done():
+            self._task.result()  # re-raises the start-up error
+            raise RuntimeError("agent stopped during start")
+
+    async def stop(self) -> None:
+        """Leave gracefully and wait until every socket is closed."""
+        self.request_shutdown()
+        if self._task is not None:
+            await self._task
+        else:
+            await self._done.wait()
+
+    def request_shutdown(self) -> None:
+        """Begin the graceful shutdown (idempotent; returns at once)."""
+        self._stopping.set()
+
+    @property
+    def ready(self) -> bool:
+        """True while the agent serves (sockets bound, core started, not yet stopping)."""
+        return self._ready.is_set() and not self._stopping.is_set()
+
+    async def wait_closed(self) -> None:
+        """Wait until the agent has shut down."""
+        await self._done.wait()
+
+    async def run(self) -> None:
+        """Bind, serve until :meth:`request_shutdown`, then leave and close. The whole life."""
+        try:
+            await self._bind()
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                self._driver = CoreDriver(
+                    self.node,
+                    self._unicast,
+                    self._senders,
+                    spawn=self._spawn,
+                    publish=self.hub.publish,
+                    stream_timeout=self.config.stream_timeout,
+                    clock_leap=self.config.clock_leap,
+                )
+                self._driver.start(self.config.join, self._incarnation)
+                _save_identity(self.config.data_dir, self.node_id, self.node.incarnation)
+                for server in self._servers:
+                    await server.start_serving()
+                log.info(
+                    "agent %s (%s) serving on %s:%d, cluster %s",
+                    self.config.name,
+                    self.node_id.hex(),
+                    *self.address,
+                    self.config.cluster,
+                )
+                self._ready.set()
+                await self._stopping.wait()
+                await self._graceful_exit()
+                for task in list(self._tasks):
+                    task.cancel()
+        finally:
+            await self._close()
+            self._done.set()
+
+    async def _bind(self) -> None:
+        loop = asyncio.get_running_loop()
+        c = self.config
+        try:
+            # TCP first: it is what fails when the port is taken by another agent.
+            self._stream_server = await asyncio.start_server(
+                self._spawn_handler(self._serve_stream),
+                c.bind[0],
+                c.bind[1],
+                reuse_address=True,
+                start_serving=False,
+            )
+            self._servers.append(self._stream_server)
+            proto = UdpProtocol(self._datagram, "unicast")
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: proto, sock=unicast_socket(c.bind)
+            )
+            self._transports.append(transport)
+            self._unicast: asyncio.DatagramTransport = transport
+            for sock in discovery_receive_sockets(self.plan):
+                t, _ = await loop.create_datagram_endpoint(
+                    lambda: UdpProtocol(self._datagram, "discovery"), sock=sock
+                )
+                self._transports.append(t)
+            self._senders: list[tuple[asyncio.DatagramTransport, Address]] = []
+            for sock, dest in discovery_send_sockets(self.plan):
+                t, _ = await loop.create_datagram_endpoint(
+                    lambda: UdpProtocol(self._datagram, "beacon-send"), sock=sock
+                )
+                self._transports.append(t)
+                self._senders.append((t, dest))
+            from .control import start_control_servers
+
+            self._servers.extend(await start_control_servers(self, self._spawn_handler))
+            if c.http is not None:
+                from covey.api.http import start_http
+
+                self._http = await start_http(self, c.http)
+        except BaseException:
+            await self._close()
+            self._done.set()
+            raise
+
+    async def _graceful_exit(self) -> None:
+        # Phase 1: stop accepting new control/HTTP requests (the stream listener stays up
+        # until we have left, so probes do not see a refused port first).
+        for server in self._servers:
+            if server is not self._stream_server:
+                server.close()
+        if self._http is not None:
+            with contextlib.suppress(Exception):
+                await self._http.cleanup()
+            self._http = None
+        # Phase 2: leave — EXIT beacon on the discovery group, leave message to every member.
+        assert self._driver is not None
+        try:
+            self._driver.leave()
+        except Exception:
+            log.exception("leave failed")
+        # Phase 3: let the kernel take the datagrams before the sockets close.
+        deadline = time.monotonic() + FLUSH_TIMEOUT
+        for transport in self._transports:
+            pending = getattr(transport, "get_write_buffer_size", lambda: 0)
+            while pending() and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        _save_identity(self.config.data_dir, self.node_id, self.node.incarnation)
+        log.info("agent %s left the cluster", self.config.name)
+
+    async def _close(self) -> None:
+        if self._driver is not None:
+            self._driver.close()
+        for server in self._servers:
+            server.close()
+        for transport in self._transports:
+            transport.close()
+        if self._http is not None:
+            with contextlib.suppress(Exception):
+                await self._http.cleanup()
+            self._http = None
+        for task in list(self._tasks):
+            task.cancel()
+        self.hub.close()
+        from .control import remove_control_socket
+
+        remove_control_socket(self)
+        self._servers.clear()
+        self._transports.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
+        """Start a task under the agent's TaskGroup; tracked so shutdown can cancel it."""
+        if self._tg is None or self._done.is_set():
+            coro.close()
+            return None
+        task = self._tg.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _spawn_handler(
+        self,
+        handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]],
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]:
+        """A server callback that runs each connection as a task of the TaskGroup."""
+
+        def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if self._spawn(_closing(handler(reader, writer), writer)) is None:
+                writer.close()
+
+        return accept
+
+    # ------------------------------------------------------------------ IO callbacks
+
+    def _datagram(self, data: bytes, addr: Address) -> None:
+        if self._driver is not None:
+            self._driver.datagram_received(data, addr)
+
+    async def _serve_stream(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        peer = writer.get_extra_info("peername") or ("?", 0)
+        try:
+            async with asyncio.timeout(INBOUND_STREAM_TIMEOUT):
+                frame = await read_frame(reader)
+                if self._driver is None:
+                    return
+                reply = self._driver.handle_stream(frame, (peer[0], peer[1]))
+                if reply is not None:
+                    writer.write(frame_stream(reply))
+                    await writer.drain()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, StreamFrameError) as exc:
+            log.debug("inbound stream from %s failed: %r", peer, exc)
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def name(self) -> str:
+        """This node's name."""
+        return self.config.name
+
+    def local(self) -> MemberInfo:
+        """This node's own member record."""
+        info = self.node.member(self.node_id)
+        assert info is not None
+        return info
+
+    def members(self) -> list[MemberInfo]:
+        """Every member this node knows (itself included), sorted by name."""
+        return sorted(self.node.members(), key=lambda m: (m.name, m.node_id))
+
+    def member(self, name_or_id: str | bytes) -> MemberInfo | None:
+        """The member with this name (or 16-byte id / hex id), if known."""
+        for m in self.node.members():
+            if name_or_id in (m.name, m.node_id, m.id_hex):
+                return m
+        return None
+
+    def statistics(self) -> NodeStatistics:
+        """The core's counters (traffic, drops per reason, health, member counts)."""
+        return self.node.statistics()
+
+    def info(self) -> dict[str, object]:
+        """A JSON-ready summary: self, configuration highlights, counters, drop reasons."""
+        stats = asdict(self.statistics())
+        runtime = dict(self._driver.counters) if self._driver else {}
+        runtime["events_dropped"] = self.hub.dropped
+        return {
+            "self": self.local().to_json(),
+            "cluster": self.config.cluster,
+            "encrypted": not self.config.plaintext,
+            "keys": len(self.config.keys),
+            "discovery": {
+                "enabled": bool(self.plan.interfaces),
+                "mode": "broadcast" if self.plan.broadcast else "multicast",
+                "group": f"{self.plan.group}:{self.plan.port}",
+                "interfaces": [f"{i.name}={i.address}" for i in self.plan.interfaces],
+            },
+            "join": [f"{h}:{p}" for h, p in self.config.join],
+            "control": str(self.config.control_path),
+            "pid": os.getpid(),
+            "uptime": time.time() - self.started_at,
+            "stats": stats,
+            "drops": stats["drops"],
+            "runtime": runtime,
+        }
+
+    def set_tags(self, tags: dict[str, str]) -> MemberInfo:
+        """Replace this node's tags and gossip them; returns the updated record.
+
+        Raises:
+            ConfigError: the tags are not text or too large.
+        """
+        if self._driver is None or not self.ready:
+            raise RuntimeError("agent is not running")
+        try:
+            self._driver.set_tags(dict(tags))
+        except ValueError as exc:
+            raise ConfigError("tags", str(exc).removeprefix("tags: ")) from None
+        return self.local()
+
+    def update_tags(
+        self, set_: dict[str, str] | None = None, delete: Iterable[str] = ()
+    ) -> MemberInfo:
+        """Set some tags and delete others, keeping the rest."""
+        tags = dict(self.local().tags)
+        tags.update(set_ or {})
+        for key in delete:
+            tags.pop(key, None)
+        return self.set_tags(tags)
+
+    def events(self) -> Subscription:
+        """Subscribe to member events, traces and clock leaps from now on.
+
+        Use ``async for event in agent.events(): ...``; it ends when the agent stops.
+        """
+        return self.hub.subscribe()
+
+    async def wait_for(self, predicate: Callable[[Agent], bool], timeout: float) -> None:
+        """Wait until ``predicate(agent)`` holds; re-checked after every event.
+
+        Raises:
+            TimeoutError: it did not hold within ``timeout`` seconds.
+        """
+        with self.events() as sub:
+            async with asyncio.timeout(timeout):
+                while not predicate(self):
+                    # Re-check at least once a second in case no event comes.
+                    await sub.get(timeout=1.0)
+
+    async def wait_for_members(
+        self, count: int, state: str = "alive", timeout: float = 30.0
+    ) -> None:
+        """Wait until ``count`` members (itself included) are in ``state``."""
+        want = _STATES[state]
+        await self.wait_for(lambda a: sum(m.state is want for m in a.members()) >= count, timeout)
+
+    async def wait_for_state(self, name: str, state: str, timeout: float = 30.0) -> MemberInfo:
+        """Wait until the member called ``name`` is in ``state``; returns its record."""
+        want = _STATES[state]
+
+        def ok(a: Agent) -> bool:
+            m = a.member(name)
+            return m is not None and m.state is want
+
+        await self.wait_for(ok, timeout)
+        found = self.member(name)
+        assert found is not None
+        return found
+
+
+async def _closing(coro: Coroutine[Any, Any, None], writer: asyncio.StreamWriter) -> None:
+    try:
+        await coro
+    except Exception:
+        log.exception("connection handler failed")
+    finally:
+        writer.close()
+
+
+def _advertised(config: AgentConfig, plan: DiscoveryPlan) -> Address:
+    if config.advertise is not None:
+        return config.advertise
+    host, port = config.bind
+    if host not in ("0.0.0.0", ""):
+        return (host, port)
+    if plan.interfaces:
+        return (plan.interfaces[0].address, port)
+    raise ConfigError("advertise", "needed when bind is 0.0.0.0 and discovery is off")
+
+
+def _load_identity(data_dir: Path | None) -> tuple[bytes, int]:
+    """(node id, incarnation to start at): persisted under ``data_dir``, else fresh."""
+    if data_dir is None:
+        return uuid.uuid4().bytes, 0
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("data_dir", f"cannot create {data_dir}: {exc.strerror}") from None
+    path = data_dir / "node.json"
+    try:
+        raw = json.loads(path.read_text())
+        node_id = bytes.fromhex(raw["node_id"])
+        incarnation = int(raw["incarnation"])
+        if len(node_id) != 16 or incarnation < 0:
+            raise ValueError("bad identity")
+    except FileNotFoundError:
+        return uuid.uuid4().bytes, 0
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError("data_dir", f"{path} is unreadable: {exc}") from None
+    # Start above the incarnation we last announced, so peers take our news at once.
+    return node_id, incarnation + 1
+
+
+def _save_identity(data_dir: Path | None, node_id: bytes, incarnation: int) -> None:
+    if data_dir is None:
+        return
+    path = data_dir / "node.json"
+    tmp = path.with_suffix(".tmp")
+    try:
+        tmp.write_text(json.dumps({"node_id": node_id.hex(), "incarnation": incarnation}))
+        tmp.replace(path)
+    except OSError as exc:
+        log.warning("cannot save identity to %s: %s", path, exc)

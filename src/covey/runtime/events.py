@@ -1,0 +1,149 @@
+"""Runtime events and their fan-out to any number of subscribers.
+
+The core's events (member joined/updated/suspect/failed/left/recovered/reaped, traces) are
+joined by the runtime's own (:class:`ClockLeap`). Each subscriber gets a bounded queue; a
+subscriber that stops reading loses its oldest events (counted) rather than growing memory
+or slowing the protocol down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from covey.core import (
+    Event,
+    MemberEvent,
+    MemberFailed,
+    MemberJoined,
+    MemberLeft,
+    MemberReaped,
+    MemberRecovered,
+    MemberSuspect,
+    MemberUpdated,
+    TraceRecord,
+)
+
+#: Events a slow subscriber may have queued before its oldest are dropped.
+QUEUE_LIMIT = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ClockLeap:
+    """The wall clock jumped relative to the monotonic clock by more than the threshold.
+
+    Timers run on the monotonic clock and are unaffected; the runtime re-bases the wall
+    offset used for Fernet timestamps.
+
+    Attributes:
+        at: monotonic time of detection.
+        delta: seconds the wall clock moved beyond what monotonic time explains.
+    """
+
+    at: float
+    delta: float
+
+
+AgentEvent = Event | ClockLeap
+
+_KINDS: dict[type, str] = {
+    MemberJoined: "member-joined",
+    MemberUpdated: "member-updated",
+    MemberSuspect: "member-suspect",
+    MemberFailed: "member-failed",
+    MemberLeft: "member-left",
+    MemberRecovered: "member-recovered",
+    MemberReaped: "member-reaped",
+    TraceRecord: "trace",
+    ClockLeap: "clock-leap",
+}
+
+
+def event_kind(event: AgentEvent) -> str:
+    """Short name of an event (``member-failed``...)."""
+    return _KINDS.get(type(event), type(event).__name__.lower())
+
+
+def event_to_json(event: AgentEvent, wall_offset: float) -> dict[str, object]:
+    """A JSON-ready dict for ``covey monitor`` and the control protocol."""
+    out: dict[str, object] = {"event": event_kind(event), "time": event.at + wall_offset}
+    if isinstance(event, MemberEvent):
+        out["member"] = event.member.to_json()
+    elif isinstance(event, TraceRecord):
+        out.update(op=event.op.value, node=event.node, detail=event.detail, n=event.n)
+    elif isinstance(event, ClockLeap):
+        out["delta"] = event.delta
+    return out
+
+
+class Subscription:
+    """One subscriber's view of the event stream; registered from creation on.
+
+    Iterate it with ``async for``; it ends when the hub closes. Call :meth:`close` (or use
+    it as a context manager) when done, so the hub stops queueing for it.
+    """
+
+    def __init__(self, hub: EventHub) -> None:
+        self._hub = hub
+        self.queue: asyncio.Queue[AgentEvent | None] = asyncio.Queue(QUEUE_LIMIT)
+        if hub.closed:
+            self.queue.put_nowait(None)
+        else:
+            hub._subscribers.add(self)
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> AgentEvent:
+        event = await self.queue.get()
+        if event is None:
+            self.queue.put_nowait(None)  # stay finished for later calls
+            raise StopAsyncIteration
+        return event
+
+    async def get(self, timeout: float | None = None) -> AgentEvent | None:
+        """The next event, or None at the end of the stream or after ``timeout`` seconds."""
+        try:
+            return await asyncio.wait_for(self.__anext__(), timeout)
+        except (StopAsyncIteration, TimeoutError):
+            return None
+
+    def close(self) -> None:
+        """Stop receiving events."""
+        self._hub._subscribers.discard(self)
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventHub:
+    """Fans events out to subscribers, each with its own bounded queue."""
+
+    def __init__(self) -> None:
+        self._subscribers: set[Subscription] = set()
+        self.dropped = 0
+        self.closed = False
+
+    def publish(self, event: AgentEvent) -> None:
+        """Hand ``event`` to every subscriber (never blocks)."""
+        for sub in self._subscribers:
+            if sub.queue.full():
+                sub.queue.get_nowait()
+                self.dropped += 1
+            sub.queue.put_nowait(event)
+
+    def close(self) -> None:
+        """End every subscription (their iterators finish)."""
+        self.closed = True
+        for sub in list(self._subscribers):
+            if sub.queue.full():
+                sub.queue.get_nowait()
+            sub.queue.put_nowait(None)
+        self._subscribers.clear()
+
+    def subscribe(self) -> Subscription:
+        """A new subscription, receiving every event published from now on."""
+        return Subscription(self)

@@ -1,0 +1,77 @@
+"""Running the agent as a process: logging, signals, exit codes.
+
+SIGTERM or SIGINT starts the graceful leave; a second one forces the exit (the main task
+is cancelled, sockets are still closed on the way out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from .agent import Agent
+from .config import AgentConfig
+
+log = logging.getLogger("covey.process")
+
+#: Exit status after a forced (second-signal) exit.
+EXIT_FORCED = 130
+
+
+def setup_logging(level: str, name: str) -> None:
+    """Log to stderr as ``covey[name] LEVEL message``."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter(f"%(asctime)s covey[{name}] %(levelname)s %(message)s", "%H:%M:%S")
+    )
+    root = logging.getLogger("covey")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+async def serve(agent: Agent) -> int:
+    """Run ``agent`` until a signal or a ``leave`` request stops it; returns the exit code."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+    received: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        received.append(signum)
+        if len(received) == 1:
+            log.info("%s received: leaving the cluster", signal.Signals(signum).name)
+            agent.request_shutdown()
+        else:
+            log.warning("second signal: forcing exit")
+            main.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        await agent.run()
+    except asyncio.CancelledError:
+        if len(received) > 1:
+            return EXIT_FORCED
+        raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def run_agent(config: AgentConfig) -> int:
+    """Build and run an agent in a fresh event loop (the ``covey agent`` command).
+
+    Raises:
+        ConfigError: a setting is wrong (nothing was bound).
+        OSError: a socket could not be bound (everything bound so far was closed).
+    """
+    setup_logging(config.log_level, config.name)
+
+    async def main() -> int:
+        return await serve(Agent(config))
+
+    return asyncio.run(main())
