@@ -7,7 +7,6 @@ the ``--config`` TOML file, then defaults. A bad value prints one line naming th
 
 from __future__ import annotations
 
-import datetime
 import glob
 import json
 import os
@@ -17,7 +16,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from covey.render import event_line, info_table, members_table
 
 app = typer.Typer(
     name="covey",
@@ -34,7 +34,6 @@ err = Console(stderr=True)
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 1
 
-STATE_STYLE = {"alive": "green", "suspect": "yellow", "failed": "red", "left": "bright_black"}
 
 # ---------------------------------------------------------------- shared option types
 
@@ -75,7 +74,8 @@ def _fail(message: str, code: int = EXIT_UNREACHABLE) -> typer.Exit:
 
 def _client(control: Path | None, name: str | None, rpc: str | None, key_file: Path | None) -> Any:
     from covey.runtime.client import ControlClient
-    from covey.runtime.config import ConfigError, load_keys, parse_address
+    from covey.runtime.config import ConfigError
+    from covey.runtime.settings import load_keys, parse_address
 
     try:
         if rpc is not None:
@@ -119,25 +119,6 @@ def _request(client: Any, op: str, **args: object) -> Any:
 
 def _print_json(obj: object) -> None:
     sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def members_table(members: list[dict[str, Any]], title: str | None = None) -> Table:
-    """A rich table of members in the ``MemberInfo.to_json()`` shape."""
-    table = Table(title=title, header_style="bold")
-    for col in ("name", "address", "state", "incarnation", "tags", "id"):
-        table.add_column(col, justify="right" if col == "incarnation" else "left")
-    for m in sorted(members, key=lambda m: (str(m["name"]), str(m["id"]))):
-        state = str(m["state"])
-        tags = ", ".join(f"{k}={v}" for k, v in sorted(m.get("tags", {}).items()))
-        table.add_row(
-            str(m["name"]),
-            str(m["address"]),
-            f"[{STATE_STYLE.get(state, 'white')}]{state}[/]",
-            str(m["incarnation"]),
-            tags,
-            str(m["id"])[:12],
-        )
-    return table
 
 
 # ---------------------------------------------------------------- covey agent
@@ -256,7 +237,8 @@ def agent(
     Example (loopback only):
     covey agent --name a --cluster demo --bind 127.0.0.1:7946 --interface 127.0.0.1 --key-file key
     """
-    from covey.runtime.config import ConfigError, build_config, read_env, read_toml
+    from covey.runtime.config import ConfigError
+    from covey.runtime.settings import build_config, read_env, read_toml
 
     flags: dict[str, object] = {
         "name": name,
@@ -347,37 +329,7 @@ def info(
     if json_:
         _print_json(result)
         return
-    me = result["self"]
-    stats = result["stats"]
-    table = Table(show_header=False, box=None)
-    table.add_column(style="bold")
-    table.add_column()
-    rows = [
-        ("name", me["name"]),
-        ("id", me["id"]),
-        ("address", me["address"]),
-        ("cluster", result["cluster"]),
-        ("state", me["state"]),
-        ("incarnation", str(me["incarnation"])),
-        ("tags", ", ".join(f"{k}={v}" for k, v in sorted(me["tags"].items())) or "-"),
-        ("encrypted", "yes" if result["encrypted"] else "NO (plain text)"),
-        ("discovery", _discovery_text(result["discovery"])),
-        ("members", ", ".join(f"{k} {v}" for k, v in sorted(stats["members"].items()))),
-        ("health", str(stats["health"])),
-        ("datagrams", f"{stats['datagrams_sent']} sent, {stats['datagrams_received']} received"),
-        ("streams", f"{stats['streams_opened']} opened, {stats['streams_served']} served"),
-        ("drops", ", ".join(f"{k} {v}" for k, v in sorted(result["drops"].items())) or "none"),
-        ("runtime", ", ".join(f"{k} {v}" for k, v in sorted(result["runtime"].items())) or "-"),
-    ]
-    for k, v in rows:
-        table.add_row(k, v)
-    console.print(table)
-
-
-def _discovery_text(d: dict[str, Any]) -> str:
-    if not d["enabled"]:
-        return "off"
-    return f"{d['mode']} {d['group']} on {', '.join(d['interfaces'])}"
+    console.print(info_table(result))
 
 
 @app.command()
@@ -397,7 +349,8 @@ def tags(
     json_: JsonOpt = False,
 ) -> None:
     """Change a running agent's tags (the change is gossiped to every member)."""
-    from covey.runtime.config import ConfigError, parse_tags
+    from covey.runtime.config import ConfigError
+    from covey.runtime.settings import parse_tags
 
     try:
         to_set = parse_tags("set", set_ or [])
@@ -443,25 +396,11 @@ def monitor(
                 sys.stdout.write(json.dumps(event, sort_keys=True) + "\n")
                 sys.stdout.flush()
             else:
-                console.print(_event_line(event), highlight=False)
+                console.print(event_line(event), highlight=False)
     except ClientError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
         raise typer.Exit(0) from None
-
-
-def _event_line(e: dict[str, Any]) -> str:
-    t = datetime.datetime.fromtimestamp(float(e.get("time", 0))).strftime("%H:%M:%S.%f")[:-3]
-    kind = str(e.get("event"))
-    if "member" in e:
-        m = e["member"]
-        style = STATE_STYLE.get(str(m["state"]), "white")
-        return f"{t} [{style}]{kind:<17}[/] {m['name']} {m['address']} inc {m['incarnation']}"
-    if kind == "trace":
-        return f"{t} [bright_black]trace {e['op']} {e['node']}: {e['detail']}[/]"
-    return f"{t} [magenta]{kind}[/] " + json.dumps(
-        {k: v for k, v in e.items() if k not in ("event", "time")}
-    )
 
 
 @app.command()

@@ -17,6 +17,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
+from covey.render import members_table
 from covey.runtime.client import ClientError
 from covey.runtime.localcluster import AgentProcess, LocalCluster
 
@@ -28,8 +29,6 @@ DEMO_TIMINGS = ("--probe-interval", "0.5", "--probe-timeout", "0.2", "--gossip-i
 
 def run_demo(nodes: int, console: Console) -> int:
     """Run the demo with ``nodes`` agents; returns the exit status (0 when every step worked)."""
-    from covey.cli import members_table
-
     with LocalCluster(cluster="demo", agent_args=DEMO_TIMINGS) as cluster:
         console.print(
             f"[bold]covey demo[/]: {nodes} agents on 127.0.0.1, multicast group "

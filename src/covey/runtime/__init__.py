@@ -5,8 +5,9 @@ Importing this package loads asyncio and socket machinery; :mod:`covey.core` nev
 
 from .agent import Agent
 from .client import ClientError, ControlClient
-from .config import AgentConfig, ConfigError, build_config
+from .config import AgentConfig, ConfigError
 from .events import AgentEvent, ClockLeap, Subscription, event_to_json
+from .settings import build_config
 
 __all__ = [
     "Agent",

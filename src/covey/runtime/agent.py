@@ -20,12 +20,10 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import random
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import asdict
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -33,16 +31,14 @@ from covey.core import (
     Address,
     CoreConfig,
     Keyring,
-    MemberInfo,
-    MemberState,
     Node,
-    NodeStatistics,
 )
 
 from .config import AgentConfig, ConfigError
 from .driver import CoreDriver
-from .events import EventHub, Subscription
+from .events import EventHub
 from .interfaces import DiscoveryPlan, plan_discovery
+from .queries import AgentQueries
 from .transport import (
     StreamFrameError,
     UdpProtocol,
@@ -60,10 +56,8 @@ INBOUND_STREAM_TIMEOUT = 10.0
 #: Longest wait for the send buffers to empty after leaving.
 FLUSH_TIMEOUT = 1.0
 
-_STATES = {s.label: s for s in MemberState}
 
-
-class Agent:
+class Agent(AgentQueries):
     """A running covey node: sockets, protocol core, control endpoints and event stream.
 
     Args:
@@ -76,7 +70,7 @@ class Agent:
         self.config = config
         self.plan: DiscoveryPlan = plan_discovery(config)
         self.address: Address = _advertised(config, self.plan)
-        self.node_id, self._incarnation = _load_identity(config.data_dir)
+        self.node_id, self._incarnation = load_identity(config.data_dir)
         self.hub = EventHub()
         self._rng = rng or random.Random()
         self._stopping = asyncio.Event()
@@ -173,7 +167,7 @@ class Agent:
                     clock_leap=self.config.clock_leap,
                 )
                 self._driver.start(self.config.join, self._incarnation)
-                _save_identity(self.config.data_dir, self.node_id, self.node.incarnation)
+                save_identity(self.config.data_dir, self.node_id, self.node.incarnation)
                 for server in self._servers:
                     await server.start_serving()
                 log.info(
@@ -257,7 +251,7 @@ class Agent:
             pending = getattr(transport, "get_write_buffer_size", lambda: 0)
             while pending() and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
-        _save_identity(self.config.data_dir, self.node_id, self.node.incarnation)
+        save_identity(self.config.data_dir, self.node_id, self.node.incarnation)
         log.info("agent %s left the cluster", self.config.name)
 
     async def _close(self) -> None:
@@ -324,122 +318,6 @@ class Agent:
         except (OSError, TimeoutError, asyncio.IncompleteReadError, StreamFrameError) as exc:
             log.debug("inbound stream from %s failed: %r", peer, exc)
 
-    # ------------------------------------------------------------------ public API
-
-    @property
-    def name(self) -> str:
-        """This node's name."""
-        return self.config.name
-
-    def local(self) -> MemberInfo:
-        """This node's own member record."""
-        info = self.node.member(self.node_id)
-        assert info is not None
-        return info
-
-    def members(self) -> list[MemberInfo]:
-        """Every member this node knows (itself included), sorted by name."""
-        return sorted(self.node.members(), key=lambda m: (m.name, m.node_id))
-
-    def member(self, name_or_id: str | bytes) -> MemberInfo | None:
-        """The member with this name (or 16-byte id / hex id), if known."""
-        for m in self.node.members():
-            if name_or_id in (m.name, m.node_id, m.id_hex):
-                return m
-        return None
-
-    def statistics(self) -> NodeStatistics:
-        """The core's counters (traffic, drops per reason, health, member counts)."""
-        return self.node.statistics()
-
-    def info(self) -> dict[str, object]:
-        """A JSON-ready summary: self, configuration highlights, counters, drop reasons."""
-        stats = asdict(self.statistics())
-        runtime = dict(self._driver.counters) if self._driver else {}
-        runtime["events_dropped"] = self.hub.dropped
-        return {
-            "self": self.local().to_json(),
-            "cluster": self.config.cluster,
-            "encrypted": not self.config.plaintext,
-            "keys": len(self.config.keys),
-            "discovery": {
-                "enabled": bool(self.plan.interfaces),
-                "mode": "broadcast" if self.plan.broadcast else "multicast",
-                "group": f"{self.plan.group}:{self.plan.port}",
-                "interfaces": [f"{i.name}={i.address}" for i in self.plan.interfaces],
-            },
-            "join": [f"{h}:{p}" for h, p in self.config.join],
-            "control": str(self.config.control_path),
-            "pid": os.getpid(),
-            "uptime": time.time() - self.started_at,
-            "stats": stats,
-            "drops": stats["drops"],
-            "runtime": runtime,
-        }
-
-    def set_tags(self, tags: dict[str, str]) -> MemberInfo:
-        """Replace this node's tags and gossip them; returns the updated record.
-
-        Raises:
-            ConfigError: the tags are not text or too large.
-        """
-        if self._driver is None or not self.ready:
-            raise RuntimeError("agent is not running")
-        try:
-            self._driver.set_tags(dict(tags))
-        except ValueError as exc:
-            raise ConfigError("tags", str(exc).removeprefix("tags: ")) from None
-        return self.local()
-
-    def update_tags(
-        self, set_: dict[str, str] | None = None, delete: Iterable[str] = ()
-    ) -> MemberInfo:
-        """Set some tags and delete others, keeping the rest."""
-        tags = dict(self.local().tags)
-        tags.update(set_ or {})
-        for key in delete:
-            tags.pop(key, None)
-        return self.set_tags(tags)
-
-    def events(self) -> Subscription:
-        """Subscribe to member events, traces and clock leaps from now on.
-
-        Use ``async for event in agent.events(): ...``; it ends when the agent stops.
-        """
-        return self.hub.subscribe()
-
-    async def wait_for(self, predicate: Callable[[Agent], bool], timeout: float) -> None:
-        """Wait until ``predicate(agent)`` holds; re-checked after every event.
-
-        Raises:
-            TimeoutError: it did not hold within ``timeout`` seconds.
-        """
-        with self.events() as sub:
-            async with asyncio.timeout(timeout):
-                while not predicate(self):
-                    # Re-check at least once a second in case no event comes.
-                    await sub.get(timeout=1.0)
-
-    async def wait_for_members(
-        self, count: int, state: str = "alive", timeout: float = 30.0
-    ) -> None:
-        """Wait until ``count`` members (itself included) are in ``state``."""
-        want = _STATES[state]
-        await self.wait_for(lambda a: sum(m.state is want for m in a.members()) >= count, timeout)
-
-    async def wait_for_state(self, name: str, state: str, timeout: float = 30.0) -> MemberInfo:
-        """Wait until the member called ``name`` is in ``state``; returns its record."""
-        want = _STATES[state]
-
-        def ok(a: Agent) -> bool:
-            m = a.member(name)
-            return m is not None and m.state is want
-
-        await self.wait_for(ok, timeout)
-        found = self.member(name)
-        assert found is not None
-        return found
-
 
 async def _closing(coro: Coroutine[Any, Any, None], writer: asyncio.StreamWriter) -> None:
     try:
@@ -461,7 +339,7 @@ def _advertised(config: AgentConfig, plan: DiscoveryPlan) -> Address:
     raise ConfigError("advertise", "needed when bind is 0.0.0.0 and discovery is off")
 
 
-def _load_identity(data_dir: Path | None) -> tuple[bytes, int]:
+def load_identity(data_dir: Path | None) -> tuple[bytes, int]:
     """(node id, incarnation to start at): persisted under ``data_dir``, else fresh."""
     if data_dir is None:
         return uuid.uuid4().bytes, 0
@@ -484,7 +362,7 @@ def _load_identity(data_dir: Path | None) -> tuple[bytes, int]:
     return node_id, incarnation + 1
 
 
-def _save_identity(data_dir: Path | None, node_id: bytes, incarnation: int) -> None:
+def save_identity(data_dir: Path | None, node_id: bytes, incarnation: int) -> None:
     if data_dir is None:
         return
     path = data_dir / "node.json"

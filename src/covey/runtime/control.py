@@ -236,12 +236,12 @@ async def _monitor(
     """Stream events until the client disconnects or the agent stops."""
     with agent.events() as sub:
         gone = asyncio.ensure_future(reader.read(1))  # EOF (b"") when the client leaves
+        nxt: asyncio.Future[Any] | None = None
         try:
             while True:
                 nxt = asyncio.ensure_future(sub.get())
                 done, _ = await asyncio.wait({gone, nxt}, return_when=asyncio.FIRST_COMPLETED)
                 if gone in done:
-                    nxt.cancel()
                     return
                 event = nxt.result()
                 if event is None:
@@ -250,3 +250,5 @@ async def _monitor(
                 await writer.drain()
         finally:
             gone.cancel()
+            if nxt is not None:
+                nxt.cancel()
