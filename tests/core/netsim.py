@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import msgpack
 from cryptography.fernet import Fernet
 
-from covey.core import CoreConfig, Datagram, Keyring, Node
+from covey.core import CoreConfig, Datagram, Keyring, Node, StreamRequest
 from covey.core.messages import Message, decode_message
+from covey.core.wire import FrameType, body_prefix, build_frame, encode_message_bytes, pack_body
 
 KEY = Fernet.generate_key()
 
@@ -55,6 +56,21 @@ def make_node(
     return node
 
 
+def seal(
+    msgs: list[Message],
+    *,
+    sender: bytes,
+    cluster: str = "test",
+    keyring: Keyring | None = None,
+    ftype: FrameType = FrameType.DATAGRAM,
+    wall: float = 0.0,
+) -> bytes:
+    """A frame as a node would build it, for injecting hand-made messages."""
+    ring = Keyring([KEY]) if keyring is None else keyring
+    body = pack_body(body_prefix(cluster, sender), [encode_message_bytes(m) for m in msgs])
+    return build_frame(ftype, ring.security, ring.seal(body, wall))
+
+
 def open_frame(frame: bytes, key: bytes = KEY) -> tuple[str, bytes, list[Message]]:
     """Decrypt a captured datagram the way an outside tool would: plain Fernet + msgpack."""
     body = Fernet(key).decrypt(frame[5:])
@@ -79,6 +95,9 @@ class Net:
         refuse: for streams to a down node, True = connection refused, False = time-out.
         drop: optional filter(src, dst, datagram) -> True to lose the datagram.
         sent: every datagram ever emitted, with its source, for inspection.
+        streams: every stream request ever opened, with its source.
+        cut: pairs of addresses that cannot reach each other (datagrams lost, streams
+            time out), see :meth:`partition`.
     """
 
     def __init__(self, *nodes: Node, latency: float = 0.0) -> None:
@@ -89,12 +108,21 @@ class Net:
         self.drop: Callable[[tuple[str, int], tuple[str, int] | None, Datagram], bool] | None
         self.drop = None
         self.sent: list[tuple[tuple[str, int], Datagram]] = []
+        self.streams: list[tuple[tuple[str, int], StreamRequest]] = []
+        self.cut: set[frozenset[tuple[str, int]]] = set()
         self._flight: list[_InFlight] = []
         self._seq = 0
         self.now = 0.0
 
     def add(self, node: Node) -> None:
         self.nodes[node.config.address] = node
+
+    def partition(self, a: Node, b: Node) -> None:
+        """Cut the path between two nodes, both ways, datagrams and streams."""
+        self.cut.add(frozenset((a.config.address, b.config.address)))
+
+    def heal(self) -> None:
+        self.cut.clear()
 
     def _collect(self, now: float) -> None:
         for addr, node in list(self.nodes.items()):
@@ -107,7 +135,11 @@ class Net:
                 self._seq += 1
                 heapq.heappush(self._flight, _InFlight(now + self.latency, self._seq, addr, d))
             for req in node.streams_to_open(now=now):
+                self.streams.append((addr, req))
                 peer = self.nodes.get(req.address)
+                if frozenset((addr, req.address)) in self.cut:
+                    node.stream_failed(req.request_id, refused=False, now=now)
+                    continue
                 if peer is None or req.address in self.down:
                     node.stream_failed(req.request_id, refused=self.refuse, now=now)
                     continue
@@ -121,7 +153,7 @@ class Net:
         dst = item.dgram.address
         targets = [a for a in self.nodes if a != item.src] if dst is None else [dst]
         for t in targets:
-            if t in self.down or t not in self.nodes:
+            if t in self.down or t not in self.nodes or frozenset((item.src, t)) in self.cut:
                 continue
             if self.drop is not None and self.drop(item.src, dst, item.dgram):
                 continue
