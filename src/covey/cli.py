@@ -29,7 +29,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err = Console(stderr=True)
 
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 1
@@ -68,7 +67,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 
 
 def _fail(message: str, code: int = EXIT_UNREACHABLE) -> typer.Exit:
-    err.print(f"covey: {message}", markup=False, highlight=False)
+    # Plain write: one line, never wrapped to the terminal width.
+    sys.stderr.write(f"covey: {message}\n")
     return typer.Exit(code)
 
 

@@ -189,8 +189,11 @@ class LocalCluster:
             f"127.0.0.1:{port}",
             "--interface",
             "127.0.0.1",
-            "--multicast",
-            f"{DEFAULT_GROUP}:{self.group_port}",
+            *(
+                ()
+                if "--no-multicast" in extra or "--multicast" in extra
+                else ("--multicast", f"{DEFAULT_GROUP}:{self.group_port}")
+            ),
             "--key-file",
             str(key_file or self.key_file),
             "--control",

@@ -1,0 +1,134 @@
+"""Real agent processes on loopback: convergence, failure, leave, shared multicast port."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from covey.runtime.localcluster import AgentProcess, LocalCluster, wait_until
+
+#: Generous bounds: the machine is small and shared with heavy simulations.
+CONVERGE = 60.0
+DETECT = 30.0
+
+
+def _all_see(observers: list[AgentProcess], name: str, state: str) -> bool:
+    return all(o.states().get(name) == state for o in observers)
+
+
+def test_five_agents_converge(cluster: LocalCluster) -> None:
+    agents = cluster.start(5)
+    names = [a.name for a in agents]
+    wait_until(lambda: cluster.converged(names), CONVERGE, what="5 agents to converge")
+    for a in agents:
+        members = a.members()
+        assert len(members) == 5
+        for m in members:
+            assert {"name", "id", "address", "state", "incarnation", "tags"} <= m.keys()
+            assert m["address"].startswith("127.0.0.1:")
+
+
+def test_kill_9_is_detected_as_failed_by_all(cluster: LocalCluster) -> None:
+    agents = cluster.start(5)
+    wait_until(lambda: cluster.converged([a.name for a in agents]), CONVERGE, what="convergence")
+    victim, others = agents[-1], agents[:-1]
+    start = time.monotonic()
+    victim.signal(signal.SIGKILL)
+    assert victim.wait(10) == -signal.SIGKILL
+    wait_until(
+        lambda: _all_see(others, victim.name, "failed"), DETECT, interval=0.05, what="failed"
+    )
+    took = time.monotonic() - start
+    print(f"\nkill -9 of {victim.name} seen failed by all {len(others)} others in {took:.2f} s")
+    # The survivors still see each other alive.
+    assert cluster.converged([a.name for a in others])
+
+
+def test_sigterm_is_seen_as_left_by_all_quickly(cluster: LocalCluster) -> None:
+    agents = cluster.start(5)
+    wait_until(lambda: cluster.converged([a.name for a in agents]), CONVERGE, what="convergence")
+    leaver, others = agents[0], agents[1:]
+    start = time.monotonic()
+    leaver.signal(signal.SIGTERM)
+    wait_until(lambda: _all_see(others, leaver.name, "left"), 10.0, interval=0.01, what="left")
+    took = time.monotonic() - start
+    print(
+        f"\nSIGTERM of {leaver.name} seen left by all {len(others)} others in {took * 1000:.0f} ms"
+    )
+    # Issue goal: within 100 ms through the EXIT beacon; generous bound on a loaded host.
+    assert took < 2.0
+    assert leaver.wait(10) == 0
+
+
+def test_two_agents_share_the_multicast_port_on_one_host(cluster: LocalCluster) -> None:
+    # No --join: they can only find each other through beacons on the shared group port.
+    a = cluster.spawn("a")
+    b = cluster.spawn("b")
+    wait_until(lambda: cluster.converged(["a", "b"]), CONVERGE, what="discovery by multicast")
+    ia, ib = a.client().info(), b.client().info()
+    assert ia["discovery"]["group"] == ib["discovery"]["group"]
+    assert ia["discovery"]["mode"] == "multicast"
+    # A third one on the same group port is seen by both.
+    cluster.spawn("c")
+    wait_until(lambda: cluster.converged(["a", "b", "c"]), CONVERGE, what="third agent")
+
+
+def test_broadcast_discovery_on_loopback(cluster: LocalCluster) -> None:
+    # 127.255.255.255 is loopback's directed broadcast: nothing leaves the host.
+    extra = ("--multicast", f"127.255.255.255:{cluster.group_port}")
+    a = cluster.spawn("a", extra=extra)
+    cluster.spawn("b", extra=extra)
+    wait_until(lambda: cluster.converged(["a", "b"]), CONVERGE, what="discovery by broadcast")
+    assert a.client().info()["discovery"]["mode"] == "broadcast"
+
+
+def test_static_join_without_multicast(cluster: LocalCluster) -> None:
+    a = cluster.spawn("a", extra=("--no-multicast",))
+    cluster.spawn("b", extra=("--no-multicast", "--join", a.address))
+    cluster.spawn("c", extra=("--no-multicast", "--join", a.address))
+    wait_until(lambda: cluster.converged(["a", "b", "c"]), CONVERGE, what="join by seeds")
+    assert a.client().info()["discovery"]["enabled"] is False
+
+
+def test_wrong_key_stays_out_and_is_counted(cluster: LocalCluster) -> None:
+    a = cluster.spawn("a")
+    cluster.spawn("b")
+    wait_until(lambda: cluster.converged(["a", "b"]), CONVERGE, what="convergence")
+    intruder = cluster.spawn("intruder", key_file=cluster.new_key_file("other.key"))
+    # Its beacons reach a (same group port) but cannot be opened: counted as bad_key.
+    wait_until(
+        lambda: a.client().info()["drops"].get("bad_key", 0) > 0, DETECT, what="bad_key drops"
+    )
+    assert "intruder" not in a.states()
+    assert set(intruder.states()) == {"intruder"}
+
+
+def test_foreign_cluster_stays_out_and_is_counted(cluster: LocalCluster) -> None:
+    a = cluster.spawn("a")
+    cluster.spawn("b")
+    wait_until(lambda: cluster.converged(["a", "b"]), CONVERGE, what="convergence")
+    stranger = cluster.spawn("stranger", cluster="another-cluster")
+    wait_until(
+        lambda: a.client().info()["drops"].get("foreign_cluster", 0) > 0,
+        DETECT,
+        what="foreign_cluster drops",
+    )
+    assert "stranger" not in a.states()
+    assert set(stranger.states()) == {"stranger"}
+
+
+def test_leave_request_and_tags_over_control_socket(cluster: LocalCluster) -> None:
+    a = cluster.spawn("a", extra=("--tag", "role=web"))
+    b = cluster.spawn("b")
+    wait_until(lambda: cluster.converged(["a", "b"]), CONVERGE, what="convergence")
+    assert {m["name"]: m["tags"] for m in b.members()}["a"] == {"role": "web"}
+    a.client().request("tags", set={"version": "2"}, delete=["role"])
+
+    def b_sees_new_tags() -> bool:
+        return {m["name"]: m["tags"] for m in b.members()}["a"] == {"version": "2"}
+
+    wait_until(b_sees_new_tags, DETECT, what="tag update to spread")
+    assert a.client().request("leave") == "leaving"
+    assert a.wait(15) == 0
+    wait_until(lambda: b.states().get("a") == "left", DETECT, what="left after leave request")
+    assert not a.control.exists()
