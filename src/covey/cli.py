@@ -7,7 +7,6 @@ the ``--config`` TOML file, then defaults. A bad value prints one line naming th
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import sys
@@ -73,39 +72,15 @@ def _fail(message: str, code: int = EXIT_UNREACHABLE) -> typer.Exit:
 
 
 def _client(control: Path | None, name: str | None, rpc: str | None, key_file: Path | None) -> Any:
-    from covey.runtime.client import ControlClient
+    from covey.runtime.client import ClientError, connect
     from covey.runtime.config import ConfigError
-    from covey.runtime.settings import load_keys, parse_address
 
     try:
-        if rpc is not None:
-            kf = key_file or (
-                Path(os.environ["COVEY_KEY_FILE"]) if "COVEY_KEY_FILE" in os.environ else None
-            )
-            if kf is None:
-                raise ConfigError("key_file", "required with --rpc")
-            return ControlClient(rpc=parse_address("rpc", rpc), keys=list(load_keys(kf)))
+        return connect(control=control, name=name, rpc=rpc, key_file=key_file, environ=os.environ)
     except ConfigError as exc:
         raise _fail(f"config error: {exc}", EXIT_CONFIG) from None
-    return ControlClient(_control_path(control, name))
-
-
-def _control_path(control: Path | None, name: str | None) -> Path:
-    if control is not None:
-        return control
-    if os.environ.get("COVEY_CONTROL"):
-        return Path(os.environ["COVEY_CONTROL"])
-    name = name or os.environ.get("COVEY_NAME")
-    if name:
-        if os.environ.get("COVEY_DATA_DIR"):
-            return Path(os.environ["COVEY_DATA_DIR"]) / "covey.sock"
-        return Path(f"/tmp/covey-{name}.sock")
-    found = sorted(glob.glob("/tmp/covey-*.sock"))
-    if len(found) == 1:
-        return Path(found[0])
-    if not found:
-        raise _fail("no agent found: give --control PATH or --name NAME")
-    raise _fail(f"several agents found ({', '.join(found)}): give --control PATH or --name NAME")
+    except ClientError as exc:
+        raise _fail(str(exc)) from None
 
 
 def _request(client: Any, op: str, **args: object) -> Any:
@@ -266,7 +241,6 @@ def agent(
         file_settings = read_toml(config) if config is not None else {}
         env_settings = read_env(os.environ)
         cfg = build_config(file_settings, env_settings, flags)
-        from covey.runtime.agent import Agent  # noqa: F401  (import errors surface here)
         from covey.runtime.process import run_agent
 
         code = run_agent(cfg)

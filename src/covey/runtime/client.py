@@ -4,16 +4,18 @@ and the HTTP status API. Used by the CLI, the demo and the tests.
 
 from __future__ import annotations
 
+import glob
 import json
 import socket
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from covey.core import Address
 
+from .config import ConfigError
 from .control import ControlError, LineCodec, SealedCodec
 
 
@@ -137,3 +139,48 @@ def http_get(url: str, path: str, timeout: float = 5.0) -> Any:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ClientError(f"cannot reach {full}: {reason}") from None
+
+
+def control_path(control: Path | None, name: str | None, environ: Mapping[str, str]) -> Path:
+    """Find a local agent's control socket: explicit path, $COVEY_CONTROL, by name, or the
+    only ``/tmp/covey-*.sock``. Raises :class:`ClientError` when none or several match."""
+    if control is not None:
+        return control
+    if environ.get("COVEY_CONTROL"):
+        return Path(environ["COVEY_CONTROL"])
+    if environ.get("COVEY_DATA_DIR"):
+        return Path(environ["COVEY_DATA_DIR"]) / "covey.sock"
+    name = name or environ.get("COVEY_NAME")
+    if name:
+        return Path(f"/tmp/covey-{name}.sock")
+    found = sorted(glob.glob("/tmp/covey-*.sock"))
+    if len(found) == 1:
+        return Path(found[0])
+    if not found:
+        raise ClientError("no agent found: give --control PATH or --name NAME")
+    raise ClientError(f"several agents found ({', '.join(found)}): give --control or --name")
+
+
+def connect(
+    *,
+    control: Path | None = None,
+    name: str | None = None,
+    rpc: str | None = None,
+    key_file: Path | None = None,
+    environ: Mapping[str, str],
+) -> ControlClient:
+    """A client for the agent the CLI options designate (``--rpc`` needs a key file).
+
+    Raises:
+        ConfigError: ``rpc`` or the key file is wrong.
+        ClientError: no local agent could be designated.
+    """
+    from .settings import load_keys, parse_address
+
+    if rpc is not None:
+        if key_file is None and environ.get("COVEY_KEY_FILE"):
+            key_file = Path(environ["COVEY_KEY_FILE"])
+        if key_file is None:
+            raise ConfigError("key_file", "required with --rpc")
+        return ControlClient(rpc=parse_address("rpc", rpc), keys=list(load_keys(key_file)))
+    return ControlClient(control_path(control, name, environ))
