@@ -684,6 +684,34 @@ def test_any_valid_message_from_a_peer_never_raises(
         node.streams_to_open(now=t)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(MESSAGES, min_size=1, max_size=4), st.sampled_from(FrameType), st.data())
+def test_mutated_plaintext_frames_never_raise(
+    msgs: list[Message], ftype: FrameType, data: st.DataObject
+) -> None:
+    """Without authentication garbage reaches the msgpack and message decoders."""
+    node = make_node(1, plaintext=True)
+    frame = _mutate(_plain_frame(msgs, node_id(2), ftype), data)
+    node.receive_datagram(frame, ("10.0.0.2", 7946), now=1.0)
+    reply = node.handle_stream(frame, ("10.0.0.2", 40000), now=1.0)
+    assert reply is None or reply[:5] == b"CV\x01\x03\x00"
+    node.handle_timer(now=2.0)
+
+
+@FUZZ
+@given(st.binary(max_size=600) | st.sampled_from(STREAMS + DGRAMS))
+def test_garbage_stream_replies_never_raise_and_finish_the_request(data: bytes) -> None:
+    node = _fresh()
+    node.join([("10.0.0.1", 7946)], now=1.0)
+    [req] = node.streams_to_open(now=1.0)
+    assert node.pending_streams() == 1
+    node.stream_reply(req.request_id, data, now=1.0)
+    assert node.pending_streams() == 0
+    # a stream request frame is never a valid reply
+    assert not node.joined
+    assert state(node, make_node(1, start=False)) is None
+
+
 def _retarget(m: Message, nid: bytes) -> Message:
     import dataclasses
 
