@@ -20,10 +20,12 @@ from covey.core.messages import (
 from covey.core.types import BeaconState, MemberState
 
 U32 = st.integers(0, 2**32 - 1)
-U64 = st.integers(0, 2**64 - 1)
+#: Incarnations: 63 bits, so that refuting the largest one still encodes as a uint64.
+U64 = st.integers(0, 2**63 - 1)
 NODE_IDS = st.binary(min_size=16, max_size=16)
-TEXT = st.text(max_size=255)
-HOST = st.text(min_size=1, max_size=255)
+# Text fields are limited to 255 octets of UTF-8, not characters.
+TEXT = st.text(max_size=255).filter(lambda t: len(t.encode()) <= 255)
+HOST = st.text(min_size=1, max_size=255).filter(lambda t: len(t.encode()) <= 255)
 PORT = st.integers(1, 65535)
 ADDRESS = st.tuples(HOST, PORT)
 TAGS = st.dictionaries(st.text(max_size=20), st.text(max_size=40), max_size=8)
@@ -35,7 +37,9 @@ PING_REQS = st.builds(PingReq, U32, NODE_IDS, ADDRESS, st.booleans())
 ALIVES = st.builds(Alive, U64, NODE_IDS, TEXT, ADDRESS, st.none() | TAGS)
 SUSPECTS = st.builds(Suspect, U64, NODE_IDS, NODE_IDS)
 DEADS = st.builds(Dead, U64, NODE_IDS, NODE_IDS, st.booleans())
-RECORDS = st.builds(MemberRecord, NODE_IDS, TEXT, ADDRESS, U64, st.sampled_from(MemberState), TAGS)
+RECORDS = st.builds(
+    MemberRecord, NODE_IDS, TEXT, ADDRESS, U64, st.sampled_from(MemberState), st.none() | TAGS
+)
 PUSH_PULLS = st.builds(
     PushPull,
     st.booleans(),

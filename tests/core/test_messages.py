@@ -146,8 +146,9 @@ def test_wrong_arity_is_malformed(args: tuple[int, list[int]]) -> None:
         [1, True, A],  # booleans are not integers
         [1, 1, A[:15]],  # node id must be 16 octets
         [1, 1, "a" * 16],  # ... and binary, not text
-        [5, 2**64, A, "n", "h", 9, None],  # incarnation is 64-bit
-        [5, 1, A, "x" * 256, "h", 9, None],  # text is at most 255 characters
+        [5, 2**63, A, "n", "h", 9, None],  # incarnation is 63-bit (room to refute)
+        [5, 1, A, "x" * 256, "h", 9, None],  # text is at most 255 octets
+        [5, 1, A, "\u20ac" * 86, "h", 9, None],  # ... of UTF-8, not characters
         [5, 1, A, "n", "", 9, None],  # empty host
         [5, 1, A, "n", "h", 0, None],  # port 0
         [5, 1, A, "n", "h", 65536, None],
@@ -157,7 +158,7 @@ def test_wrong_arity_is_malformed(args: tuple[int, list[int]]) -> None:
         [4, 1, A, "h", 9, 1],  # want_nack is a boolean
         [7, 1, A, B, 0],
         [8, False, False, [[A, "n", "h", 9, 1, 4, {}]]],  # member state 4
-        [8, False, False, [[A, "n", "h", 9, 1, 0, None]]],  # records always carry tags
+        [8, False, False, [[A, "n", "h", 9, 1, 0, "tags"]]],  # tags are a map or nil
         [8, False, False, [[A, "n", "h", 9, 1, 0]]],
         [8, False, False, "members"],
         [9, A, "n", "h", 9, 4, 0],  # beacon state 4

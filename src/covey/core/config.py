@@ -79,10 +79,10 @@ class CoreConfig:
     def __post_init__(self) -> None:
         if len(self.node_id) != NODE_ID_LEN:
             raise ConfigError("node_id: must be 16 bytes")
-        if not self.name or len(self.name) > 255:
-            raise ConfigError("name: must be 1 to 255 characters")
-        if not self.cluster or len(self.cluster) > 255:
-            raise ConfigError("cluster: must be 1 to 255 characters")
+        if not self.name or len(self.name.encode()) > 255:
+            raise ConfigError("name: must be 1 to 255 octets of UTF-8")
+        if not self.cluster or len(self.cluster.encode()) > 255:
+            raise ConfigError("cluster: must be 1 to 255 octets of UTF-8")
         host, port = self.address
         if not host or not 0 < port < 65536:
             raise ConfigError("address: needs a host and a port in 1..65535")

@@ -22,8 +22,10 @@ class _Item:
 class GossipQueue:
     """Queue of encoded updates keyed by the member they are about."""
 
-    def __init__(self, retransmit_mult: int) -> None:
+    def __init__(self, retransmit_mult: int, max_item: int = 1 << 16) -> None:
         self._mult = retransmit_mult
+        #: Items larger than this can never fit a datagram and are dropped when met.
+        self.max_item = max_item
         self._items: dict[bytes, _Item] = {}
         self._order = 0
 
@@ -49,6 +51,8 @@ class GossipQueue:
         for item in sorted(self._items.values(), key=lambda it: (it.transmits, -it.order)):
             cost = len(item.payload) + overhead
             if cost > budget:
+                if cost > self.max_item:
+                    del self._items[item.key]  # could never be sent: do not let it linger
                 continue
             budget -= cost
             picked.append(item.payload)

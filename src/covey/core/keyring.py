@@ -90,6 +90,9 @@ class Keyring:
             raise FrameError(DropReason.MALFORMED, "token is not base64") from None
         if len(raw) < _FERNET_FIXED + 16:
             raise FrameError(DropReason.TRUNCATED, "token too short")
+        if base64.urlsafe_b64encode(raw) != payload:
+            # Lenient decoding would let altered bytes through; only the canonical form counts.
+            raise FrameError(DropReason.MALFORMED, "token is not canonical base64")
         stamp = int.from_bytes(raw[1:9], "big")
         now = int(wall)
         try:

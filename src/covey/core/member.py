@@ -21,6 +21,9 @@ class Member:
     #: False when an alive message arrived without the (large) tags; a full sync is owed.
     tags_complete: bool = True
     beacon_state: BeaconState | None = None
+    #: Whether the id sits in the node's probe order (a flag here, not a set per node:
+    #: simulations keep N^2 member records, so every object per record counts).
+    in_probe_order: bool = False
 
     def snapshot(self) -> MemberInfo:
         """Return an immutable copy for callers."""

@@ -15,6 +15,9 @@ from typing import Any
 from .types import Address, BeaconState, MemberState
 
 NODE_ID_LEN = 16
+_MEMBER_STATES = tuple(MemberState)
+_MAX_MEMBER_STATE = len(_MEMBER_STATES) - 1
+_MAX_BEACON_STATE = max(BeaconState)
 
 
 class MsgType(enum.IntEnum):
@@ -110,7 +113,8 @@ class MemberRecord:
     address: Address
     incarnation: int
     state: MemberState
-    tags: dict[str, str]
+    #: None when the sender itself holds incomplete tags for this member.
+    tags: dict[str, str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +194,11 @@ def _uint(v: Any, bits: int = 64) -> int:
     return v
 
 
+def _incarnation(v: Any) -> int:
+    # One bit of headroom: refuting the largest value must still encode as a uint64.
+    return _uint(v, 63)
+
+
 def _node_id(v: Any) -> bytes:
     if type(v) is not bytes or len(v) != NODE_ID_LEN:
         raise MalformedMessage("node id is not 16 bytes")
@@ -197,7 +206,8 @@ def _node_id(v: Any) -> bytes:
 
 
 def _text(v: Any, limit: int = 255) -> str:
-    if type(v) is not str or len(v) > limit:
+    # The limit is in UTF-8 octets: that is what has to fit a datagram.
+    if type(v) is not str or (len(v) > limit // 4 and len(v.encode()) > limit):
         raise MalformedMessage("bad text field")
     return v
 
@@ -248,32 +258,33 @@ def _dec_ping_req(a: list[Any]) -> Message:
 def _dec_alive(a: list[Any]) -> Message:
     _want(a, 7)
     tags = None if a[6] is None else _tags(a[6])
-    return Alive(_uint(a[1]), _node_id(a[2]), _text(a[3]), _address(a[4], a[5]), tags)
+    return Alive(_incarnation(a[1]), _node_id(a[2]), _text(a[3]), _address(a[4], a[5]), tags)
 
 
 def _dec_suspect(a: list[Any]) -> Message:
     _want(a, 4)
-    return Suspect(_uint(a[1]), _node_id(a[2]), _node_id(a[3]))
+    return Suspect(_incarnation(a[1]), _node_id(a[2]), _node_id(a[3]))
 
 
 def _dec_dead(a: list[Any]) -> Message:
     _want(a, 5)
-    return Dead(_uint(a[1]), _node_id(a[2]), _node_id(a[3]), _bool(a[4]))
+    return Dead(_incarnation(a[1]), _node_id(a[2]), _node_id(a[3]), _bool(a[4]))
 
 
 def _dec_record(r: Any) -> MemberRecord:
     if not isinstance(r, list) or len(r) != 7:
         raise MalformedMessage("bad member record")
     state = _uint(r[5], 8)
-    if state > max(MemberState):
+    if state > _MAX_MEMBER_STATE:
         raise MalformedMessage("bad member state")
+    tags = None if r[6] is None else _tags(r[6])
     return MemberRecord(
         _node_id(r[0]),
         _text(r[1]),
         _address(r[2], r[3]),
-        _uint(r[4]),
-        MemberState(state),
-        _tags(r[6]),
+        _incarnation(r[4]),
+        _MEMBER_STATES[state],
+        tags,
     )
 
 
@@ -287,10 +298,10 @@ def _dec_push_pull(a: list[Any]) -> Message:
 def _dec_beacon(a: list[Any]) -> Message:
     _want(a, 7)
     state = _uint(a[5], 8)
-    if state > max(BeaconState):
+    if state > _MAX_BEACON_STATE:
         raise MalformedMessage("bad beacon state")
     return Beacon(
-        _node_id(a[1]), _text(a[2]), _address(a[3], a[4]), BeaconState(state), _uint(a[6])
+        _node_id(a[1]), _text(a[2]), _address(a[3], a[4]), BeaconState(state), _incarnation(a[6])
     )
 
 

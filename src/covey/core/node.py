@@ -90,11 +90,11 @@ class Node(ProbeMixin, SyncMixin):
             suspicion_mult=config.suspicion_mult,
             suspicion_max_mult=config.suspicion_max_mult,
         )
-        self.gossip = GossipQueue(config.retransmit_mult)
+        self._max_body = keyring.max_body(config.max_datagram)
+        self.gossip = GossipQueue(config.retransmit_mult, self._max_body)
         self.awareness = Awareness(config.awareness_max)
         self.counters = Counters()
         self._prefix = body_prefix(config.cluster, config.node_id)
-        self._max_body = keyring.max_body(config.max_datagram)
         self._outbox: list[Datagram] = []
         self._streams: list[StreamRequest] = []
         self._started = False
@@ -328,7 +328,7 @@ class Node(ProbeMixin, SyncMixin):
 
     # ---------------------------------------------------------- merge and refute
 
-    def _apply(self, msg: Alive | Suspect | Dead, now: float) -> None:
+    def _apply(self, msg: Alive | Suspect | Dead, now: float, *, gossip: bool = True) -> None:
         if msg.node_id == self.node_id:
             self._about_self(msg, now)
             return
@@ -343,17 +343,13 @@ class Node(ProbeMixin, SyncMixin):
             accepted = self.table.apply_suspect(msg, now)
         else:
             accepted = self.table.apply_dead(msg, now)
-        if accepted:
+        if accepted and gossip:
             self._queue(msg.node_id, msg, now)
 
     def _about_self(self, msg: Alive | Suspect | Dead, now: float) -> None:
         local = self.table.local
         if isinstance(msg, Alive):
-            same = (
-                msg.incarnation == local.incarnation
-                and msg.address == local.address
-                and (msg.tags is None or msg.tags == local.tags)
-            )
+            same = msg.incarnation == local.incarnation and msg.address == local.address
             if msg.incarnation < local.incarnation or same:
                 return
         elif msg.incarnation < local.incarnation:
@@ -366,22 +362,23 @@ class Node(ProbeMixin, SyncMixin):
 
     def _queue_self_alive(self, now: float) -> None:
         local = self.table.local
-        self._queue(local.node_id, self._self_alive(), now)
-
-    def _self_alive(self) -> Alive:
-        local = self.table.local
-        msg = Alive(local.incarnation, local.node_id, local.name, local.address, local.tags)
-        if len(encode_message_bytes(msg)) > self._max_body // 2:
-            # Large tags travel by push-pull; the alive says only that they changed.
-            msg = Alive(local.incarnation, local.node_id, local.name, local.address, None)
-        return msg
+        alive = Alive(local.incarnation, local.node_id, local.name, local.address, local.tags)
+        self._queue(local.node_id, alive, now)
 
     def _queue(self, key: bytes, msg: Message, now: float) -> None:
-        self.gossip.push(key, encode_message_bytes(msg))
+        encoded = encode_message_bytes(msg)
+        if isinstance(msg, Alive) and msg.tags is not None and len(encoded) > self._max_body // 2:
+            # Large tags travel by push-pull; the alive only says that they changed.
+            encoded = encode_message_bytes(
+                Alive(msg.incarnation, msg.node_id, msg.name, msg.address, None)
+            )
+        self.gossip.push(key, encoded)
         if self.config.eager_gossip:
             self._next_gossip = min(self._next_gossip, now)
 
     def _on_beacon(self, b: Beacon, now: float) -> None:
+        if b.node_id == self.node_id:
+            return  # only we speak for ourselves
         m = self.table.get(b.node_id)
         if b.state is BeaconState.EXIT:
             if m is not None and b.incarnation >= m.incarnation:
@@ -392,7 +389,7 @@ class Node(ProbeMixin, SyncMixin):
                 Alive(b.incarnation, b.node_id, b.name, b.address, None), now, beacon=b.state
             )
             self._on_new_member_maybe(b.node_id, now)
-            if not self.joined:
+            if not self.joined and not self.joins_in_flight:
                 self._open_push_pull(b.address, StreamPurpose.JOIN, b.node_id, now)
             elif b.state is BeaconState.INIT and self.rng.random() < 8 / self.table.live_count:
                 # A newcomer: make sure it hears of us soon, without an implosion on it.
@@ -402,7 +399,7 @@ class Node(ProbeMixin, SyncMixin):
         if m.state not in (MemberState.ALIVE, MemberState.SUSPECT) or not m.tags_complete:
             # It speaks, so it lives: a state exchange lets it refute our verdict.
             self._want_sync_with(m, now)
-        elif not self.joined:
+        elif not self.joined and not self.joins_in_flight:
             self._open_push_pull(b.address, StreamPurpose.JOIN, b.node_id, now)
 
     # ------------------------------------------------------------------ sending
@@ -431,10 +428,13 @@ class Node(ProbeMixin, SyncMixin):
 
     def _gossip_round(self, now: float) -> None:
         self._next_gossip = now + self.config.gossip_interval
+        n = self.table.live_count
+        budget = self._max_body - body_overhead(self._prefix, 65535)
         for m in self._random_members(self.config.gossip_nodes, exclude=None):
-            if not len(self.gossip):
+            picked = self.gossip.take(budget, 0, n)
+            if not picked:
                 break
-            self._emit(m.address, [], now)
+            self._emit(m.address, picked, now, piggyback=False)
 
     def _beacon(self) -> Beacon:
         local = self.table.local

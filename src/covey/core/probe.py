@@ -81,7 +81,6 @@ class ProbeMixin:
         self._probe: _Probe | None = None
         self._next_probe = now + self.rng.random() * self.config.probe_interval
         self._probe_order: list[bytes] = []
-        self._in_order: set[bytes] = set()
         self._probe_index = 0
         self._relays: dict[int, _Relay] = {}
 
@@ -91,9 +90,10 @@ class ProbeMixin:
 
     def _on_new_member_maybe(self, node_id: bytes, now: float) -> None:
         """Put a member into the probe order at a random place (as memberlist does)."""
-        if node_id in self._in_order or node_id == self.node_id:
+        m = self.table.get(node_id)
+        if m is None or m.in_probe_order or node_id == self.node_id:
             return
-        self._in_order.add(node_id)
+        m.in_probe_order = True
         self._probe_order.insert(self.rng.randrange(len(self._probe_order) + 1), node_id)
 
     def _probe_deadline(self) -> float | None:
@@ -127,8 +127,8 @@ class ProbeMixin:
             if self._probe_index >= len(order):
                 self._probe_index = 0
                 # Drop ids that were reaped, then reshuffle for the next round.
-                order[:] = [nid for nid in order if nid in self.table.members]
-                self._in_order.intersection_update(order)
+                members = self.table.members
+                order[:] = list(dict.fromkeys(nid for nid in order if nid in members))
                 self.rng.shuffle(order)
                 if not order:
                     return None
@@ -190,7 +190,7 @@ class ProbeMixin:
 
     def _on_ping_req(self, msg: PingReq, requester: Address, now: float) -> None:
         seq = self._next_seq()
-        # Answer with a nack a little before the requester gives up on the probe.
-        deadline = now + self.config.probe_timeout
+        # Answer with a nack a little before the requester gives up on the probe (Lifeguard).
+        deadline = now + 0.8 * self.config.probe_timeout
         self._relays[seq] = _Relay(requester, msg.seq, deadline, msg.want_nack)
         self._emit(msg.address, [encode_message_bytes(Ping(seq, msg.target))], now)

@@ -47,7 +47,9 @@ class SyncMixin:
 
         _streams: list[StreamRequest]
 
-        def _apply(self, msg: Alive | Suspect | Dead, now: float) -> None: ...
+        def _apply(
+            self, msg: Alive | Suspect | Dead, now: float, *, gossip: bool = True
+        ) -> None: ...
         def _seal_frame(self, ftype: FrameType, msgs: list[Message], now: float) -> bytes: ...
         def _open(
             self, data: bytes, want: FrameType, limit: int, now: float
@@ -62,6 +64,8 @@ class SyncMixin:
         #: True once any full-state exchange succeeded.
         self.joined = False
         self._requests: dict[int, _Pending] = {}
+        #: join exchanges under way; beacons heard meanwhile do not start more
+        self.joins_in_flight = 0
         self._req_id = 0
         # Stagger the first exchange so nodes started together do not sync in lockstep.
         self._next_push_pull = now + self.config.push_pull_interval * (0.5 + self.rng.random())
@@ -103,7 +107,14 @@ class SyncMixin:
 
     def _push_pull_message(self, *, reply: bool, join: bool) -> PushPull:
         records = tuple(
-            MemberRecord(m.node_id, m.name, m.address, m.incarnation, m.state, m.tags)
+            MemberRecord(
+                m.node_id,
+                m.name,
+                m.address,
+                m.incarnation,
+                m.state,
+                m.tags if m.tags_complete else None,
+            )
             for m in self.table.members.values()
         )
         return PushPull(join=join, reply=reply, members=records)
@@ -126,6 +137,8 @@ class SyncMixin:
     ) -> None:
         self._req_id += 1
         self._requests[self._req_id] = _Pending(purpose, addr, node_id)
+        if purpose is StreamPurpose.JOIN:
+            self.joins_in_flight += 1
         self._streams.append(StreamRequest(self._req_id, addr, data, purpose, node_id))
         self.counters.streams_opened += 1
 
@@ -133,7 +146,9 @@ class SyncMixin:
         for r in pp.members:
             if r.state is MemberState.ALIVE:
                 known = self.table.get(r.node_id)
-                self._apply(Alive(r.incarnation, r.node_id, r.name, r.address, r.tags), now)
+                # A member new to us is old news to the cluster: it gossiped itself already.
+                alive = Alive(r.incarnation, r.node_id, r.name, r.address, r.tags)
+                self._apply(alive, now, gossip=known is not None)
                 if (
                     known is not None
                     and known.state is MemberState.FAILED
@@ -149,7 +164,7 @@ class SyncMixin:
 
     def stream_reply(self, request_id: int, data: bytes, *, now: float) -> None:
         """Finish a stream request with the reply frame the peer sent."""
-        pending = self._requests.pop(request_id, None)
+        pending = self._pop_request(request_id)
         if pending is None:
             return
         decoded = self._open(data, FrameType.STREAM_REPLY, MAX_STREAM_FRAME, now)
@@ -170,9 +185,15 @@ class SyncMixin:
 
     def stream_failed(self, request_id: int, *, refused: bool, now: float) -> None:
         """Finish a stream request that could not complete; ``refused`` if actively refused."""
-        pending = self._requests.pop(request_id, None)
+        pending = self._pop_request(request_id)
         if pending is not None:
             self._stream_failed(pending, refused=refused, now=now)
+
+    def _pop_request(self, request_id: int) -> _Pending | None:
+        pending = self._requests.pop(request_id, None)
+        if pending is not None and pending.purpose is StreamPurpose.JOIN:
+            self.joins_in_flight -= 1
+        return pending
 
     def _stream_failed(self, pending: _Pending, *, refused: bool, now: float) -> None:
         if pending.purpose in (StreamPurpose.RECONNECT, StreamPurpose.JOIN):

@@ -160,7 +160,9 @@ class MemberTable:
             self.live_count, self._probe_interval, self._mult, self._max_mult
         )
         # Confirmations expected: the others that may independently probe this member.
-        k = min(self._mult - 2, self.live_count - 2)
+        k = self._mult - 2
+        if self.live_count - 2 < k:
+            k = 0  # too few members to expect confirmations (as memberlist decides)
         self.suspicions[m.node_id] = Suspicion(
             start=now,
             incarnation=msg.incarnation,
