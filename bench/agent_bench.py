@@ -143,13 +143,19 @@ def measure_idle(c: Cluster, idle_s: float, packet_s: float, workdir: str) -> di
     rss = [u["rss_mib"] for u in usage.values()]
     res["cpu_percent_per_agent"] = cpus
     res["cpu_percent_mean"] = statistics.mean(cpus) if cpus else None
+    ticks = [u["cpu_percent_ticks"] for u in usage.values()]
+    res["cpu_percent_ticks_mean"] = statistics.mean(ticks) if ticks else None
     res["rss_mib_per_agent"] = rss
     res["rss_mib_max"] = max(rss) if rss else None
     res["rss_mib_mean"] = statistics.mean(rss) if rss else None
+    uss = [u["uss_mib"] for u in usage.values() if "uss_mib" in u]
+    res["uss_mib_max"] = max(uss) if uss else None
     if packet_s > 0:
+        t_before = time.time()
         before = c.counters()
         pk = count_datagrams(pids, packet_s, workdir)
         after = c.counters()
+        t_after = time.time()
         per = [pk["per_pid"].get(pid, 0) / pk["window_s"] for pid in pids]
         res["packets"] = {
             "method": "strace -f -p PID: sendto/sendmsg with an IPv4 destination, per process",
@@ -165,7 +171,7 @@ def measure_idle(c: Cluster, idle_s: float, packet_s: float, workdir: str) -> di
         if before is not None and after is not None:
             sent = [after[i] - before[i] for i in before if i in after]
             res["packets"]["own_counters_per_node_per_s"] = statistics.mean(sent) / (
-                pk["window_s"] + 0.6
+                t_after - t_before
             )
         if pk["outside_loopback"]:
             log(f"WARNING {c.system}: datagrams outside loopback: {pk['outside_loopback']}")
@@ -254,15 +260,22 @@ def _med(xs: Sequence[float | None]) -> float | None:
     return statistics.median(got) if got else None
 
 
+def _ms(x: float | None) -> float | None:
+    return None if x is None else 1000.0 * x
+
+
 def summarize(samples: list[dict[str, Any]]) -> dict[str, float | None]:
     """Median over runs of each headline figure for one (system, N)."""
     joins: list[float | None] = []
     crash_med, crash_max, host_med, host_max, leave_max, fan_max = [], [], [], [], [], []
     cpu, rss_max, pkts, crash_incomplete, host_incomplete = [], [], [], 0, 0
+    startup, after_ready, fan_seen, host_handler, uss_max = [], [], [], [], []
     for s in samples:
         for cl in ("a", "b"):
             if cl in s and "join" in s[cl]:
                 joins.append(s[cl]["join"]["join_s"])
+                startup.append(s[cl]["join"].get("last_ready_s"))
+                after_ready.append(s[cl]["join"].get("after_last_ready_s"))
         a, b = s.get("a", {}), s.get("b", {})
         if "crash" in a:
             crash_med.append(a["crash"]["median_s"])
@@ -272,14 +285,20 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, float | None]:
             host_med.append(b["host_loss"]["median_s"])
             host_max.append(b["host_loss"]["max_s"])
             host_incomplete += 0 if b["host_loss"]["complete"] else 1
+            hd = b["host_loss"].get("handler_delays_s")
+            if hd:
+                host_handler.append(max(hd))
         if "leave" in b:
             leave_max.append(b["leave"]["max_s"])
         for f in a.get("fanout", []):
             d = f.get("handler_delays") or f.get("seen_delays")
             fan_max.append(None if d is None or None in d else max(d))
+            d = f.get("seen_delays")
+            fan_seen.append(None if d is None or None in d else max(d))
         if "idle" in a:
             cpu.append(a["idle"]["cpu_percent_mean"])
             rss_max.append(a["idle"]["rss_mib_max"])
+            uss_max.append(a["idle"].get("uss_mib_max"))
             if "packets" in a["idle"]:
                 pkts.append(a["idle"]["packets"]["per_node_per_s_mean"])
     return {
@@ -289,9 +308,14 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, float | None]:
         "host_loss_median_s": _med(host_med),
         "host_loss_max_s": _med(host_max),
         "leave_max_s": _med(leave_max),
-        "fanout_max_ms": None if _med(fan_max) is None else 1000 * _med(fan_max),  # type: ignore[operator]
+        "fanout_max_ms": _ms(_med(fan_max)),
+        "fanout_seen_max_ms": _ms(_med(fan_seen)),
+        "startup_last_ready_s": _med(startup),
+        "join_after_last_ready_s": _med(after_ready),
+        "host_loss_handler_max_s": _med(host_handler),
         "cpu_percent": _med(cpu),
         "rss_mib_max": _med(rss_max),
+        "uss_mib_max": _med(uss_max),
         "packets_per_node_per_s": _med(pkts),
         "crash_incomplete_runs": crash_incomplete,
         "host_loss_incomplete_runs": host_incomplete,
@@ -309,6 +333,11 @@ ROWS = [
     ("idle CPU per agent (%)", "cpu_percent", "cpu"),
     ("RSS per agent, max (MiB)", "rss_mib_max", "rss"),
     ("datagrams/s per node, idle", "packets_per_node_per_s", "host"),
+    ("(info) USS per agent, max (MiB)", "uss_mib_max", "-"),
+    ("(info) Serf handler ran, host loss (s)", "host_loss_handler_max_s", "-"),
+    ("(info) last agent answering ctl/RPC (s)", "startup_last_ready_s", "-"),
+    ("(info) join after that (s)", "join_after_last_ready_s", "-"),
+    ("(info) fan-out, stream/log seen (ms)", "fanout_seen_max_ms", "-"),
 ]
 
 
@@ -352,19 +381,19 @@ def print_table(summary: dict[str, dict[str, dict[str, Any]]], nodes: Sequence[i
         verdicts = goal_verdicts(cv, sf) if cv and sf else {}
         lines.append(f"\nN = {n}")
         lines.append(
-            f"| {'figure':34} | {'covey':>8} | {'Serf':>8} | {'covey/Serf':>10} | goal | verdict |"
+            f"| {'figure':38} | {'covey':>8} | {'Serf':>8} | {'covey/Serf':>10} | goal | verdict |"
         )
-        lines.append(f"|{'-' * 36}|{'-' * 10}|{'-' * 10}|{'-' * 12}|------|---------|")
+        lines.append(f"|{'-' * 40}|{'-' * 10}|{'-' * 10}|{'-' * 12}|------|---------|")
         shown: set[str] = set()
         for label, key, goal in ROWS:
             a, b = cv.get(key), sf.get(key)
             ratio = f"{a / b:.2f}" if a is not None and b else "—"
             g, verdict = verdicts.get(goal, ("", ""))
-            if goal in shown:
+            if goal in shown and goal != "-":
                 g, verdict = "〃", ""
             shown.add(goal)
             lines.append(
-                f"| {label:34} | {_fmt(a):>8} | {_fmt(b):>8} | {ratio:>10} | {g} | {verdict} |"
+                f"| {label:38} | {_fmt(a):>8} | {_fmt(b):>8} | {ratio:>10} | {g} | {verdict} |"
             )
     text = "\n".join(lines)
     print(text)
@@ -372,6 +401,29 @@ def print_table(summary: dict[str, dict[str, dict[str, Any]]], nodes: Sequence[i
 
 
 # --------------------------------------------------------------------------- main
+
+
+def _no_sockets(directory: str, names: list[str]) -> list[str]:
+    """Leave sockets and key material out of a kept log tree."""
+    return [
+        n for n in names if n.endswith((".sock", ".key")) or n.startswith(("keyring-", "data-"))
+    ]
+
+
+def _git_describe() -> str:
+    import subprocess
+
+    try:
+        return subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -383,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle-seconds", type=float, default=10.0)
     ap.add_argument("--packet-seconds", type=float, default=10.0)
     ap.add_argument("--packets-every-run", action="store_true")
+    ap.add_argument("--keep", help="copy every agent's logs and event files to this directory")
     ap.add_argument(
         "--covey", default=os.path.join(os.path.dirname(sys.executable), "covey"), help="covey CLI"
     )
@@ -422,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "serf": serf_version() if "serf" in systems else None,
         "covey": covey_version(args.covey) if "covey" in systems else None,
+        "git": _git_describe(),
         "nodes": args.nodes,
         "runs": args.runs,
         "idle_seconds": args.idle_seconds,
@@ -448,6 +502,12 @@ def main(argv: list[str] | None = None) -> int:
                             "b": run_cluster_b(makers[system](n), wb),
                         }
                         samples[system].setdefault(str(n), []).append(sample)
+            if args.keep:
+                import shutil
+
+                reg.stop_all()
+                shutil.copytree(tmp, args.keep, dirs_exist_ok=True, ignore=_no_sockets)
+                log(f"logs kept in {args.keep}")
     except KeyboardInterrupt:
         log("interrupted; stopping every agent")
     finally:

@@ -40,14 +40,13 @@ _STATE_OF_EVENT = {
 
 
 def covey_version(covey: str) -> str:
+    """The installed covey distribution's version and where its CLI is."""
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        out = subprocess.run(
-            [covey, "--version"], capture_output=True, text=True, timeout=20, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unavailable"
-    text = (out.stdout or out.stderr).strip()
-    return text.splitlines()[0] if text else "unknown"
+        return f"covey {version('covey')} ({covey})"
+    except PackageNotFoundError:
+        return f"covey (not installed as a distribution; {covey})"
 
 
 def control_request(path: str, request: dict[str, Any], timeout: float = 5.0) -> Any:
@@ -120,6 +119,8 @@ class CoveyCluster:
             self.key_file,
             "--control",
             self.socks[i],
+            "--data-dir",
+            os.path.join(self.dir, f"data-c{i}"),
         ]
         if i > 0:
             argv += ["--join", f"127.0.0.1:{self.ports[0]}"]
