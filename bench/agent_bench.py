@@ -10,7 +10,7 @@ For every N and run, each system gets two fresh clusters, started the same way (
 first, the N-1 others at once as soon as the seed serves):
 
 * cluster A: join convergence → settle → idle CPU % / RSS (psutil) → datagrams per second
-  per node (``strace``, first run only unless ``--packets-every-run``) → fan-out (3 samples)
+  per node (``strace``, first run only unless ``--packets-every-run``) → fan-out (5 samples)
   → ``kill -9`` of one non-seed agent (crash detection by the N-1 survivors).
 * cluster B: join convergence → SIGSTOP of one non-seed agent (host loss: sockets open,
   nothing answers) → detection by the N-1 survivors → SIGKILL of the frozen agent →
@@ -48,6 +48,7 @@ from agent_serf import SerfCluster, serf_version
 SETTLE_S = 3.0  # quiet time after join before idle measurements and failures
 DETECT_DEADLINE_S = 40.0  # longest wait for a failure to be seen everywhere
 JOIN_DEADLINE_S = 60.0
+FANOUT_SAMPLES = 5  # per cluster A, origin rotating
 
 
 class Cluster(Protocol):
@@ -191,7 +192,7 @@ def run_cluster_a(
         time.sleep(SETTLE_S)
         out["idle"] = measure_idle(c, idle_s, packet_s, workdir)
         fan = []
-        for k in range(3):
+        for k in range(FANOUT_SAMPLES):
             fan.append(c.fanout(k % c.n, k))
             time.sleep(0.3)
         out["fanout"] = fan
@@ -335,7 +336,7 @@ ROWS = [
     ("datagrams/s per node, idle", "packets_per_node_per_s", "host"),
     ("(info) USS per agent, max (MiB)", "uss_mib_max", "-"),
     ("(info) Serf handler ran, host loss (s)", "host_loss_handler_max_s", "-"),
-    ("(info) last agent answering ctl/RPC (s)", "startup_last_ready_s", "-"),
+    ("(info) last agent serving (s)", "startup_last_ready_s", "-"),
     ("(info) join after that (s)", "join_after_last_ready_s", "-"),
     ("(info) fan-out, stream/log seen (ms)", "fanout_seen_max_ms", "-"),
 ]

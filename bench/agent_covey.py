@@ -10,7 +10,8 @@ Observation speaks the agent's control protocol directly (newline-delimited JSON
 socket, exactly what ``covey monitor --json`` prints): one ``{"op": "monitor"}`` connection
 per agent, read in a thread that timestamps each event line when read, plus one ``members``
 snapshot right after subscribing so members learnt before the subscription are not missed.
-The fan-out sends ``{"op": "tags", "set": {...}}`` on the origin's socket; its start time is
+An agent counts as serving when its "serving on" log line is read (sockets bound). The
+fan-out sends ``{"op": "tags", "set": {...}}`` on the origin's socket; its start time is
 taken just before the request is written, so CLI start-up does not count.
 """
 
@@ -94,6 +95,7 @@ class CoveyCluster:
         self.socks = [os.path.join(workdir, f"c{i}.sock") for i in range(n)]
         self.procs: list[subprocess.Popen[bytes]] = []
         self.ready_at: list[float | None] = [None] * n
+        self.monitor_at: list[float | None] = [None] * n
         self.t_start = 0.0
         self.logs = [open(os.path.join(workdir, f"c{i}.log"), "w") for i in range(n)]  # noqa: SIM115
         self._monitors: list[socket.socket] = []
@@ -130,8 +132,14 @@ class CoveyCluster:
         proc = self.reg.spawn(self._argv(i), cwd=self.dir)
         self.procs.append(proc)
         assert proc.stdout is not None
-        start_reader(proc.stdout, lambda t, ln: None, log=self.logs[i])
+        start_reader(proc.stdout, lambda t, ln, i=i: self._on_line(i, t, ln), log=self.logs[i])
         threading.Thread(target=self._monitor, args=(i,), daemon=True).start()
+
+    def _on_line(self, i: int, t: float, line: str) -> None:
+        # "... INFO agent cI (<id>) serving on 127.0.0.1:PORT, cluster ..." once sockets are up
+        if " serving on " in line and self.ready_at[i] is None:
+            self.ready_at[i] = t
+            self.hub.record(i, t, "ready", self.names[i])
 
     def _record_member(self, i: int, t: float, kind: str | None, member: dict[str, Any]) -> None:
         name = str(member.get("name", ""))
@@ -165,8 +173,10 @@ class CoveyCluster:
         s.settimeout(None)
         self._monitors.append(s)
         t_ready = time.time()
-        self.ready_at[i] = t_ready
-        self.hub.record(i, t_ready, "ready", self.names[i])
+        self.monitor_at[i] = t_ready
+        if self.ready_at[i] is None:  # no "serving on" log line seen: use this instead
+            self.ready_at[i] = t_ready
+            self.hub.record(i, t_ready, "ready", self.names[i])
         with contextlib.suppress(Exception):
             for m in control_request(self.socks[i], {"op": "members"}):
                 t = time.time()
@@ -193,7 +203,7 @@ class CoveyCluster:
         for i in range(self.n):
             self.hub.record(i, self.t_start, "alive", self.names[i])  # an agent knows itself
         self._spawn(0)
-        self.hub.wait(lambda: self.ready_at[0] is not None, time.time() + self.deadline_s)
+        self.hub.wait(lambda: self.monitor_at[0] is not None, time.time() + self.deadline_s)
         for i in range(1, self.n):
             self._spawn(i)
 
