@@ -28,6 +28,7 @@ class GossipQueue:
         self.max_item = max_item
         self._items: dict[bytes, _Item] = {}
         self._order = 0
+        self._fresh = 0  # items never sent
 
     def __len__(self) -> int:
         return len(self._items)
@@ -39,30 +40,51 @@ class GossipQueue:
     def push(self, key: bytes, payload: bytes) -> None:
         """Queue ``payload`` about ``key``, replacing any older update about it."""
         self._order += 1
+        old = self._items.get(key)
+        if old is None or old.transmits:
+            self._fresh += 1
         self._items[key] = _Item(key, payload, 0, self._order)
 
-    def take(self, budget: int, overhead: int, n: int) -> list[bytes]:
-        """Pick updates that fit ``budget`` octets (each costing ``overhead`` extra)."""
+    def has_fresh(self) -> bool:
+        """True when some update was never sent."""
+        return self._fresh > 0
+
+    def take(self, budget: int, overhead: int, n: int, *, fresh_only: bool = False) -> list[bytes]:
+        """Pick updates that fit ``budget`` octets (each costing ``overhead`` extra).
+
+        With ``fresh_only`` only updates never sent before are picked: an eager push of news
+        must not spend the retransmit budget of older updates.
+        """
         if not self._items or budget <= 0:
             return []
         limit = self.limit(n)
         picked: list[bytes] = []
         # Fewest transmissions first, newest first among equals.
         for item in sorted(self._items.values(), key=lambda it: (it.transmits, -it.order)):
+            if fresh_only and item.transmits:
+                break
             cost = len(item.payload) + overhead
             if cost > budget:
                 if cost > self.max_item:
-                    del self._items[item.key]  # could never be sent: do not let it linger
+                    self._forget(item)  # could never be sent: do not let it linger
                 continue
             budget -= cost
             picked.append(item.payload)
+            if not item.transmits:
+                self._fresh -= 1
             item.transmits += 1
             if item.transmits >= limit:
-                del self._items[item.key]
+                self._forget(item)
             if budget < 16:
                 break
         return picked
 
+    def _forget(self, item: _Item) -> None:
+        del self._items[item.key]
+        if not item.transmits:
+            self._fresh -= 1
+
     def clear(self) -> None:
         """Forget every queued update."""
         self._items.clear()
+        self._fresh = 0

@@ -102,6 +102,8 @@ class Node(ProbeMixin, SyncMixin):
         self._beacon_step = 0
         self._next_beacon: float | None = None
         self._next_gossip = now
+        self._eager_at: float | None = None
+        self._stranger_after = now
         self._next_reap = now + 5.0
         self._init_probe(now)
         self._init_sync(now)
@@ -217,6 +219,8 @@ class Node(ProbeMixin, SyncMixin):
             deadlines.append(self._next_beacon)
         if len(self.gossip):
             deadlines.append(self._next_gossip)
+            if self._eager_at is not None:
+                deadlines.append(self._eager_at)
         s = self.table.next_suspicion_deadline()
         if s is not None:
             deadlines.append(s)
@@ -229,6 +233,10 @@ class Node(ProbeMixin, SyncMixin):
         self._probe_timers(now)
         for nid, inc in self.table.expired_suspicions(now):
             self._apply(Dead(inc, nid, self.node_id, left=False), now)
+        if self._eager_at is not None and now >= self._eager_at:
+            self._eager_at = None
+            if self.gossip.has_fresh():
+                self._gossip_round(now, fresh_only=True)
         if len(self.gossip) and now >= self._next_gossip:
             self._gossip_round(now)
         if self._next_beacon is not None and now >= self._next_beacon:
@@ -250,6 +258,11 @@ class Node(ProbeMixin, SyncMixin):
         sender, msgs = decoded
         for msg in msgs:
             self._dispatch(msg, addr, sender, now)
+        if sender not in self.table.members and now >= self._stranger_after:
+            # An authenticated member we have never heard of: our view has a hole (a mass
+            # join, or a partition outlasting reaping). One exchange with it fills it.
+            self._stranger_after = now + self.config.probe_interval
+            self._open_push_pull(addr, StreamPurpose.PUSH_PULL, None, now)
 
     def handle_stream(self, data: bytes, addr: Address, *, now: float) -> bytes | None:
         """Answer one inbound stream request frame; returns the reply frame, if any."""
@@ -336,9 +349,12 @@ class Node(ProbeMixin, SyncMixin):
             accepted = self.table.apply_alive(msg, now)
             if accepted:
                 self._on_new_member_maybe(msg.node_id, now)
-                m = self.table.get(msg.node_id)
-                if m is not None and not m.tags_complete:
-                    self._want_sync_with(m, now)
+                if msg.tags is None and gossip:
+                    # A tag-less alive by gossip means "my tags changed but are too big
+                    # for a datagram": fetch them from the member itself.
+                    m = self.table.get(msg.node_id)
+                    if m is not None:
+                        self._want_sync_with(m, now)
         elif isinstance(msg, Suspect):
             accepted = self.table.apply_suspect(msg, now)
         else:
@@ -374,7 +390,7 @@ class Node(ProbeMixin, SyncMixin):
             )
         self.gossip.push(key, encoded)
         if self.config.eager_gossip:
-            self._next_gossip = min(self._next_gossip, now)
+            self._eager_at = now
 
     def _on_beacon(self, b: Beacon, now: float) -> None:
         if b.node_id == self.node_id:
@@ -396,8 +412,11 @@ class Node(ProbeMixin, SyncMixin):
                 self._emit(b.address, [encode_message_bytes(self._beacon())], now, piggyback=False)
             return
         m.beacon_state = b.state
-        if m.state not in (MemberState.ALIVE, MemberState.SUSPECT) or not m.tags_complete:
+        if m.state not in (MemberState.ALIVE, MemberState.SUSPECT):
             # It speaks, so it lives: a state exchange lets it refute our verdict.
+            self._want_sync_with(m, now)
+        elif not m.tags_complete and now - m.state_change > 2 * self.config.probe_interval:
+            # Its own alive gossip normally brings the tags within moments; it did not.
             self._want_sync_with(m, now)
         elif not self.joined and not self.joins_in_flight:
             self._open_push_pull(b.address, StreamPurpose.JOIN, b.node_id, now)
@@ -426,10 +445,18 @@ class Node(ProbeMixin, SyncMixin):
             ftype, self.keyring.security, self.keyring.seal(body, now + self.wall_offset)
         )
 
-    def _gossip_round(self, now: float) -> None:
-        self._next_gossip = now + self.config.gossip_interval
+    def _gossip_round(self, now: float, *, fresh_only: bool = False) -> None:
         n = self.table.live_count
         budget = self._max_body - body_overhead(self._prefix, 65535)
+        if fresh_only:
+            # Eager push: news goes to gossip_nodes members at once, once each.
+            targets = self._random_members(self.config.gossip_nodes, exclude=None)
+            picked = self.gossip.take(budget, 0, n, fresh_only=True) if targets else []
+            for m in targets:
+                if picked:
+                    self._emit(m.address, picked, now, piggyback=False)
+            return
+        self._next_gossip = now + self.config.gossip_interval
         for m in self._random_members(self.config.gossip_nodes, exclude=None):
             picked = self.gossip.take(budget, 0, n)
             if not picked:

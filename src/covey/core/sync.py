@@ -146,9 +146,9 @@ class SyncMixin:
         for r in pp.members:
             if r.state is MemberState.ALIVE:
                 known = self.table.get(r.node_id)
-                # A member new to us is old news to the cluster: it gossiped itself already.
-                alive = Alive(r.incarnation, r.node_id, r.name, r.address, r.tags)
-                self._apply(alive, now, gossip=known is not None)
+                # News to us is re-gossiped even if it came by push-pull (as memberlist
+                # does): in a mass join, every later joiner then spreads the earlier ones.
+                self._apply(Alive(r.incarnation, r.node_id, r.name, r.address, r.tags), now)
                 if (
                     known is not None
                     and known.state is MemberState.FAILED
