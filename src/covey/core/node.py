@@ -389,6 +389,11 @@ class Node(ProbeMixin, SyncMixin):
                 Alive(msg.incarnation, msg.node_id, msg.name, msg.address, None)
             )
         self.gossip.push(key, encoded)
+        if self._next_gossip < now:
+            # The gossip ticker keeps its phase while idle; news waits for its next tick
+            # (unless eager push sends it at once).
+            interval = self.config.gossip_interval
+            self._next_gossip += math.ceil((now - self._next_gossip) / interval) * interval
         if self.config.eager_gossip:
             self._eager_at = now
 
