@@ -139,7 +139,7 @@ def agent(
         str | None,
         typer.Option(
             help="GROUP:PORT of discovery beacons; a broadcast address selects broadcast "
-            "(default: 239.192.77.1 on the agent's own port).",
+            "(default: 239.192.77.1:7947, shared by every agent on a host).",
             show_default=False,
         ),
     ] = None,

@@ -123,7 +123,8 @@ def test_flags_beat_env_beat_file(tmp_path: Path, key_file: Path) -> None:
     assert (c.name, c.cluster, c.bind) == ("file", "env", ("127.0.0.1", 3000))
     assert c.join == (("h", 1), ("h", 2))
     assert c.tags == {"a": "1"}
-    assert c.multicast_group == ("239.192.77.1", 3000)
+    # The beacon port is the same for every agent, whatever its own port.
+    assert c.multicast_group == ("239.192.77.1", 7947)
     assert c.keys == (key_file.read_bytes().strip(),)
 
 

@@ -25,6 +25,9 @@ from covey.core.config import check_tags
 DEFAULT_GROUP = "239.192.77.1"
 #: Default port of the agent (UDP and TCP).
 DEFAULT_PORT = 7946
+#: Default port of the discovery beacons: one port for every agent, so that many agents
+#: on one host share it (SO_REUSEPORT) and hear each other, as seed 004 asks.
+DEFAULT_BEACON_PORT = 7947
 #: Environment variables start with this.
 ENV_PREFIX = "COVEY_"
 #: Longest path a unix socket address can hold on Linux (sun_path minus the final NUL).
@@ -53,8 +56,7 @@ class AgentConfig:
         interfaces: interface names or IPv4 addresses that carry discovery beacons; empty
             means every non-loopback IPv4 interface that is up.
         multicast: (group, port) of the discovery beacons; a broadcast address instead of
-            a multicast group selects broadcast. ``None``: group 239.192.77.1 on the
-            agent's own port.
+            a multicast group selects broadcast. ``None``: 239.192.77.1:7947.
         discovery: False disables multicast/broadcast discovery (``--no-multicast``).
         join: static (host, port) seeds contacted by TCP push-pull at start.
         key_file: file of Fernet keys, one per line, the first one encrypts.
@@ -155,7 +157,7 @@ class AgentConfig:
     @property
     def multicast_group(self) -> Address:
         """The (group, port) discovery beacons go to."""
-        return self.multicast or (DEFAULT_GROUP, self.bind[1])
+        return self.multicast or (DEFAULT_GROUP, DEFAULT_BEACON_PORT)
 
     def with_changes(self, **changes: Any) -> AgentConfig:
         """A copy with some fields replaced (validated again)."""

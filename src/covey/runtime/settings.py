@@ -19,7 +19,14 @@ from cryptography.fernet import Fernet
 
 from covey.core import Address
 
-from .config import DEFAULT_PORT, ENV_PREFIX, AgentConfig, ConfigError, check_ipv4
+from .config import (
+    DEFAULT_BEACON_PORT,
+    DEFAULT_PORT,
+    ENV_PREFIX,
+    AgentConfig,
+    ConfigError,
+    check_ipv4,
+)
 
 # ------------------------------------------------------------------ parsers
 
@@ -242,8 +249,7 @@ def build_config(*sources: Mapping[str, object]) -> AgentConfig:
             kwargs[fname] = parser(key, value)
     group = kwargs.get("multicast")
     if group is not None and group[1] == 0:
-        bind = kwargs.get("bind", AgentConfig.__dataclass_fields__["bind"].default)
-        kwargs["multicast"] = (group[0], bind[1])
+        kwargs["multicast"] = (group[0], DEFAULT_BEACON_PORT)
     key_file = kwargs.get("key_file")
     if key_file is not None and not kwargs.get("plaintext"):
         kwargs["keys"] = load_keys(key_file)
