@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from covey.core import Address
+from covey.runtime.features import HTTP_ROUTES, load_features
 
 if TYPE_CHECKING:
     from covey.runtime.agent import Agent
@@ -51,6 +52,9 @@ def make_app(agent: Agent) -> web.Application:
     app.router.add_get("/v1/members", _members)
     app.router.add_get("/v1/self", _self)
     app.router.add_get("/v1/health", _health)
+    load_features()
+    for method, path, handler in HTTP_ROUTES:
+        app.router.add_route(method, path, handler)
     return app
 
 

@@ -19,9 +19,11 @@ from .events import (
     TraceOp,
     TraceRecord,
 )
+from .extension import Extension, ExtensionEvent, ExtensionMessage
 from .io import Datagram, StreamPurpose, StreamRequest
 from .keyring import KeyError_, Keyring
 from .member import MemberInfo
+from .messages import MalformedMessage, register_message
 from .node import Node
 from .stats import NodeStatistics
 from .types import Address, BeaconState, DropReason, MemberState, Rng
@@ -39,8 +41,12 @@ __all__ = [
     "Datagram",
     "DropReason",
     "Event",
+    "Extension",
+    "ExtensionEvent",
+    "ExtensionMessage",
     "KeyError_",
     "Keyring",
+    "MalformedMessage",
     "MemberEvent",
     "MemberFailed",
     "MemberInfo",
@@ -58,4 +64,5 @@ __all__ = [
     "StreamRequest",
     "TraceOp",
     "TraceRecord",
+    "register_message",
 ]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from .extension import ExtensionEvent
 from .member import MemberInfo
 
 
@@ -63,6 +64,13 @@ class TraceOp(enum.Enum):
     EXIT = "exit"
     REFUTE = "refute"
     PUSH_PULL = "push_pull"
+    LEADER_START = "leader_start"
+    LEADER_HEART = "leader_heart"
+    LEADER_DELTA = "leader_delta"
+    ELECTION = "election"
+    FENCE = "fence"
+    PANIC = "panic"
+    RECOVER = "recover"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,4 +92,4 @@ class TraceRecord:
     n: int = 0
 
 
-Event = MemberEvent | TraceRecord
+Event = MemberEvent | TraceRecord | ExtensionEvent

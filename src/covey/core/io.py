@@ -29,6 +29,7 @@ class StreamPurpose(enum.Enum):
     PUSH_PULL = "push_pull"
     PING = "ping"
     RECONNECT = "reconnect"
+    EXTENSION = "extension"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from .extension import FIRST_EXTENSION_TYPE, ExtensionMessage
 from .types import Address, BeaconState, MemberState
 
 NODE_ID_LEN = 16
@@ -124,6 +125,8 @@ class PushPull:
     join: bool
     reply: bool
     members: tuple[MemberRecord, ...]
+    #: Extension name -> that extension's state (sent only when some extension has state).
+    ext: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +140,9 @@ class Beacon:
     incarnation: int
 
 
-Message = Ping | Ack | Nack | PingReq | Alive | Suspect | Dead | PushPull | Beacon
+Message = (
+    Ping | Ack | Nack | PingReq | Alive | Suspect | Dead | PushPull | Beacon | ExtensionMessage
+)
 
 
 def encode_message(msg: Message) -> list[Any]:
@@ -157,8 +162,13 @@ def encode_message(msg: Message) -> list[Any]:
             return [MsgType.SUSPECT, inc, node_id, sender]
         case Dead(inc, node_id, sender, left):
             return [MsgType.DEAD, inc, node_id, sender, left]
-        case PushPull(join, reply, members):
-            return [MsgType.PUSH_PULL, join, reply, [_record_array(m) for m in members]]
+        case PushPull(join, reply, members, ext):
+            arr = [MsgType.PUSH_PULL, join, reply, [_record_array(m) for m in members]]
+            if ext:
+                arr.append(ext)
+            return arr
+        case ExtensionMessage():
+            return [msg.TYPE, *msg.to_array()]
         case Beacon(node_id, name, (host, port), state, inc):
             return [MsgType.BEACON, node_id, name, host, port, int(state), inc]
     raise TypeError(f"not a message: {msg!r}")
@@ -175,12 +185,29 @@ def decode_message(arr: Any) -> Message:
     kind = arr[0]
     if type(kind) is not int:
         raise MalformedMessage("message type is not an integer")
+    ext = _EXTENSIONS.get(kind)
+    if ext is not None:
+        return ext.from_array(arr[1:])
     try:
         mtype = MsgType(kind)
     except ValueError:
         raise UnknownMessage(f"unknown message type {kind}") from None
     decoder = _DECODERS[mtype]
     return decoder(arr)
+
+
+_EXTENSIONS: dict[int, type[ExtensionMessage]] = {}
+
+
+def register_message(cls: type[ExtensionMessage]) -> type[ExtensionMessage]:
+    """Register an extension message class under its ``TYPE`` (>= 32, unique)."""
+    if cls.TYPE < FIRST_EXTENSION_TYPE:
+        raise ValueError(f"extension message types start at {FIRST_EXTENSION_TYPE}")
+    known = _EXTENSIONS.get(cls.TYPE)
+    if known is not None and known is not cls:
+        raise ValueError(f"message type {cls.TYPE} is taken by {known.__name__}")
+    _EXTENSIONS[cls.TYPE] = cls
+    return cls
 
 
 def _want(arr: list[Any], n: int) -> None:
@@ -289,10 +316,14 @@ def _dec_record(r: Any) -> MemberRecord:
 
 
 def _dec_push_pull(a: list[Any]) -> Message:
-    _want(a, 4)
+    if len(a) != 4:
+        _want(a, 5)
     if not isinstance(a[3], list):
         raise MalformedMessage("push-pull members is not an array")
-    return PushPull(_bool(a[1]), _bool(a[2]), tuple(_dec_record(r) for r in a[3]))
+    ext = a[4] if len(a) == 5 else None
+    if ext is not None and (not isinstance(ext, dict) or not all(type(k) is str for k in ext)):
+        raise MalformedMessage("push-pull extension state is not a map by name")
+    return PushPull(_bool(a[1]), _bool(a[2]), tuple(_dec_record(r) for r in a[3]), ext)
 
 
 def _dec_beacon(a: list[Any]) -> Message:

@@ -17,7 +17,8 @@ from collections.abc import Iterable
 
 from .awareness import Awareness
 from .config import CoreConfig, check_tags
-from .events import Event, MemberUpdated, TraceOp, TraceRecord
+from .events import Event, MemberEvent, MemberUpdated, TraceOp, TraceRecord
+from .extension import Extension, ExtensionMessage
 from .gossip_queue import GossipQueue
 from .io import Datagram, StreamPurpose, StreamRequest
 from .keyring import Keyring
@@ -36,6 +37,7 @@ from .messages import (
     Suspect,
     UnknownMessage,
     decode_message,
+    register_message,
 )
 from .probe import ProbeMixin
 from .stats import Counters, NodeStatistics
@@ -105,6 +107,9 @@ class Node(ProbeMixin, SyncMixin):
         self._eager_at: float | None = None
         self._stranger_after = now
         self._next_reap = now + 5.0
+        self._extensions: dict[str, Extension] = {}
+        self._ext_by_type: dict[int, Extension] = {}
+        self._notified = 0  # table.events already shown to extensions
         self._init_probe(now)
         self._init_sync(now)
 
@@ -120,6 +125,49 @@ class Node(ProbeMixin, SyncMixin):
         """This node's current incarnation."""
         return self.table.local.incarnation
 
+    def add_extension(self, ext: Extension) -> None:
+        """Plug in a protocol feature (before :meth:`start`)."""
+        if self._started:
+            raise RuntimeError("extensions are added before start")
+        if not ext.name or ext.name in self._extensions:
+            raise ValueError(f"extension name {ext.name!r} is empty or taken")
+        for cls in ext.message_types:
+            if cls.TYPE in self._ext_by_type:
+                raise ValueError(f"message type {cls.TYPE} is handled twice")
+            register_message(cls)
+            self._ext_by_type[cls.TYPE] = ext
+        self._extensions[ext.name] = ext
+        ext.attach(self)
+
+    def extension(self, name: str) -> Extension | None:
+        """The extension registered under ``name``."""
+        return self._extensions.get(name)
+
+    def send(self, addr: Address | None, msgs: list[Message], *, now: float) -> None:
+        """Send ``msgs`` in one datagram to ``addr`` (None: the discovery group)."""
+        self._emit(addr, [encode_message_bytes(m) for m in msgs], now, piggyback=addr is not None)
+
+    def gossip_message(self, key: bytes, msg: Message, *, now: float) -> None:
+        """Spread ``msg`` by gossip; a later message with the same ``key`` replaces it."""
+        self._queue(key, msg, now)
+
+    def emit(self, event: Event) -> None:
+        """Hand an event to the caller (through :meth:`pop_events`)."""
+        self.table.events.append(event)
+
+    def _notify(self, now: float) -> None:
+        """Show extensions the membership changes applied since the last call."""
+        events = self.table.events
+        if not self._extensions or self._notified >= len(events):
+            self._notified = len(events)
+            return
+        while self._notified < len(events):
+            e = events[self._notified]
+            self._notified += 1
+            if isinstance(e, MemberEvent):
+                for ext in self._extensions.values():
+                    ext.on_member_event(e, now)
+
     def start(self, *, now: float, incarnation: int = 0) -> None:
         """Begin: announce ourselves (alive gossip, fast beacons) and start probing."""
         if self._started:
@@ -130,6 +178,9 @@ class Node(ProbeMixin, SyncMixin):
         self._queue_self_alive(now)
         self._next_beacon = now
         self._trace(TraceOp.JOIN, now, "start", incarnation)
+        for ext in self._extensions.values():
+            ext.on_start(now)
+        self._notify(now)
 
     def join(self, addresses: Iterable[Address], *, now: float) -> None:
         """Contact static seed addresses (push-pull); retried with backoff until one answers."""
@@ -144,6 +195,8 @@ class Node(ProbeMixin, SyncMixin):
         self._require_running()
         if self.left:
             return
+        for ext in self._extensions.values():
+            ext.on_leave(now)
         local = self.table.local
         local.incarnation += 1
         local.beacon_state = BeaconState.EXIT
@@ -179,6 +232,7 @@ class Node(ProbeMixin, SyncMixin):
     def pop_events(self) -> list[Event]:
         """Take the events produced since the last call."""
         events, self.table.events = self.table.events, []
+        self._notified = 0
         return events
 
     def datagrams_to_send(self, *, now: float) -> list[Datagram]:
@@ -224,6 +278,10 @@ class Node(ProbeMixin, SyncMixin):
         s = self.table.next_suspicion_deadline()
         if s is not None:
             deadlines.append(s)
+        for ext in self._extensions.values():
+            d = ext.next_deadline()
+            if d is not None:
+                deadlines.append(d)
         return min(d for d in deadlines if d is not None)
 
     def handle_timer(self, *, now: float) -> None:
@@ -245,6 +303,12 @@ class Node(ProbeMixin, SyncMixin):
         if now >= self._next_reap:
             self.table.reap(now, self.config.reap_failed_after, self.config.reap_left_after)
             self._next_reap = now + 5.0
+        self._notify(now)
+        for ext in self._extensions.values():
+            d = ext.next_deadline()
+            if d is not None and d <= now:
+                ext.on_timer(now)
+        self._notify(now)
 
     # ------------------------------------------------------------- receive path
 
@@ -258,6 +322,7 @@ class Node(ProbeMixin, SyncMixin):
         sender, msgs = decoded
         for msg in msgs:
             self._dispatch(msg, addr, sender, now)
+        self._notify(now)
         if sender not in self.table.members and now >= self._stranger_after:
             # An authenticated member we have never heard of: our view has a hole (a mass
             # join, or a partition outlasting reaping). One exchange with it fills it.
@@ -281,8 +346,15 @@ class Node(ProbeMixin, SyncMixin):
                     reply.append(Ack(msg.seq))
                 else:
                     self.counters.drop(DropReason.MISDIRECTED)
+            elif isinstance(msg, ExtensionMessage):
+                ext = self._ext_by_type.get(msg.TYPE)
+                if ext is None:
+                    self.counters.drop(DropReason.UNKNOWN_MESSAGE)
+                else:
+                    reply.extend(ext.on_stream(msg, sender, addr, now))
             else:
                 self._dispatch(msg, addr, sender, now)
+        self._notify(now)
         if not reply:
             return None
         return self._seal_frame(FrameType.STREAM_REPLY, reply, now)
@@ -338,6 +410,12 @@ class Node(ProbeMixin, SyncMixin):
                 self._on_beacon(msg, now)
             case PushPull():
                 self._merge_state(msg, sender, now)
+            case ExtensionMessage():
+                ext = self._ext_by_type.get(msg.TYPE)
+                if ext is None:
+                    self.counters.drop(DropReason.UNKNOWN_MESSAGE)
+                else:
+                    ext.on_message(msg, sender, addr, now)
 
     # ---------------------------------------------------------- merge and refute
 

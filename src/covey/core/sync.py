@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .events import TraceOp
+from .extension import ExtensionMessage
 from .io import StreamPurpose, StreamRequest
 from .messages import Ack, Alive, Dead, MemberRecord, Message, PushPull, Suspect
 from .types import Address, MemberState
@@ -20,6 +21,7 @@ from .wire import MAX_STREAM_FRAME, FrameType
 
 if TYPE_CHECKING:
     from .config import CoreConfig
+    from .extension import Extension
     from .member import Member
     from .stats import Counters
     from .table import MemberTable
@@ -39,6 +41,7 @@ class SyncMixin:
     if TYPE_CHECKING:
         config: CoreConfig
         table: MemberTable
+        _extensions: dict[str, Extension]
         rng: Rng
         counters: Counters
 
@@ -55,6 +58,8 @@ class SyncMixin:
             self, data: bytes, want: FrameType, limit: int, now: float
         ) -> tuple[bytes, list[Message]] | None: ...
         def _on_ack(self, seq: int, now: float) -> None: ...
+        def _notify(self, now: float) -> None: ...
+        def _dispatch(self, msg: Message, addr: Address, sender: bytes, now: float) -> None: ...
         def _trace(self, op: TraceOp, now: float, detail: str, n: int = 0) -> None: ...
         def _random_members(self, k: int, exclude: bytes | None) -> list[Member]: ...
         def push_pull_scale(self) -> float: ...
@@ -117,7 +122,12 @@ class SyncMixin:
             )
             for m in self.table.members.values()
         )
-        return PushPull(join=join, reply=reply, members=records)
+        ext = {}
+        for name, extension in self._extensions.items():
+            state = extension.sync_state()
+            if state is not None:
+                ext[name] = state
+        return PushPull(join=join, reply=reply, members=records, ext=ext or None)
 
     def _open_push_pull(
         self, addr: Address, purpose: StreamPurpose, node_id: bytes | None, now: float
@@ -143,6 +153,14 @@ class SyncMixin:
         self.counters.streams_opened += 1
 
     def _merge_state(self, pp: PushPull, sender: bytes, now: float) -> None:
+        self._merge_members(pp, sender, now)
+        if pp.ext:
+            for name, state in pp.ext.items():
+                extension = self._extensions.get(name)
+                if extension is not None:
+                    extension.merge_sync_state(state, sender, now)
+
+    def _merge_members(self, pp: PushPull, sender: bytes, now: float) -> None:
         for r in pp.members:
             if r.state is MemberState.ALIVE:
                 known = self.table.get(r.node_id)
@@ -182,12 +200,21 @@ class SyncMixin:
                     self._reconnect_delay = self.config.reconnect_interval
             elif isinstance(msg, Ack):
                 self._on_ack(msg.seq, now)
+            elif isinstance(msg, ExtensionMessage):
+                self._dispatch(msg, pending.address, sender, now)
+        self._notify(now)
 
     def stream_failed(self, request_id: int, *, refused: bool, now: float) -> None:
         """Finish a stream request that could not complete; ``refused`` if actively refused."""
         pending = self._pop_request(request_id)
         if pending is not None:
             self._stream_failed(pending, refused=refused, now=now)
+            self._notify(now)
+
+    def open_stream(self, addr: Address, msgs: list[Message], *, now: float) -> None:
+        """Send ``msgs`` to ``addr`` over TCP; reply messages come back as if received."""
+        frame = self._seal_frame(FrameType.STREAM_REQUEST, msgs, now)
+        self._open_stream(addr, frame, StreamPurpose.EXTENSION, None, now)
 
     def _pop_request(self, request_id: int) -> _Pending | None:
         pending = self._requests.pop(request_id, None)

@@ -37,6 +37,7 @@ from covey.core import (
 from .config import AgentConfig, ConfigError
 from .driver import CoreDriver
 from .events import EventHub
+from .features import build_extensions
 from .interfaces import DiscoveryPlan, plan_discovery
 from .queries import AgentQueries
 from .transport import (
@@ -87,6 +88,8 @@ class Agent(AgentQueries):
         #: inode of the control socket we created (so we never unlink another agent's)
         self.control_inode: int | None = None
         self.node = Node(self._core_config(), self._keyring(), rng=self._rng, now=time.monotonic())
+        for ext in build_extensions(config):
+            self.node.add_extension(ext)
         self.started_at = time.time()
 
     def _core_config(self) -> CoreConfig:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from .events import event_to_json
+from .features import CONTROL_OPS, load_features
 
 if TYPE_CHECKING:
     from .agent import Agent
@@ -227,7 +228,12 @@ def handle_request(agent: Agent, request: object) -> object:
         return agent.update_tags(set_, delete).to_json()
     if op in ("leave", "monitor"):
         return "leaving" if op == "leave" else "monitoring"
-    raise ControlError(f"unknown op {op!r} (members, self, info, tags, leave, monitor)")
+    load_features()
+    handler = CONTROL_OPS.get(op)
+    if handler is not None:
+        return handler(agent, request)
+    known = ", ".join(["members", "self", "info", "tags", "leave", "monitor", *CONTROL_OPS])
+    raise ControlError(f"unknown op {op!r} ({known})")
 
 
 async def _monitor(

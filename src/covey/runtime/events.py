@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from covey.core import (
     Event,
+    ExtensionEvent,
     MemberEvent,
     MemberFailed,
     MemberJoined,
@@ -66,7 +67,13 @@ def event_kind(event: AgentEvent) -> str:
 
 def event_to_json(event: AgentEvent, wall_offset: float) -> dict[str, object]:
     """A JSON-ready dict for ``covey monitor`` and the control protocol."""
-    out: dict[str, object] = {"event": event_kind(event), "time": event.at + wall_offset}
+    if isinstance(event, ExtensionEvent):
+        out: dict[str, object] = event.to_json()
+        at = getattr(event, "at", None)
+        if isinstance(at, float | int):
+            out.setdefault("time", at + wall_offset)
+        return out
+    out = {"event": event_kind(event), "time": event.at + wall_offset}
     if isinstance(event, MemberEvent):
         out["member"] = event.member.to_json()
     elif isinstance(event, TraceRecord):

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from covey.core import CoreConfig, Event, Keyring, MemberState, Node
+from covey.core import CoreConfig, Event, Extension, Keyring, MemberState, Node
 from covey.core.member import Member
 from covey.core.types import Address
 
@@ -81,6 +81,7 @@ class Simulation:
         link: the default link model.
         cluster: cluster name given to every node.
         record_events: keep every event per host in ``host.events``.
+        extensions: builds the extensions of each host's core (again on restart).
         config: CoreConfig overrides applied to every node (timings etc.).
     """
 
@@ -92,6 +93,7 @@ class Simulation:
         link: LinkModel | None = None,
         cluster: str = "sim",
         record_events: bool = True,
+        extensions: Callable[[SimHost], list[Extension]] | None = None,
         **config: Any,
     ) -> None:
         self.seed = seed
@@ -102,6 +104,7 @@ class Simulation:
         self.cluster = cluster
         self.record_events = record_events
         self.config_overrides = config
+        self.extensions = extensions
         self.hosts: dict[str, SimHost] = {}
         self.by_address: dict[Address, SimHost] = {}
         self.listeners: list[EventListener] = []
@@ -142,9 +145,15 @@ class Simulation:
         host = SimHost(name, address, cfg, node, seeds=[self.hosts[j].address for j in join])
         self.hosts[name] = host
         self.by_address[address] = host
+        self._attach(host)
         if start:
             self._boot(host)
         return host
+
+    def _attach(self, host: SimHost) -> None:
+        if self.extensions is not None:
+            for ext in self.extensions(host):
+                host.node.add_extension(ext)
 
     def _boot(self, host: SimHost, incarnation: int = 0) -> None:
         host.node.start(now=self.now, incarnation=incarnation)
@@ -237,6 +246,7 @@ class Simulation:
         host.backlog.clear()
         host.timer_at = None
         host.restarts += 1
+        self._attach(host)
         self._boot(host)
         return host
 

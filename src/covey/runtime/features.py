@@ -1,0 +1,62 @@
+"""Where protocol features (election, shared state, ...) plug into the agent.
+
+A feature module registers, at import time:
+
+* an extension factory: ``EXTENSIONS.append(factory)``, where ``factory(config)`` returns
+  the core :class:`~covey.core.Extension` for an agent with that configuration (or None
+  when the feature is off);
+* control operations: ``CONTROL_OPS["name"] = handler``, ``handler(agent, request)``
+  returning a JSON-ready result or raising ``ControlError``;
+* HTTP routes: ``HTTP_ROUTES.append(("GET", "/v1/...", handler))`` with an aiohttp handler
+  that finds the agent as ``request.app[AGENT_KEY]``.
+
+:func:`load_features` imports every module named in :data:`FEATURE_MODULES` once.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from covey.core import Extension
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from .agent import Agent
+    from .config import AgentConfig
+
+ExtensionFactory = Callable[["AgentConfig"], Extension | None]
+ControlHandler = Callable[["Agent", dict[str, Any]], object]
+HttpHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
+
+EXTENSIONS: list[ExtensionFactory] = []
+CONTROL_OPS: dict[str, ControlHandler] = {}
+HTTP_ROUTES: list[tuple[str, str, HttpHandler]] = []
+
+#: Modules that register features; each is imported once by :func:`load_features`.
+FEATURE_MODULES: tuple[str, ...] = ()
+
+_loaded = False
+
+
+def load_features() -> None:
+    """Import every feature module (idempotent)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for name in FEATURE_MODULES:
+        importlib.import_module(name)
+
+
+def build_extensions(config: AgentConfig) -> list[Extension]:
+    """The extensions an agent with ``config`` runs."""
+    load_features()
+    out = []
+    for factory in EXTENSIONS:
+        ext = factory(config)
+        if ext is not None:
+            out.append(ext)
+    return out
