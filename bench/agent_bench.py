@@ -58,6 +58,7 @@ class Cluster(Protocol):
     t_start: float
     hub: Any
     ready_at: list[float | None]
+    procs: list[Any]
 
     def start(self) -> None: ...
     def pids(self) -> list[int]: ...
@@ -79,10 +80,15 @@ def log(msg: str) -> None:
 def measure_join(c: Cluster) -> dict[str, Any]:
     """Start the cluster; time until every agent lists all N members alive."""
     c.start()
-    ok = c.hub.wait(
-        lambda: all(v.full_at is not None for v in c.hub.views),
+
+    def dead() -> list[int]:
+        return [i for i, p in enumerate(c.procs) if p.poll() is not None]
+
+    c.hub.wait(
+        lambda: all(v.full_at is not None for v in c.hub.views) or bool(dead()),
         time.time() + JOIN_DEADLINE_S,
     )
+    ok = all(v.full_at is not None for v in c.hub.views)
     full = [v.full_at for v in c.hub.views]
     ready = [r for r in c.ready_at if r is not None]
     res: dict[str, Any] = {
@@ -91,6 +97,9 @@ def measure_join(c: Cluster) -> dict[str, Any]:
         "per_agent_s": [None if f is None else f - c.t_start for f in full],
         "last_ready_s": (max(ready) - c.t_start) if len(ready) == c.n else None,
     }
+    if dead() or len(c.procs) < c.n:
+        res["exited_early"] = dead()
+        log(f"  {c.system}: agents {dead()} exited during start-up (see --keep logs)")
     if ok and res["last_ready_s"] is not None:
         res["after_last_ready_s"] = res["join_s"] - res["last_ready_s"]
     return res

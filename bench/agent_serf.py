@@ -174,7 +174,10 @@ class SerfCluster:
         for i in range(self.n):
             self.hub.record(i, self.t_start, "alive", self.names[i])  # an agent knows itself
         self._spawn(0)
-        self.hub.wait(lambda: self.ready_at[0] is not None, time.time() + self.deadline_s)
+        self.hub.wait(
+            lambda: self.ready_at[0] is not None or self.procs[0].poll() is not None,
+            time.time() + self.deadline_s,
+        )
         for i in range(1, self.n):
             self._spawn(i)
 
