@@ -37,7 +37,7 @@ from covey.core import (
 from .config import AgentConfig, ConfigError
 from .driver import CoreDriver
 from .events import EventHub
-from .features import build_extensions
+from .features import AGENT_STARTED, build_extensions
 from .interfaces import DiscoveryPlan, plan_discovery
 from .queries import AgentQueries
 from .transport import (
@@ -170,6 +170,8 @@ class Agent(AgentQueries):
                     clock_leap=self.config.clock_leap,
                 )
                 self._driver.start(self.config.join, self._incarnation)
+                for started in AGENT_STARTED:
+                    started(self)
                 save_identity(self.config.data_dir, self.node_id, self.node.incarnation)
                 for server in self._servers:
                     await server.start_serving()

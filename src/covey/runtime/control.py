@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -180,6 +181,9 @@ async def serve_connection(
         op = request.get("op") if isinstance(request, dict) else None
         try:
             result = handle_request(agent, request)
+            if inspect.isawaitable(result):
+                # Feature operations may wait (an action collecting its results).
+                result = await result
         except ControlError as exc:
             writer.write(codec.encode({"ok": False, "error": str(exc)}))
         except ValueError as exc:  # ConfigError from bad tags

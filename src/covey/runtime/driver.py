@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from covey.core import Address, Datagram, Node, StreamRequest
 
@@ -26,6 +26,7 @@ from .transport import StreamFrameError, exchange
 log = logging.getLogger("covey.driver")
 
 Spawn = Callable[[Coroutine[Any, Any, None]], object]
+T = TypeVar("T")
 
 
 class CoreDriver:
@@ -105,6 +106,18 @@ class CoreDriver:
         except Exception:
             self._internal_error("stream from %s:%d", *addr)
             return None
+
+    def call(self, fn: Callable[[float], T]) -> T:
+        """Run ``fn(now)`` against the core, then send what it produced; returns its result.
+
+        For feature code that steers its extension from outside a receive path (a control
+        request, a finished handler). Exceptions are the caller's and propagate.
+        """
+        now = self.now()
+        try:
+            return fn(now)
+        finally:
+            self._pump(now)
 
     def set_tags(self, tags: dict[str, str]) -> None:
         """Replace our tags (raises covey.core.ConfigError on bad tags: caller's misuse)."""

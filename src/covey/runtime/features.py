@@ -8,7 +8,9 @@ A feature module registers, at import time:
 * control operations: ``CONTROL_OPS["name"] = handler``, ``handler(agent, request)``
   returning a JSON-ready result or raising ``ControlError``;
 * HTTP routes: ``HTTP_ROUTES.append(("GET", "/v1/...", handler))`` with an aiohttp handler
-  that finds the agent as ``request.app[AGENT_KEY]``.
+  that finds the agent as ``request.app[AGENT_KEY]``;
+* start-up hooks: ``AGENT_STARTED.append(hook)``, ``hook(agent)`` runs once the core has
+  started (arm timers, start watchers; steer the core with ``agent._driver.call``).
 
 :func:`load_features` imports every module named in :data:`FEATURE_MODULES` once.
 """
@@ -34,6 +36,8 @@ HttpHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 EXTENSIONS: list[ExtensionFactory] = []
 CONTROL_OPS: dict[str, ControlHandler] = {}
 HTTP_ROUTES: list[tuple[str, str, HttpHandler]] = []
+#: Called with the agent once its core has started, before it serves (timers, watchers).
+AGENT_STARTED: list[Callable[["Agent"], None]] = []
 
 #: Modules that register features; each is imported once by :func:`load_features`.
 FEATURE_MODULES: tuple[str, ...] = ()
