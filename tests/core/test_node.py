@@ -789,7 +789,7 @@ def test_stale_tags_from_a_third_node_do_not_complete_a_record() -> None:
         wall=net.now,
     )
     assert b.handle_stream(req, ("10.0.0.3", 40000), now=net.now) is not None
-    # a's next beacons (every 5 s +- 25 %) remind b that it still owes itself a's tags
+    # b's next good probe of a reminds it that it still owes itself a's tags
     net.drop = None
     net.run_until(net.now + 8.0)
     assert b.member(a.node_id).tags == a.member(a.node_id).tags  # type: ignore[union-attr]

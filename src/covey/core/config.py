@@ -50,6 +50,11 @@ class CoreConfig:
         reap_left_after: seconds a member that left is kept before forgotten.
         max_datagram: largest datagram sent.
         eager_gossip: send news at once instead of waiting for the next gossip tick.
+        direct_push_limit: up to this many live members, news that originates here (our
+            tag changes, refutations, extension updates marked direct) goes straight to
+            every member, one hop, besides being gossiped.
+        settled_beacons: keep sending periodic beacons once joined with nobody missing
+            (off: a settled node is silent; newcomers announce themselves and get answers).
     """
 
     node_id: bytes
@@ -75,6 +80,8 @@ class CoreConfig:
     reap_left_after: float = 600.0
     max_datagram: int = 1400
     eager_gossip: bool = True
+    direct_push_limit: int = 16
+    settled_beacons: bool = False
 
     def __post_init__(self) -> None:
         if len(self.node_id) != NODE_ID_LEN:

@@ -147,9 +147,22 @@ class Node(ProbeMixin, SyncMixin):
         """Send ``msgs`` in one datagram to ``addr`` (None: the discovery group)."""
         self._emit(addr, [encode_message_bytes(m) for m in msgs], now, piggyback=addr is not None)
 
-    def gossip_message(self, key: bytes, msg: Message, *, now: float) -> None:
-        """Spread ``msg`` by gossip; a later message with the same ``key`` replaces it."""
-        self._queue(key, msg, now)
+    def gossip_message(self, key: bytes, msg: Message, *, now: float, direct: bool = False) -> None:
+        """Spread ``msg`` by gossip; a later message with the same ``key`` replaces it.
+
+        With ``direct`` (for news that originates here) a small cluster also gets it from
+        us straight away, one hop to everyone (see ``CoreConfig.direct_push_limit``).
+        """
+        encoded = self._queue(key, msg, now)
+        if direct:
+            self._push_direct(encoded, now)
+
+    def _push_direct(self, encoded: bytes, now: float) -> None:
+        if self.table.live_count > self.config.direct_push_limit:
+            return
+        for m in self.table.live():
+            if m is not self.table.local:
+                self._emit(m.address, [encoded], now, piggyback=False)
 
     def emit(self, event: Event) -> None:
         """Hand an event to the caller (through :meth:`pop_events`)."""
@@ -218,7 +231,7 @@ class Node(ProbeMixin, SyncMixin):
         local.tags = dict(tags)
         local.incarnation += 1
         self.table.events.append(MemberUpdated(local.snapshot(), now))
-        self._queue_self_alive(now)
+        self._queue_self_alive(now, direct=True)
 
     def members(self) -> list[MemberInfo]:
         """Snapshots of every known member, this node included."""
@@ -451,15 +464,17 @@ class Node(ProbeMixin, SyncMixin):
         # Someone holds a view of us that is wrong or newer than ours: refute it.
         local.incarnation = msg.incarnation + 1
         self.awareness.apply(1)
-        self._queue_self_alive(now)
+        self._queue_self_alive(now, direct=True)
         self._trace(TraceOp.REFUTE, now, type(msg).__name__.lower(), local.incarnation)
 
-    def _queue_self_alive(self, now: float) -> None:
+    def _queue_self_alive(self, now: float, *, direct: bool = False) -> None:
         local = self.table.local
         alive = Alive(local.incarnation, local.node_id, local.name, local.address, local.tags)
-        self._queue(local.node_id, alive, now)
+        encoded = self._queue(local.node_id, alive, now)
+        if direct:
+            self._push_direct(encoded, now)
 
-    def _queue(self, key: bytes, msg: Message, now: float) -> None:
+    def _queue(self, key: bytes, msg: Message, now: float) -> bytes:
         encoded = encode_message_bytes(msg)
         if isinstance(msg, Alive) and msg.tags is not None and len(encoded) > self._max_body // 2:
             # Large tags travel by push-pull; the alive only says that they changed.
@@ -474,6 +489,7 @@ class Node(ProbeMixin, SyncMixin):
             self._next_gossip += math.ceil((now - self._next_gossip) / interval) * interval
         if self.config.eager_gossip:
             self._eager_at = now
+        return encoded
 
     def _on_beacon(self, b: Beacon, now: float) -> None:
         if b.node_id == self.node_id:
@@ -551,8 +567,20 @@ class Node(ProbeMixin, SyncMixin):
         state = local.beacon_state or BeaconState.INIT
         return Beacon(local.node_id, local.name, local.address, state, local.incarnation)
 
+    def _searching(self) -> bool:
+        """True while beacons may find someone: not joined, alone, or missing members."""
+        return (
+            not self.joined
+            or self.table.live_count < 2
+            or any(m.state is MemberState.FAILED for m in self.table.gone.values())
+        )
+
     def _send_beacon(self, now: float) -> None:
-        self._emit(None, [encode_message_bytes(self._beacon())], now, piggyback=False)
+        fast = self._beacon_step < len(_FAST_BEACONS)
+        if fast or self.config.settled_beacons or self._searching():
+            # A settled node (joined, nobody missing) stays quiet: newcomers announce
+            # themselves and get answers, so its beacons would only cost packets.
+            self._emit(None, [encode_message_bytes(self._beacon())], now, piggyback=False)
         self._beacon_step += 1
         if self._beacon_step < len(_FAST_BEACONS):
             self._next_beacon = now + _FAST_BEACONS[self._beacon_step]
