@@ -241,14 +241,15 @@ def agent(
         file_settings = read_toml(config) if config is not None else {}
         env_settings = read_env(os.environ)
         cfg = build_config(file_settings, env_settings, flags)
-        from covey.runtime.process import run_agent
+        from covey.runtime.agentd import exec_agent
 
-        code = run_agent(cfg)
+        # The long-running agent leaves the CLI's modules behind; it reports interface and
+        # identity errors itself, in the same one-line form, before binding anything.
+        exec_agent(cfg)
     except ConfigError as exc:
         raise _fail(f"config error: {exc}", EXIT_CONFIG) from None
     except OSError as exc:
         raise _fail(f"cannot start: {exc}") from None
-    raise typer.Exit(code)
 
 
 # ---------------------------------------------------------------- inspection

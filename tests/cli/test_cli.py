@@ -222,3 +222,17 @@ def test_demo_runs_to_completion_and_leaves_no_process() -> None:
         if psutil.pid_exists(pid):
             p = psutil.Process(pid)
             assert p.status() == psutil.STATUS_ZOMBIE or "covey" not in " ".join(p.cmdline())
+
+
+def test_agent_runs_as_a_lean_process_under_the_same_pid(cluster: LocalCluster) -> None:
+    """`covey agent` re-executes itself without the CLI stack; PID and output stay."""
+    a = cluster.spawn("lean")
+    cmdline = Path(f"/proc/{a.proc.pid}/cmdline").read_bytes().split(b"\0")
+    assert b"covey.runtime.agentd" in cmdline
+    assert b"lean" in cmdline  # the agent's name stays visible in ps
+    # The configuration (with the keys) never travels on the command line.
+    key = cluster.key_file.read_bytes().strip()
+    assert not any(key in arg for arg in cmdline)
+    info = json.loads(covey("info", "--control", str(a.control), "--json").stdout)
+    assert info["self"]["name"] == "lean"
+    assert "serving on" in a.log.read_text()  # its log still goes where the CLI's went
