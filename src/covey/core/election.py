@@ -1,0 +1,580 @@
+"""Leader election with terms, quorum and leases: at most one leader, never two.
+
+Theory of operation. Every node is a *follower*; the *leader* heartbeats every member
+each ``heartbeat_interval`` and every member acknowledges (the two heartbeats of seed
+001). A follower that has heard no leader for ``follower_wait`` waits a random back-off
+(longer when a live member has a higher ``covey.priority`` tag; ``covey.eligible=no``
+never stands) and becomes a *candidate*:
+
+1. *Pre-vote* for term+1, which changes nobody's state, so a node cut off from the
+   cluster does not inflate terms and unseat a healthy leader when it comes back.
+2. With a quorum of pre-votes, the real vote: the term grows, the candidate votes for
+   itself and asks everyone. A node votes at most once per term (the vote is kept in a
+   :class:`VoteStore`, which the runtime writes to disk) and only for a term at least its
+   own. ``quorum = expected_votes // 2 + 1``; ``expected_votes`` is configured explicitly
+   and must match on every node (a mismatch is invalid shared configuration: panic).
+3. Elected, the leader holds a *lease*: ``lease_until = sent + lease`` for the latest
+   vote round or heartbeat that a quorum accepted, on its monotonic clock. When the
+   lease runs out it steps down by itself.
+
+Safety (docs/protocol.md, "Election"): a member that accepted a heartbeat or granted a
+vote at time *r* refuses every vote until *r* + ``follower_wait``; a node refuses votes
+for ``follower_wait`` after it starts. Since ``lease < follower_wait``, any quorum that
+elects a new leader shares one member with the quorum behind the old lease, and that
+member grants its vote only after the old lease ended. Two leaders with valid leases
+never coexist, whatever the terms, losses, pauses or restarts.
+
+Fencing, the heartbeat disk and panic mode live in :mod:`covey.core.election_fence`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+
+from .config import ConfigError
+from .election_events import LeaderChanged
+from .election_fence import FenceMixin
+from .election_msgs import (
+    ELECTION_MESSAGES,
+    Heartbeat,
+    HeartbeatAck,
+    Info,
+    Recover,
+    VoteReply,
+    VoteRequest,
+    clip_reason,
+)
+from .events import MemberEvent, TraceOp, TraceRecord
+from .extension import Extension, ExtensionMessage
+from .types import Address, MemberState
+
+#: Tag that makes a member ineligible when set to "no"/"false"/"0".
+ELIGIBLE_TAG = "covey.eligible"
+#: Tag carrying a member's election priority (integer, higher stands first; default 0).
+PRIORITY_TAG = "covey.priority"
+#: A leader heartbeat trace is recorded once per this many heartbeats.
+HEART_TRACE_EVERY = 50
+
+
+class Role(enum.Enum):
+    """What this node is in the election."""
+
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+@dataclass(frozen=True, slots=True)
+class ElectionConfig:
+    """Election settings; timings in seconds of the monotonic clock.
+
+    Attributes:
+        expected_votes: cluster size the quorum is computed from (same on every node).
+        two_node: Corosync-like two-node mode (``expected_votes`` must be 2): after both
+            nodes were seen together once (wait_for_all), the node with the lower id is
+            quorate alone, and so is the other one when the heartbeat disk shows its peer
+            dead. Without the disk, only the tie-breaker can take over.
+        heartbeat_interval: leader heartbeat period.
+        lease: how long a quorum's acceptance keeps the leader leader.
+        follower_wait: silence after which a follower stands; must exceed ``lease``.
+        backoff: upper bound of the random wait before standing.
+        vote_timeout: how long a candidate waits for a vote round.
+        stable_after: heartbeats accepted by a quorum before leadership counts as stable.
+        reboot_delay: upper bound of the random pause of ``reboot``.
+        disk_timeout: a heartbeat-disk slot unchanged this long is stale.
+        silent_rounds: unanswered vote rounds, while a quorum looks alive, before panic.
+    """
+
+    expected_votes: int
+    two_node: bool = False
+    heartbeat_interval: float = 0.2
+    lease: float = 0.9
+    follower_wait: float = 1.2
+    backoff: float = 0.3
+    vote_timeout: float = 0.3
+    stable_after: int = 5
+    reboot_delay: float = 2.0
+    disk_timeout: float = 3.0
+    silent_rounds: int = 20
+
+    def __post_init__(self) -> None:
+        if type(self.expected_votes) is not int or not 1 <= self.expected_votes <= 10_000:
+            raise ConfigError("expected_votes: must be an integer in 1..10000")
+        if self.two_node and self.expected_votes != 2:
+            raise ConfigError("two_node: needs expected_votes = 2")
+        for name in ("heartbeat_interval", "lease", "follower_wait", "backoff", "vote_timeout"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name}: must be a positive number")
+        if self.lease >= self.follower_wait:
+            raise ConfigError("lease: must be shorter than follower_wait (safety)")
+        if self.heartbeat_interval * 2 > self.lease:
+            raise ConfigError("heartbeat_interval: must be at most half the lease")
+        if self.stable_after < 1 or self.silent_rounds < 1:
+            raise ConfigError("stable_after: must be at least 1")
+
+    @classmethod
+    def scaled(cls, expected_votes: int, heartbeat: float, **kw: object) -> ElectionConfig:
+        """Timings derived from one heartbeat interval (the defaults are ``heartbeat=0.2``)."""
+        return cls(
+            expected_votes,
+            heartbeat_interval=heartbeat,
+            lease=4.5 * heartbeat,
+            follower_wait=6.0 * heartbeat,
+            backoff=1.5 * heartbeat,
+            vote_timeout=1.5 * heartbeat,
+            **kw,  # type: ignore[arg-type]
+        )
+
+
+@dataclass(slots=True)
+class VoteStore:
+    """The durable part of the election: the current term and the vote given in it.
+
+    ``save`` is called after every change, before the change is acted on (a vote is sent
+    only after it is saved). This base class keeps them in memory (simulated disks); the
+    runtime's subclass writes a file.
+    """
+
+    term: int = 0
+    voted_for: bytes | None = None
+
+    def save(self) -> None:
+        """Make ``term`` and ``voted_for`` durable."""
+
+
+@dataclass(slots=True)
+class _Round:
+    pre: bool
+    term: int
+    started: float
+    deadline: float
+    votes: set[bytes] = field(default_factory=set)
+    replies: set[bytes] = field(default_factory=set)
+    max_term: int = 0
+
+
+class Election(FenceMixin, Extension):
+    """The election extension of one node (see the module docstring)."""
+
+    name = "election"
+    message_types = ELECTION_MESSAGES
+
+    def __init__(self, config: ElectionConfig, store: VoteStore | None = None) -> None:
+        super().__init__()
+        self.cfg = config
+        self.store = store if store is not None else VoteStore()
+        self.role = Role.FOLLOWER
+        self.leader_id: bytes | None = None
+        self.leader_heard = -math.inf  # last accepted heartbeat or granted vote
+        self.lease_until = -math.inf
+        self.stable_count = 0
+        self.leader_stable = False
+        self._round: _Round | None = None
+        self._election_at: float | None = None
+        self._next_hb: float | None = None
+        self._hb_seq = 0
+        self._hb_sent: dict[int, float] = {}
+        self._hb_acks: dict[int, set[bytes]] = {}
+        self.member_acks: dict[bytes, float] = {}  # leader: member -> last ack (seed 003)
+        self._quiet_until = -math.inf
+        self._both_seen = False
+        self._announced: bytes | None = None
+        self.elections = 0
+        self._init_fence()
+
+    # --------------------------------------------------------------- read side
+
+    @property
+    def term(self) -> int:
+        """The current term (only grows)."""
+        return self.store.term
+
+    def is_leader(self, now: float) -> bool:
+        """True while this node leads with a valid lease."""
+        return self.role is Role.LEADER and now < self.lease_until
+
+    def current_leader(self, now: float) -> bytes | None:
+        """The leader this node believes in right now, or None."""
+        if self.is_leader(now):
+            return self.node.node_id
+        if self.leader_id is not None and now < self.leader_heard + self.cfg.follower_wait:
+            return self.leader_id
+        return None
+
+    def role_now(self, now: float) -> str:
+        """``leader`` (with a valid lease), ``candidate`` or ``follower``."""
+        if self.role is Role.LEADER:
+            return "leader" if self.is_leader(now) else "follower"
+        return str(self.role.value)
+
+    def quorum(self) -> int:
+        """Votes (or heartbeat acceptances, self included) that make a majority."""
+        if self.cfg.two_node and self._alone_quorate():
+            return 1
+        return self.cfg.expected_votes // 2 + 1
+
+    def names(self, now: float) -> dict[str, object]:
+        """Seed 003's GetNames: cluster, leader, stable, node, term (plus mode and role)."""
+        leader = self.current_leader(now)
+        return {
+            "cluster": self.node.config.cluster,
+            "leader": self._name_of(leader) if leader is not None else None,
+            "stable": leader is not None and self.leader_stable,
+            "node": self.node.config.name,
+            "term": self.term,
+            "role": self.role_now(now),
+            "mode": "panic" if self.panic_reason is not None else "normal",
+            "panic_reason": self.panic_reason,
+            "expected_votes": self.cfg.expected_votes,
+            "quorum": self.quorum(),
+            "partitioned": sorted(self._name_of(n) for n in self.partitioned),
+        }
+
+    # --------------------------------------------------------------- lifecycle
+
+    def on_start(self, now: float) -> None:
+        # A (re)started node may have accepted a heartbeat just before it died: it refuses
+        # votes for follower_wait, which keeps the lease argument true without a disk.
+        self.leader_heard = now
+        self._election_at = now + self.cfg.follower_wait + self._backoff()
+
+    def on_leave(self, now: float) -> None:
+        self._step_down(now, "leave")
+        self._election_at = None
+
+    def _eligible(self) -> bool:
+        return self.node.table.local.tags.get(ELIGIBLE_TAG, "yes").lower() not in (
+            "no",
+            "false",
+            "0",
+        )
+
+    def priority(self, tags: dict[str, str] | None = None) -> int:
+        """A member's priority tag (ours by default); bad values count as 0."""
+        raw = (tags if tags is not None else self.node.table.local.tags).get(PRIORITY_TAG, "0")
+        try:
+            return max(0, min(int(raw), 1 << 31))
+        except ValueError:
+            return 0
+
+    def _backoff(self) -> float:
+        delay = self.cfg.backoff * self.node.rng.random()
+        mine = self.priority()
+        for m in self.node.table.live():
+            if m.node_id != self.node.node_id and self.priority(m.tags) > mine:
+                return delay + self.cfg.backoff  # let the higher priority stand first
+        return delay
+
+    def _peers(self) -> list[Address]:
+        me = self.node.node_id
+        return [
+            m.address
+            for m in self.node.table.members.values()
+            if m.node_id != me and m.state is not MemberState.LEFT
+        ]
+
+    def _broadcast(self, msg: ExtensionMessage, now: float) -> None:
+        for addr in self._peers():
+            self.node.send(addr, [msg], now=now)
+
+    # --------------------------------------------------------------- timers
+
+    def next_deadline(self) -> float | None:
+        times = [self._election_at]
+        if self.role is Role.LEADER:
+            times += [self._next_hb, self.lease_until]
+        if self._round is not None:
+            times.append(self._round.deadline)
+        return min((t for t in times if t is not None), default=None)
+
+    def on_timer(self, now: float) -> None:
+        if self.role is Role.LEADER:
+            if now >= self.lease_until:
+                self._step_down(now, "lease expired")
+            elif self._next_hb is not None and now >= self._next_hb:
+                self._send_heartbeat(now)
+        rnd = self._round
+        if rnd is not None and now >= rnd.deadline:
+            self._round_failed(rnd, now)
+        if self._election_at is not None and now >= self._election_at:
+            self._maybe_stand(now)
+
+    def _maybe_stand(self, now: float) -> None:
+        cfg = self.cfg
+        self._election_at = None
+        if self.role is not Role.FOLLOWER or self._round is not None:
+            return
+        quiet = max(self.leader_heard + cfg.follower_wait, self._quiet_until)
+        if now < quiet:
+            self._election_at = quiet + self._backoff()
+            return
+        if not self._eligible():
+            self._election_at = now + cfg.follower_wait
+            return
+        self._start_round(True, self.term + 1, now)
+
+    # --------------------------------------------------------------- election
+
+    def _start_round(self, pre: bool, term: int, now: float) -> None:
+        rnd = _Round(pre, term, now, now + self.cfg.vote_timeout)
+        rnd.votes.add(self.node.node_id)
+        self._round = rnd
+        if not pre:
+            self.role = Role.CANDIDATE
+            self.store.term = term
+            self.store.voted_for = self.node.node_id
+            self.store.save()
+            self.leader_id = None
+            self.elections += 1
+            self._trace(TraceOp.ELECTION, now, "candidate", term)
+        if len(rnd.votes) >= self.quorum():
+            self._round_won(rnd, now)
+            return
+        req = VoteRequest(term, pre, self.cfg.expected_votes, self.priority())
+        self._broadcast(req, now)
+
+    def _round_won(self, rnd: _Round, now: float) -> None:
+        self._round = None
+        if rnd.pre:
+            self._start_round(False, max(rnd.term, rnd.max_term + 1, self.term + 1), now)
+            return
+        self.role = Role.LEADER
+        self.leader_id = self.node.node_id
+        self.lease_until = rnd.started + self.cfg.lease
+        self.stable_count = 0
+        self.leader_stable = False
+        self._hb_sent.clear()
+        self._hb_acks.clear()
+        self._election_at = None
+        self._trace(TraceOp.LEADER_START, now, "elected", self.term)
+        self._announce(now)
+        self._send_heartbeat(now)
+        self._on_leadership(now)
+
+    def _round_failed(self, rnd: _Round, now: float) -> None:
+        self._round = None
+        if self.role is Role.CANDIDATE:
+            self.role = Role.FOLLOWER
+        self._note_silence(rnd, now)
+        self._election_at = now + self.cfg.backoff * (1.0 + self.node.rng.random())
+
+    def _adopt_term(self, term: int, now: float) -> None:
+        if term <= self.store.term:
+            return
+        self.store.term = term
+        self.store.voted_for = None
+        self.store.save()
+        if self.role is not Role.FOLLOWER:
+            self._step_down(now, "higher term")
+        self._round = None
+        self.leader_id = None
+
+    def _step_down(self, now: float, why: str) -> None:
+        was_leader = self.role is Role.LEADER
+        self.role = Role.FOLLOWER
+        self._round = None
+        self.lease_until = -math.inf
+        self._next_hb = None
+        if was_leader:
+            self.leader_id = None
+            self._trace(TraceOp.LEADER_DELTA, now, "step down: " + why, self.term)
+            self._announce(now)
+        if self._election_at is None:
+            self._election_at = now + self.cfg.follower_wait + self._backoff()
+
+    def _refuses(self, candidate: bytes, now: float) -> bool:
+        """True while a leader's lease may still be valid somewhere (the safety rule)."""
+        if now < self._quiet_until:
+            return True
+        if self.role is Role.LEADER:
+            return now < self.lease_until
+        return now < self.leader_heard + self.cfg.follower_wait and candidate != self.leader_id
+
+    def _on_vote_request(self, m: VoteRequest, sender: bytes, addr: Address, now: float) -> None:
+        agrees = self._config_agrees(m.expected, sender, now)
+        if not agrees or self._refuses(sender, now) or m.term < self.term:
+            granted = False
+        elif m.pre:
+            granted = True
+        else:
+            self._adopt_term(m.term, now)
+            granted = self.store.voted_for in (None, sender) and self.role is Role.FOLLOWER
+            if granted:
+                self.store.voted_for = sender
+                self.store.save()
+                self.leader_heard = now  # behave as if the candidate had led: no dueling
+                self.leader_id = None
+        reply = VoteReply(m.term, m.pre, granted, self.cfg.expected_votes, self.term)
+        self.node.send(addr, [reply], now=now)
+
+    def _on_vote_reply(self, m: VoteReply, sender: bytes, now: float) -> None:
+        if not m.pre and not m.granted and m.voter_term > self.term:
+            self._adopt_term(m.voter_term, now)
+            return
+        rnd = self._round
+        if rnd is None or rnd.pre != m.pre or rnd.term != m.term:
+            return
+        rnd.replies.add(sender)
+        rnd.max_term = max(rnd.max_term, m.voter_term)
+        if m.granted:
+            rnd.votes.add(sender)
+            if len(rnd.votes) >= self.quorum():
+                self._round_won(rnd, now)
+
+    # --------------------------------------------------------------- heartbeats
+
+    def _send_heartbeat(self, now: float) -> None:
+        self._hb_seq += 1
+        seq = self._hb_seq
+        self._hb_sent[seq] = now
+        self._hb_acks[seq] = set()
+        for old in [s for s, t in self._hb_sent.items() if t < now - self.cfg.lease]:
+            del self._hb_sent[old]
+            self._hb_acks.pop(old, None)
+        self._next_hb = now + self.cfg.heartbeat_interval
+        if self.quorum() <= 1:
+            self._lease_from(seq, now)
+        hb = Heartbeat(
+            self.term,
+            seq,
+            self.cfg.expected_votes,
+            clip_reason(self.panic_reason or ""),
+            self.recover_gen,
+            self.leader_stable,
+        )
+        self._broadcast(hb, now)
+        if seq % HEART_TRACE_EVERY == 1:
+            self._trace(TraceOp.LEADER_HEART, now, "heartbeat", seq)
+
+    def _lease_from(self, seq: int, now: float) -> None:
+        sent = self._hb_sent.get(seq)
+        if sent is None:
+            return
+        self.lease_until = max(self.lease_until, sent + self.cfg.lease)
+        self._hb_sent.pop(seq, None)  # count each heartbeat once towards stability
+        self.stable_count += 1
+        if not self.leader_stable and self.stable_count >= self.cfg.stable_after:
+            self.leader_stable = True
+            self._trace(TraceOp.LEADER_DELTA, now, "stable", self.term)
+
+    def _on_heartbeat(self, m: Heartbeat, sender: bytes, addr: Address, now: float) -> None:
+        if now < self._quiet_until:
+            return
+        if not self._config_agrees(m.expected, sender, now):
+            return
+        self._adopt_term(m.term, now)
+        ok = m.term == self.term
+        if ok and self.role is Role.LEADER:
+            self._panic(now, f"two leaders claim term {m.term}")
+            ok = False
+        elif ok and self.leader_id not in (None, sender):
+            self._panic(now, f"two leaders claim term {m.term}")
+        if ok:
+            if self.role is Role.CANDIDATE:
+                self.role = Role.FOLLOWER
+                self._round = None
+            self.leader_id = sender
+            self.leader_heard = now
+            self.leader_stable = m.stable
+            if self._election_at is None:
+                self._election_at = now + self.cfg.follower_wait
+            self._announce(now)
+            self._follow_panic(m.panic, m.recover_gen, now)
+        ack = HeartbeatAck(
+            m.term, m.seq, self.term, ok, clip_reason(self.panic_reason or ""), self.panic_gen
+        )
+        self.node.send(addr, [ack], now=now)
+
+    def _on_ack(self, m: HeartbeatAck, sender: bytes, now: float) -> None:
+        if m.member_term > self.term:
+            self._adopt_term(m.member_term, now)
+            return
+        if self.role is not Role.LEADER or m.term != self.term or not m.ok:
+            return
+        self.member_acks[sender] = now
+        if m.panic and m.panic_gen >= self.recover_gen:
+            self._panic(now, f"{self._name_of(sender)}: {m.panic}")
+        acks = self._hb_acks.get(m.seq)
+        if acks is None:
+            return
+        acks.add(sender)
+        if len(acks) + 1 >= self.quorum():
+            self._lease_from(m.seq, now)
+
+    # --------------------------------------------------------------- messages
+
+    def on_message(self, msg: ExtensionMessage, sender: bytes, addr: Address, now: float) -> None:
+        match msg:
+            case VoteRequest():
+                if now >= self._quiet_until:
+                    self._on_vote_request(msg, sender, addr, now)
+            case VoteReply():
+                self._on_vote_reply(msg, sender, now)
+            case Heartbeat():
+                self._on_heartbeat(msg, sender, addr, now)
+            case HeartbeatAck():
+                self._on_ack(msg, sender, now)
+            case Recover():
+                self._on_recover(msg, sender, now)
+            case Info():
+                self._on_info(msg, sender, now)
+
+    def on_member_event(self, event: MemberEvent, now: float) -> None:
+        self._fence_member_event(event, now)
+        if self.cfg.two_node and not self._both_seen and self.node.table.live_count >= 2:
+            self._both_seen = True
+
+    # --------------------------------------------------------------- operator commands
+
+    def reboot(self, now: float) -> float:
+        """Seed 003's CmdReboot: leave the election, come back after a random delay.
+
+        Returns the time participation resumes.
+        """
+        self._step_down(now, "reboot")
+        self.leader_id = None
+        self._quiet_until = now + self.cfg.reboot_delay * self.node.rng.random()
+        self.leader_heard = self._quiet_until  # then refuse votes one more follower_wait
+        self._election_at = self._quiet_until + self.cfg.follower_wait + self._backoff()
+        self._trace(TraceOp.REBOOT, now, "election reboot", self.term)
+        self._announce(now)
+        return self._quiet_until
+
+    def send_info(self, addr: Address, now: float) -> None:
+        """Seed 003's CmdCandidate: send our election view to the node at ``addr``."""
+        leader = self.current_leader(now) or b""
+        info = Info(self.term, leader, self.role.value, self.cfg.expected_votes, self.priority())
+        self.node.send(addr, [info], now=now)
+
+    # --------------------------------------------------------------- helpers
+
+    def _alone_quorate(self) -> bool:
+        if not self._both_seen:
+            return False  # wait_for_all: never quorate alone before both met once
+        peers = [m for m in self.node.table.members.values() if m.node_id != self.node.node_id]
+        if not peers:
+            return False
+        peer = min(peers, key=lambda m: m.node_id)
+        if self.node.node_id < peer.node_id:
+            return True  # the tie-breaker
+        return self._dead_on_disk(peer.node_id)
+
+    def _announce(self, now: float) -> None:
+        leader = self.leader_id if self.role is not Role.CANDIDATE else None
+        if leader == self._announced:
+            return
+        self._announced = leader
+        name = self._name_of(leader) if leader is not None else None
+        self.node.emit(LeaderChanged(now, self.term, name, leader))
+        if leader is not None and leader != self.node.node_id:
+            self._trace(TraceOp.LEADER_DELTA, now, f"leader {name}", self.term)
+
+    def _name_of(self, node_id: bytes) -> str:
+        m = self.node.table.get(node_id)
+        return m.name if m is not None else node_id.hex()[:8]
+
+    def _trace(self, op: TraceOp, now: float, detail: str, n: int = 0) -> None:
+        self.node.emit(TraceRecord(op, now, self.node.config.name, detail, n))
