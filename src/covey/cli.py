@@ -206,6 +206,56 @@ def agent(
         str | None,
         typer.Option(help="debug, info, warning or error (default: info).", show_default=False),
     ] = None,
+    local_version: Annotated[
+        str | None,
+        typer.Option(
+            help="This node's version (integer or dotted), shared as a fact.", show_default=False
+        ),
+    ] = None,
+    version_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding this node's version (re-read on change).", show_default=False
+        ),
+    ] = None,
+    fact: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fact", help="KEY=VALUE fact published at start; repeatable.", show_default=False
+        ),
+    ] = None,
+    export_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Mirror the shared state into this directory, one file per key.",
+            show_default=False,
+        ),
+    ] = None,
+    export_command: Annotated[
+        str | None,
+        typer.Option(
+            help="Shell command run per change of the shared state (env + stdin).",
+            show_default=False,
+        ),
+    ] = None,
+    event_handler: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event-handler",
+            help="Shell command run per event (COVEY_EVENT...); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    action_handler: Annotated[
+        str | None,
+        typer.Option(help="Shell command that runs cluster-wide actions here.", show_default=False),
+    ] = None,
+    versions_count_failed: Annotated[
+        bool,
+        typer.Option(
+            "--versions-count-failed", help="Count failed (not left) members in the lowest version."
+        ),
+    ] = False,
 ) -> None:
     """Run a covey agent until SIGTERM/SIGINT (graceful leave; a second Ctrl-C forces exit).
 
@@ -234,6 +284,14 @@ def agent(
         "probe_timeout": probe_timeout,
         "gossip_interval": gossip_interval,
         "log_level": log_level,
+        "local_version": local_version,
+        "version_file": version_file,
+        "fact": fact,
+        "export_dir": export_dir,
+        "export_command": export_command,
+        "event_handler": event_handler,
+        "action_handler": action_handler,
+        "versions_count_failed": True if versions_count_failed else None,
     }
     try:
         if no_multicast and multicast:
@@ -397,6 +455,9 @@ def demo(
     from covey.demo import run_demo
 
     raise typer.Exit(run_demo(nodes, console))
+
+
+import covey.cli_facts  # noqa: E402, F401  (registers facts, versions, action, registry...)
 
 
 def main() -> None:

@@ -107,7 +107,20 @@ class LowestVersionChanged(ExtensionEvent):
         return {"event": "lowest_version", "old": self.old, "new": self.new}
 
 
-Listener = Callable[[FactChanged | LowestVersionChanged], None]
+@dataclass(frozen=True, slots=True)
+class NodeFactsDropped(ExtensionEvent):
+    """Every fact of ``node`` was dropped: it left or was reaped."""
+
+    node: str
+    node_id: bytes
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": "facts_dropped", "node": self.node, "id": self.node_id.hex()}
+
+
+FactsEvent = FactChanged | LowestVersionChanged | NodeFactsDropped
+Listener = Callable[[FactsEvent], None]
 
 
 def _fingerprint(key: str, seq: int) -> int:
@@ -349,7 +362,7 @@ class Facts(Extension):
             o = self.origins[origin] = _Origin()
         return o
 
-    def _tell(self, event: FactChanged | LowestVersionChanged) -> None:
+    def _tell(self, event: FactsEvent) -> None:
         self.node.emit(event)
         for listener in self.listeners:
             try:
@@ -372,6 +385,7 @@ class Facts(Extension):
         if isinstance(event, MemberLeft | MemberReaped):
             if self.origins.pop(nid, None) is not None:
                 self._pulled.pop(nid, None)
+                self._tell(NodeFactsDropped(event.member.name, nid, now))
             if len(self._forgotten) >= FORGET_LIMIT:
                 self._forgotten.pop(next(iter(self._forgotten)))
             self._forgotten[nid] = now

@@ -40,6 +40,7 @@ from .events import EventHub
 from .features import AGENT_STARTED, build_extensions
 from .interfaces import DiscoveryPlan, plan_discovery
 from .queries import AgentQueries
+from .shared_api import SharedStateAPI
 from .transport import (
     StreamFrameError,
     UdpProtocol,
@@ -58,7 +59,7 @@ INBOUND_STREAM_TIMEOUT = 10.0
 FLUSH_TIMEOUT = 1.0
 
 
-class Agent(AgentQueries):
+class Agent(AgentQueries, SharedStateAPI):
     """A running covey node: sockets, protocol core, control endpoints and event stream.
 
     Args:

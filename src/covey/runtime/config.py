@@ -72,6 +72,15 @@ class AgentConfig:
         stream_timeout: seconds an outgoing TCP exchange may take in total.
         clock_leap: wall-clock jumps larger than this (seconds) are reported as events.
         log_level: debug, info, warning or error.
+        local_version: this node's software version (integer or dotted), published as
+            the ``covey.version`` fact; ``version_file`` instead reads it from a file
+            (re-read when it changes).
+        facts: facts (key → value) published at start.
+        export_dir: directory the shared state is mirrored into, one file per key.
+        export_command: shell command run once per change of the shared state.
+        event_handlers: shell commands run for every event (Serf-style, COVEY_EVENT...).
+        action_handler: shell command that runs cluster-wide actions here.
+        versions_count_failed: count failed (not left) members in the lowest version.
     """
 
     name: str = field(default_factory=socket.gethostname)
@@ -96,6 +105,14 @@ class AgentConfig:
     stream_timeout: float = 2.0
     clock_leap: float = 5.0
     log_level: str = "info"
+    local_version: str | None = None
+    version_file: Path | None = None
+    facts: dict[str, str] = field(default_factory=dict)
+    export_dir: Path | None = None
+    export_command: str | None = None
+    event_handlers: tuple[str, ...] = ()
+    action_handler: str | None = None
+    versions_count_failed: bool = False
 
     def __post_init__(self) -> None:
         _check_text("name", self.name)
@@ -144,6 +161,7 @@ class AgentConfig:
             raise ConfigError("log_level", "must be debug, info, warning or error")
         if len(os.fsencode(str(self.control_path))) > _UNIX_PATH_MAX:
             raise ConfigError("control", f"path longer than {_UNIX_PATH_MAX} bytes")
+        _check_shared_state(self)
 
     @property
     def control_path(self) -> Path:
@@ -192,3 +210,50 @@ def _check_address(fname: str, addr: Address, *, allow_zero_port: bool) -> None:
     low = 0 if allow_zero_port else 1
     if not isinstance(port, int) or not low <= port <= 65535:
         raise ConfigError(fname, f"port must be {low}..65535")
+
+
+def _check_shared_state(c: AgentConfig) -> None:
+    from covey.core.shared_msgs import LimitError, check_key, check_value
+    from covey.core.versions import VersionError, parse_version
+
+    if c.local_version is not None and c.version_file is not None:
+        raise ConfigError("version", "give local_version or version_file, not both")
+    if c.local_version is not None:
+        try:
+            parse_version(c.local_version)
+        except VersionError as exc:
+            raise ConfigError("local_version", str(exc)) from None
+    if c.version_file is not None:
+        read_version_file(c.version_file)
+    try:
+        for k, v in c.facts.items():
+            check_key(k)
+            check_value(v)
+    except LimitError as exc:
+        raise ConfigError("fact", str(exc)) from None
+    for fname in ("export_command", "action_handler"):
+        value = getattr(c, fname)
+        if value is not None and not value.strip():
+            raise ConfigError(fname.replace("_", "-"), "empty command")
+    if any(not h.strip() for h in c.event_handlers):
+        raise ConfigError("event-handler", "empty command")
+
+
+def read_version_file(path: Path) -> str:
+    """The version held in ``path`` (surrounding white space ignored).
+
+    Raises:
+        ConfigError: the file cannot be read or holds no valid version.
+    """
+    from covey.core.versions import VersionError, parse_version
+
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError("version_file", f"cannot read {path}: {reason}") from None
+    try:
+        parse_version(text)
+    except VersionError as exc:
+        raise ConfigError("version_file", f"{path}: {exc}") from None
+    return text

@@ -37,10 +37,10 @@ EXTENSIONS: list[ExtensionFactory] = []
 CONTROL_OPS: dict[str, ControlHandler] = {}
 HTTP_ROUTES: list[tuple[str, str, HttpHandler]] = []
 #: Called with the agent once its core has started, before it serves (timers, watchers).
-AGENT_STARTED: list[Callable[["Agent"], None]] = []
+AGENT_STARTED: list[Callable[[Agent], None]] = []
 
 #: Modules that register features; each is imported once by :func:`load_features`.
-FEATURE_MODULES: tuple[str, ...] = ()
+FEATURE_MODULES: tuple[str, ...] = ("covey.runtime.shared_state", "covey.runtime.shared_ops")
 
 _loaded = False
 

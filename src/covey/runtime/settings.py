@@ -179,9 +179,25 @@ _SETTINGS: dict[str, tuple[str, Parser]] = {
     "stream_timeout": ("stream_timeout", _parse_float),
     "clock_leap": ("clock_leap", _parse_float),
     "log_level": ("log_level", lambda f, v: _parse_str(f, v).lower()),
+    "local_version": ("local_version", lambda f, v: _parse_str(f, str(v))),
+    "version_file": ("version_file", _parse_path),
+    "fact": ("facts", parse_tags),
+    "export_dir": ("export_dir", _parse_path),
+    "export_command": ("export_command", _parse_str),
+    "event_handler": (
+        "event_handlers",
+        lambda f, v: tuple(_parse_str(f, x) for x in (v if isinstance(v, list | tuple) else [v])),
+    ),
+    "action_handler": ("action_handler", _parse_str),
+    "versions_count_failed": ("versions_count_failed", _parse_bool),
 }
 #: Plural spellings accepted in TOML files.
-_ALIASES = {"interfaces": "interface", "tags": "tag"}
+_ALIASES = {
+    "interfaces": "interface",
+    "tags": "tag",
+    "facts": "fact",
+    "event_handlers": "event_handler",
+}
 
 #: The environment variables read, for the documentation.
 ENV_VARS = tuple(ENV_PREFIX + key.upper() for key in _SETTINGS)

@@ -1,0 +1,85 @@
+"""The agent's own facts on disk: SQLite (stdlib ``sqlite3``) in the data directory.
+
+One table of (key, seq, value) — deleted facts keep their row with a NULL value, so the
+deletion's sequence number survives too — and the node's fact counter. Written in WAL
+mode with ``synchronous=NORMAL``: a change is durable against a process crash at once,
+and against a power cut after the next checkpoint, which is what a restarted agent needs
+to re-assert its facts (peers hold copies; a lost tail is refuted, see core/facts.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from covey.core.facts import Entry
+
+from .config import ConfigError
+
+#: The database file inside the data directory.
+FILENAME = "facts.db"
+
+
+class SqliteFactStore:
+    """A :class:`covey.core.facts.FactStore` backed by ``<data_dir>/facts.db``.
+
+    Raises:
+        ConfigError: the file cannot be opened or is not a covey facts database.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(str(path), isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS facts "
+                "(key TEXT PRIMARY KEY, seq INTEGER NOT NULL, value TEXT)"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+            )
+        except sqlite3.Error as exc:
+            raise ConfigError("data_dir", f"cannot open {path}: {exc}") from None
+
+    def load(self) -> tuple[int, dict[str, Entry]]:
+        """(counter, key → (seq, value or None)) as last saved."""
+        try:
+            rows = self._db.execute("SELECT key, seq, value FROM facts").fetchall()
+            meta = self._db.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()
+        except sqlite3.Error as exc:
+            raise ConfigError("data_dir", f"{self.path} is unreadable: {exc}") from None
+        entries: dict[str, Entry] = {}
+        for key, seq, value in rows:
+            if (
+                isinstance(key, str)
+                and isinstance(seq, int)
+                and (value is None or isinstance(value, str))
+            ):
+                entries[key] = (seq, value)
+        counter = int(meta[0]) if meta else 0
+        return max([counter, *(s for s, _ in entries.values())]), entries
+
+    def save(self, seq: int, key: str, value: str | None) -> None:
+        """Record one change of our own facts (and the counter) in one transaction.
+
+        Raises:
+            ValueError: the database refused the write (disk full...); nothing changed.
+        """
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.execute(
+                    "INSERT OR REPLACE INTO facts (key, seq, value) VALUES (?, ?, ?)",
+                    (key, seq, value),
+                )
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES ('seq', ?)", (seq,)
+                )
+        except sqlite3.Error as exc:
+            raise ValueError(f"store: cannot save to {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
