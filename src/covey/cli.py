@@ -256,6 +256,33 @@ def agent(
             "--versions-count-failed", help="Count failed (not left) members in the lowest version."
         ),
     ] = False,
+    expected_votes: Annotated[
+        int | None,
+        typer.Option(
+            help="Cluster size for the election quorum (same on every node); turns the "
+            "leader election on.",
+            show_default=False,
+        ),
+    ] = None,
+    two_node: Annotated[
+        bool, typer.Option("--two-node", help="Two-node election mode (expected votes 2).")
+    ] = False,
+    election_heartbeat: Annotated[
+        float | None,
+        typer.Option(
+            help="Leader heartbeat interval in seconds (default: 0.2).", show_default=False
+        ),
+    ] = None,
+    fence_command: Annotated[
+        str | None,
+        typer.Option(
+            help="Shell command the leader runs to fence a failed node.", show_default=False
+        ),
+    ] = None,
+    heartbeat_disk: Annotated[
+        Path | None,
+        typer.Option(help="Shared heartbeat disk (see `covey disk format`).", show_default=False),
+    ] = None,
 ) -> None:
     """Run a covey agent until SIGTERM/SIGINT (graceful leave; a second Ctrl-C forces exit).
 
@@ -292,6 +319,11 @@ def agent(
         "event_handler": event_handler,
         "action_handler": action_handler,
         "versions_count_failed": True if versions_count_failed else None,
+        "expected_votes": expected_votes,
+        "two_node": True if two_node else None,
+        "election_heartbeat": election_heartbeat,
+        "fence_command": fence_command,
+        "heartbeat_disk": heartbeat_disk,
     }
     try:
         if no_multicast and multicast:
@@ -457,6 +489,7 @@ def demo(
     raise typer.Exit(run_demo(nodes, console))
 
 
+import covey.cli_election  # noqa: E402  (registers names, recover, reboot, candidate, disk)
 import covey.cli_facts  # noqa: E402, F401  (registers facts, versions, action, registry...)
 
 

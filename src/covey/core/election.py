@@ -125,6 +125,8 @@ class ElectionConfig:
             follower_wait=6.0 * heartbeat,
             backoff=1.5 * heartbeat,
             vote_timeout=1.5 * heartbeat,
+            disk_timeout=15.0 * heartbeat,
+            reboot_delay=10.0 * heartbeat,
             **kw,  # type: ignore[arg-type]
         )
 
@@ -177,7 +179,8 @@ class Election(FenceMixin, Extension):
         self._next_hb: float | None = None
         self._hb_seq = 0
         self._hb_sent: dict[int, float] = {}
-        self._hb_acks: dict[int, set[bytes]] = {}
+        self._acked: dict[bytes, float] = {}  # member -> send time of its latest ack
+        self._stable_seq = 0
         self.member_acks: dict[bytes, float] = {}  # leader: member -> last ack (seed 003)
         self._quiet_until = -math.inf
         self._both_seen = False
@@ -347,7 +350,8 @@ class Election(FenceMixin, Extension):
         self.stable_count = 0
         self.leader_stable = False
         self._hb_sent.clear()
-        self._hb_acks.clear()
+        self._acked.clear()
+        self._stable_seq = 0
         self._election_at = None
         self._trace(TraceOp.LEADER_START, now, "elected", self.term)
         self._announce(now)
@@ -430,13 +434,12 @@ class Election(FenceMixin, Extension):
         self._hb_seq += 1
         seq = self._hb_seq
         self._hb_sent[seq] = now
-        self._hb_acks[seq] = set()
         for old in [s for s, t in self._hb_sent.items() if t < now - self.cfg.lease]:
             del self._hb_sent[old]
-            self._hb_acks.pop(old, None)
         self._next_hb = now + self.cfg.heartbeat_interval
         if self.quorum() <= 1:
-            self._lease_from(seq, now)
+            self.lease_until = max(self.lease_until, now + self.cfg.lease)
+            self._count_stable(seq, now)
         hb = Heartbeat(
             self.term,
             seq,
@@ -449,12 +452,10 @@ class Election(FenceMixin, Extension):
         if seq % HEART_TRACE_EVERY == 1:
             self._trace(TraceOp.LEADER_HEART, now, "heartbeat", seq)
 
-    def _lease_from(self, seq: int, now: float) -> None:
-        sent = self._hb_sent.get(seq)
-        if sent is None:
+    def _count_stable(self, seq: int, now: float) -> None:
+        if seq <= self._stable_seq:
             return
-        self.lease_until = max(self.lease_until, sent + self.cfg.lease)
-        self._hb_sent.pop(seq, None)  # count each heartbeat once towards stability
+        self._stable_seq = seq
         self.stable_count += 1
         if not self.leader_stable and self.stable_count >= self.cfg.stable_after:
             self.leader_stable = True
@@ -497,12 +498,20 @@ class Election(FenceMixin, Extension):
         self.member_acks[sender] = now
         if m.panic and m.panic_gen >= self.recover_gen:
             self._panic(now, f"{self._name_of(sender)}: {m.panic}")
-        acks = self._hb_acks.get(m.seq)
-        if acks is None:
+        sent = self._hb_sent.get(m.seq)
+        if sent is None or sent <= self._acked.get(sender, -math.inf):
             return
-        acks.add(sender)
-        if len(acks) + 1 >= self.quorum():
-            self._lease_from(m.seq, now)
+        # Each member refuses votes until (its latest accepted heartbeat's send time +
+        # follower_wait), so the lease may run from the quorum-th latest of those times,
+        # even when no single heartbeat reached a whole quorum.
+        self._acked[sender] = sent
+        need = self.quorum() - 1
+        if need <= 0 or len(self._acked) < need:
+            return
+        base = sorted(self._acked.values(), reverse=True)[need - 1]
+        if base + self.cfg.lease > self.lease_until:
+            self.lease_until = base + self.cfg.lease
+            self._count_stable(m.seq, now)
 
     # --------------------------------------------------------------- messages
 

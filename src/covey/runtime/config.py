@@ -81,6 +81,12 @@ class AgentConfig:
         event_handlers: shell commands run for every event (Serf-style, COVEY_EVENT...).
         action_handler: shell command that runs cluster-wide actions here.
         versions_count_failed: count failed (not left) members in the lowest version.
+        expected_votes: cluster size for the election quorum; setting it turns the
+            election on (must be the same on every node).
+        two_node: two-node election mode (expected_votes 2, wait_for_all, tie-breaker).
+        election_heartbeat: leader heartbeat interval; lease and waits scale with it.
+        fence_command: shell command the leader runs to fence a failed node.
+        heartbeat_disk: shared heartbeat disk (file or block device, ``covey disk format``).
     """
 
     name: str = field(default_factory=socket.gethostname)
@@ -113,6 +119,11 @@ class AgentConfig:
     event_handlers: tuple[str, ...] = ()
     action_handler: str | None = None
     versions_count_failed: bool = False
+    expected_votes: int | None = None
+    two_node: bool = False
+    election_heartbeat: float = 0.2
+    fence_command: str | None = None
+    heartbeat_disk: Path | None = None
 
     def __post_init__(self) -> None:
         _check_text("name", self.name)
@@ -159,6 +170,7 @@ class AgentConfig:
             raise ConfigError("probe-timeout", "must be shorter than probe-interval")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", "must be debug, info, warning or error")
+        _check_election(self)
         if len(os.fsencode(str(self.control_path))) > _UNIX_PATH_MAX:
             raise ConfigError("control", f"path longer than {_UNIX_PATH_MAX} bytes")
         _check_shared_state(self)
@@ -257,3 +269,18 @@ def read_version_file(path: Path) -> str:
     except VersionError as exc:
         raise ConfigError("version_file", f"{path}: {exc}") from None
     return text
+
+
+def _check_election(c: AgentConfig) -> None:
+    ev = c.expected_votes
+    if ev is not None and (type(ev) is not int or not 1 <= ev <= 10_000):
+        raise ConfigError("expected_votes", "must be an integer in 1..10000")
+    if c.two_node and ev not in (None, 2):
+        raise ConfigError("two_node", "needs expected_votes = 2")
+    h = c.election_heartbeat
+    if not (isinstance(h, int | float) and math.isfinite(h) and 0.01 <= h <= 60):
+        raise ConfigError("election_heartbeat", "must be a number of seconds in 0.01..60")
+    if ev is None and not c.two_node:
+        for fname in ("fence_command", "heartbeat_disk"):
+            if getattr(c, fname) is not None:
+                raise ConfigError(fname, "needs the election (set expected_votes)")

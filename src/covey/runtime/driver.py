@@ -67,6 +67,9 @@ class CoreDriver:
         self.closed = False
         #: Runtime counters: internal_error, send_error, clock_leap, streams_*...
         self.counters: Counter[str] = Counter()
+        #: Testing aid (control op ``drop``): unicast traffic to or from these addresses is
+        #: discarded, as if the network between us were cut. Empty in normal operation.
+        self.drop: set[Address] = set()
         node.wall_offset = time.time() - self.loop.time()
 
     # ------------------------------------------------------------------ entry points
@@ -86,6 +89,9 @@ class CoreDriver:
     def datagram_received(self, data: bytes, addr: Address) -> None:
         """Feed one datagram from any UDP socket. Never raises."""
         if self.closed:
+            return
+        if self.drop and addr in self.drop:
+            self.counters["dropped_by_rule"] += 1
             return
         try:
             now = self.now()
@@ -197,6 +203,8 @@ class CoreDriver:
             if dgram.address is None:
                 for transport, dest in self._discovery:
                     transport.sendto(dgram.data, dest)
+            elif self.drop and dgram.address in self.drop:
+                self.counters["dropped_by_rule"] += 1
             else:
                 self._unicast.sendto(dgram.data, dgram.address)
         except (OSError, ValueError, TypeError) as exc:
@@ -211,6 +219,9 @@ class CoreDriver:
         reply: bytes | None = None
         refused = False
         try:
+            if self.drop and req.address in self.drop:
+                await asyncio.sleep(self._stream_timeout)  # a cut network: no answer
+                raise TimeoutError("dropped by rule")
             reply = await exchange(req.address, req.data, self._stream_timeout)
         except ConnectionRefusedError:
             refused = True

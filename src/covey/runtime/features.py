@@ -40,7 +40,11 @@ HTTP_ROUTES: list[tuple[str, str, HttpHandler]] = []
 AGENT_STARTED: list[Callable[[Agent], None]] = []
 
 #: Modules that register features; each is imported once by :func:`load_features`.
-FEATURE_MODULES: tuple[str, ...] = ("covey.runtime.shared_state", "covey.runtime.shared_ops")
+FEATURE_MODULES: tuple[str, ...] = (
+    "covey.runtime.shared_state",
+    "covey.runtime.shared_ops",
+    "covey.runtime.election_feature",
+)
 
 _loaded = False
 

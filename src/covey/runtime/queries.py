@@ -91,6 +91,16 @@ class AgentQueries:
             "runtime": runtime,
         }
 
+    def names(self) -> dict[str, object]:
+        """Seed 003's GetNames: ``cluster``, ``leader``, ``stable``, ``node``, ``term``.
+
+        Also the election ``mode`` (normal/panic) and why. Raises ControlError when the
+        election is off.
+        """
+        from .election_feature import names
+
+        return names(self)  # type: ignore[arg-type]
+
     def set_tags(self, tags: dict[str, str]) -> MemberInfo:
         """Replace this node's tags and gossip them; returns the updated record.
 

@@ -88,6 +88,17 @@ def _parse_float(fname: str, value: object) -> float:
     raise ConfigError(fname, f"{value!r} is not a number")
 
 
+def _parse_int(fname: str, value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(fname, f"{value!r} is not an integer")
+
+
 def _parse_path(fname: str, value: object) -> Path:
     if isinstance(value, os.PathLike):
         return Path(value).expanduser()
@@ -190,6 +201,11 @@ _SETTINGS: dict[str, tuple[str, Parser]] = {
     ),
     "action_handler": ("action_handler", _parse_str),
     "versions_count_failed": ("versions_count_failed", _parse_bool),
+    "expected_votes": ("expected_votes", lambda f, v: _parse_int(f, v)),
+    "two_node": ("two_node", _parse_bool),
+    "election_heartbeat": ("election_heartbeat", _parse_float),
+    "fence_command": ("fence_command", _parse_str),
+    "heartbeat_disk": ("heartbeat_disk", _parse_path),
 }
 #: Plural spellings accepted in TOML files.
 _ALIASES = {

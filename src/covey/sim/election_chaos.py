@@ -10,7 +10,8 @@ the seed. After every event the simulator processes, the host it touched is chec
 * **fencing**: every :class:`FenceDecision` comes from the node that holds a valid lease
   in that very term, and carries that term;
 * **liveness**: once a majority of running nodes has been connected, with little loss
-  and nothing changing, for ``settle`` seconds, one of them is leader.
+  and nothing changing, for ``settle`` seconds, one of them is leader (or was, within
+  one election time: under loss a lease may lapse and be won back).
 
 Only a changed host can start or extend a lease, so checking the host of each step (and
 all hosts after a scripted action) catches every instant with two leaders. A failing run
@@ -64,6 +65,9 @@ class ChaosRun:
         self.rng = random.Random(seed ^ 0x5EED)
         self.cfg = ElectionConfig.scaled(nodes, heartbeat)
         self.settle = settle
+        #: Longest leaderless gap tolerated in a settled majority: a lapsed lease must be
+        #: followed by a new leader within follower_wait + back-off + two vote rounds.
+        self.gap = self.cfg.follower_wait + 2 * self.cfg.backoff + 2 * self.cfg.vote_timeout
         self.stores: dict[str, VoteStore] = {}
         self.sim = Simulation(
             seed,
@@ -77,6 +81,7 @@ class ChaosRun:
         self.result = ChaosResult(seed, 0.0)
         self.last_term: dict[str, int] = {}
         self.term_leader: dict[int, bytes] = {}
+        self.led_at: dict[str, float] = {}  # host -> last step at which it held a lease
         self.sim.listeners.append(self._on_event)
         self.hosts = self.sim.bootstrap(nodes)
         self.names = [h.name for h in self.hosts]
@@ -109,6 +114,7 @@ class ChaosRun:
         self.last_term[host.name] = term
         if not host.up or not e.is_leader(now):
             return
+        self.led_at[host.name] = now
         owner = self.term_leader.setdefault(term, host.config.node_id)
         if owner != host.config.node_id:
             self._fail(f"term {term} has two leaders")
@@ -160,7 +166,9 @@ class ChaosRun:
             members = [h for h in running if h.name in g]
             if len(members) >= self.cfg.expected_votes // 2 + 1:
                 self.result.liveness_checks += 1
-                if not any(self.ext(h).is_leader(sim.now) for h in members):
+                # A lease may lapse under loss and be won back within one election time.
+                recent = sim.now - self.gap
+                if not any(self.led_at.get(h.name, -1.0) >= recent for h in members):
                     self._fail(f"majority {[h.name for h in members]} settled but leaderless")
 
     # ------------------------------------------------------------ chaos

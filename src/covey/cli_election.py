@@ -1,0 +1,161 @@
+"""``covey`` commands of the leader election (seeds 001 and 003).
+
+    covey names [--json] [--http URL]      cluster, leader, stable, node, term, mode
+    covey recover                          leave panic mode (the leader applies and spreads it)
+    covey reboot                           restart this node's election after a random delay
+    covey candidate NODE                   send this node's election view to NODE
+    covey disk format PATH --slots N       lay out a heartbeat disk
+    covey disk dump PATH [--json]          show its slots
+
+They reach a running agent like ``covey members`` (``--control``, ``--name``, ``--rpc``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from covey.cli import (
+    EXIT_CONFIG,
+    ControlOpt,
+    JsonOpt,
+    KeyFileOpt,
+    NameOpt,
+    RpcOpt,
+    _client,
+    _fail,
+    _print_json,
+    _request,
+    app,
+    console,
+)
+
+HttpOpt = Annotated[
+    str | None,
+    typer.Option("--http", help="URL of an agent's HTTP API instead.", show_default=False),
+]
+
+disk_app = typer.Typer(
+    help="Heartbeat disk (shared storage, one slot per node).", no_args_is_help=True
+)
+app.add_typer(disk_app, name="disk")
+
+
+def _plain(text: str) -> None:
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command()
+def names(
+    control: ControlOpt = None,
+    name: NameOpt = None,
+    rpc: RpcOpt = None,
+    key_file: KeyFileOpt = None,
+    http: HttpOpt = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Show the cluster, its leader, whether it is stable, this node, the term and the mode."""
+    result: Any
+    if http is not None:
+        from covey.runtime.client import ClientError, http_get
+
+        try:
+            result = http_get(http, "/v1/names")
+        except ClientError as exc:
+            raise _fail(str(exc)) from None
+    else:
+        result = _request(_client(control, name, rpc, key_file), "names")
+    if json_:
+        _print_json(result)
+        return
+    stable = "stable" if result.get("stable") else "not stable"
+    _plain(f"cluster  {result['cluster']}")
+    _plain(f"leader   {result.get('leader') or '-'} ({stable})")
+    _plain(f"node     {result['node']} ({result.get('role', '?')})")
+    _plain(f"term     {result['term']}")
+    mode = result.get("mode", "normal")
+    why = result.get("panic_reason")
+    _plain(f"mode     {mode}" + (f": {why}" if why else ""))
+    for p in result.get("partitioned") or []:
+        _plain(f"partitioned (alive on the heartbeat disk, not fenced): {p}")
+
+
+@app.command()
+def recover(
+    control: ControlOpt = None,
+    name: NameOpt = None,
+    rpc: RpcOpt = None,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Leave panic mode: the leader applies it and its heartbeats spread it to every node."""
+    result = _request(_client(control, name, rpc, key_file), "recover")
+    _plain(str(result["result"]))
+
+
+@app.command()
+def reboot(
+    control: ControlOpt = None,
+    name: NameOpt = None,
+    rpc: RpcOpt = None,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Restart this node's election participation after a random delay (testing aid)."""
+    result = _request(_client(control, name, rpc, key_file), "reboot")
+    _plain(f"election restarts in {result['resumes_in']:.2f} s")
+
+
+@app.command()
+def candidate(
+    node: Annotated[str, typer.Argument(help="Member that receives our election view.")],
+    control: ControlOpt = None,
+    name: NameOpt = None,
+    rpc: RpcOpt = None,
+    key_file: KeyFileOpt = None,
+) -> None:
+    """Send this node's election view (term, leader, role) to NODE (testing aid)."""
+    result = _request(_client(control, name, rpc, key_file), "candidate", node=node)
+    _plain(f"sent to {result['sent_to']}")
+
+
+@disk_app.command("format")
+def disk_format(
+    path: Annotated[Path, typer.Argument(help="File or block device (erased!).")],
+    slots: Annotated[int, typer.Option("--slots", help="Node slots (1..4096).")] = 16,
+) -> None:
+    """Lay out an empty heartbeat disk with one 4 KiB slot per node."""
+    from covey.runtime.hbdisk import DiskError, format_disk
+
+    if not 1 <= slots <= 4096:
+        raise _fail("config error: slots: must be 1..4096", EXIT_CONFIG)
+    try:
+        format_disk(path, slots)
+    except DiskError as exc:
+        raise _fail(str(exc)) from None
+    _plain(f"formatted {path}: {slots} slots of 4096 octets")
+
+
+@disk_app.command("dump")
+def disk_dump(
+    path: Annotated[Path, typer.Argument(help="Heartbeat disk.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Show every written slot of a heartbeat disk (name, age, term, incarnation)."""
+    from covey.runtime.hbdisk import DiskError, read_disk
+
+    try:
+        count, records = read_disk(path)
+    except DiskError as exc:
+        raise _fail(str(exc)) from None
+    if json_:
+        _print_json({"slots": count, "written": [r.to_json() for r in records]})
+        return
+    _plain(f"{path}: {count} slots, {len(records)} written")
+    now = time.time()
+    for r in records:
+        _plain(
+            f"{r.index:4d}  {r.name:20s} {r.node_id.hex()}  age {now - r.stamp:7.1f} s  "
+            f"term {r.term}  incarnation {r.incarnation}  seq {r.seq}"
+        )
