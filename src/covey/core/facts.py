@@ -57,6 +57,10 @@ BATCH_BUDGET = 8 << 20
 PULL_BACKOFF = 1.0
 #: Origins remembered as gone (left or reaped) so stale copies are refused.
 FORGET_LIMIT = 65536
+#: Seconds between sweeps for facts of nodes that are not members.
+SWEEP_INTERVAL = 5.0
+#: Seconds facts of a node unknown to the member table are kept (its alive may lag).
+STRANGER_GRACE = 10.0
 
 Entry = tuple[int, str | None]  # (seq, value or None for deleted)
 
@@ -174,6 +178,8 @@ class Facts(Extension):
         self._pulled: dict[bytes, float] = {}
         self._lowest: str | None = None
         self._own_loaded: dict[str, Entry] = {}
+        self._strangers: dict[bytes, float] = {}  # origin -> first seen without a member
+        self._next_sweep: float | None = None
         if store is not None:
             self.seq, self._own_loaded = store.load()
 
@@ -184,6 +190,7 @@ class Facts(Extension):
         for key, (seq, value) in self._own_loaded.items():
             own.put(key, seq, value)
         self.seq = max(self.seq, own.max_seq)
+        self._next_sweep = now + SWEEP_INTERVAL
         self._check_lowest(now)
 
     def set(self, key: str, value: str, now: float) -> bool:
@@ -393,6 +400,32 @@ class Facts(Extension):
             self._forgotten.pop(nid, None)
         self._check_lowest(now)
 
+    def next_deadline(self) -> float | None:
+        return self._next_sweep
+
+    def on_timer(self, now: float) -> None:
+        """Drop facts of nodes the member table has not known for STRANGER_GRACE seconds.
+
+        Facts may arrive by gossip before the alive of a new member, so unknown origins are
+        accepted; but a node that joins just as another leaves can pull the leaver's facts
+        from a peer that has not yet heard of the leave, and never learn of the leaver as a
+        member at all. Such facts are dropped here.
+        """
+        self._next_sweep = now + SWEEP_INTERVAL
+        table = self.node.table
+        for origin in list(self.origins):
+            if origin == self.node.node_id or table.get(origin) is not None:
+                self._strangers.pop(origin, None)
+                continue
+            first = self._strangers.setdefault(origin, now)
+            if now - first >= STRANGER_GRACE:
+                del self.origins[origin]
+                del self._strangers[origin]
+                self._tell(NodeFactsDropped(origin.hex(), origin, now))
+        for origin in list(self._strangers):
+            if origin not in self.origins:
+                del self._strangers[origin]
+
     # ------------------------------------------------------------------ anti-entropy
 
     def sync_state(self) -> Any:
@@ -419,9 +452,9 @@ class Facts(Extension):
             if origin == self.node.node_id:
                 if max_seq > self.seq:
                     want.append(origin)  # our own facts from a past life: refute them
-            elif self._accepting(origin):
+            elif self._accepting(origin) and self.node.table.get(origin) is not None:
+                # Push-pull merges members first: a real member is known by now.
                 want.append(origin)
         m = self.node.table.get(sender)
         if want and m is not None:
             self._pull(m.address, want, now)
-
