@@ -17,6 +17,8 @@ class _Item:
     payload: bytes
     transmits: int
     order: int
+    #: Bulk items (a whole table learned by push-pull) only fill space real news left.
+    bulk: bool = False
 
 
 class GossipQueue:
@@ -37,13 +39,21 @@ class GossipQueue:
         """Transmissions per update in a cluster of ``n`` members."""
         return self._mult * max(1, math.ceil(math.log10(n + 1)))
 
-    def push(self, key: bytes, payload: bytes) -> None:
-        """Queue ``payload`` about ``key``, replacing any older update about it."""
+    def push(self, key: bytes, payload: bytes, *, bulk: bool = False) -> None:
+        """Queue ``payload`` about ``key``, replacing any older update about it.
+
+        ``bulk`` marks low-priority news (members merely learned from a peer's table): it
+        is sent only in room that real news leaves, and never pushed eagerly.
+        """
         self._order += 1
         old = self._items.get(key)
-        if old is None or old.transmits:
+        if old is not None and not old.bulk:
+            bulk = False  # a pending real update keeps its priority
+        if old is not None and not old.transmits and not old.bulk:
+            self._fresh -= 1
+        if not bulk:
             self._fresh += 1
-        self._items[key] = _Item(key, payload, 0, self._order)
+        self._items[key] = _Item(key, payload, 0, self._order, bulk)
 
     def has_fresh(self) -> bool:
         """True when some update was never sent."""
@@ -60,8 +70,9 @@ class GossipQueue:
         limit = self.limit(n)
         picked: list[bytes] = []
         # Fewest transmissions first, newest first among equals.
-        for item in sorted(self._items.values(), key=lambda it: (it.transmits, -it.order)):
-            if fresh_only and item.transmits:
+        # Real news before bulk; fewest transmissions first; newest first among equals.
+        for item in sorted(self._items.values(), key=lambda it: (it.bulk, it.transmits, -it.order)):
+            if fresh_only and (item.transmits or item.bulk):
                 break
             cost = len(item.payload) + overhead
             if cost > budget:
@@ -70,7 +81,7 @@ class GossipQueue:
                 continue
             budget -= cost
             picked.append(item.payload)
-            if not item.transmits:
+            if not item.transmits and not item.bulk:
                 self._fresh -= 1
             item.transmits += 1
             if item.transmits >= limit:
@@ -81,7 +92,7 @@ class GossipQueue:
 
     def _forget(self, item: _Item) -> None:
         del self._items[item.key]
-        if not item.transmits:
+        if not item.transmits and not item.bulk:
             self._fresh -= 1
 
     def clear(self) -> None:

@@ -432,7 +432,9 @@ class Node(ProbeMixin, SyncMixin):
 
     # ---------------------------------------------------------- merge and refute
 
-    def _apply(self, msg: Alive | Suspect | Dead, now: float, *, gossip: bool = True) -> None:
+    def _apply(
+        self, msg: Alive | Suspect | Dead, now: float, *, gossip: bool = True, bulk: bool = False
+    ) -> None:
         if msg.node_id == self.node_id:
             self._about_self(msg, now)
             return
@@ -451,7 +453,7 @@ class Node(ProbeMixin, SyncMixin):
         else:
             accepted = self.table.apply_dead(msg, now)
         if accepted and gossip:
-            self._queue(msg.node_id, msg, now)
+            self._queue(msg.node_id, msg, now, bulk=bulk)
 
     def _about_self(self, msg: Alive | Suspect | Dead, now: float) -> None:
         local = self.table.local
@@ -474,20 +476,20 @@ class Node(ProbeMixin, SyncMixin):
         if direct:
             self._push_direct(encoded, now)
 
-    def _queue(self, key: bytes, msg: Message, now: float) -> bytes:
+    def _queue(self, key: bytes, msg: Message, now: float, *, bulk: bool = False) -> bytes:
         encoded = encode_message_bytes(msg)
         if isinstance(msg, Alive) and msg.tags is not None and len(encoded) > self._max_body // 2:
             # Large tags travel by push-pull; the alive only says that they changed.
             encoded = encode_message_bytes(
                 Alive(msg.incarnation, msg.node_id, msg.name, msg.address, None)
             )
-        self.gossip.push(key, encoded)
+        self.gossip.push(key, encoded, bulk=bulk)
         if self._next_gossip < now:
             # The gossip ticker keeps its phase while idle; news waits for its next tick
             # (unless eager push sends it at once).
             interval = self.config.gossip_interval
             self._next_gossip += math.ceil((now - self._next_gossip) / interval) * interval
-        if self.config.eager_gossip:
+        if self.config.eager_gossip and not bulk:
             self._eager_at = now
         return encoded
 

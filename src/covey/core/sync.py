@@ -51,7 +51,12 @@ class SyncMixin:
         _streams: list[StreamRequest]
 
         def _apply(
-            self, msg: Alive | Suspect | Dead, now: float, *, gossip: bool = True
+            self,
+            msg: Alive | Suspect | Dead,
+            now: float,
+            *,
+            gossip: bool = True,
+            bulk: bool = False,
         ) -> None: ...
         def _seal_frame(self, ftype: FrameType, msgs: list[Message], now: float) -> bytes: ...
         def _open(
@@ -166,7 +171,9 @@ class SyncMixin:
                 known = self.table.get(r.node_id)
                 # News to us is re-gossiped even if it came by push-pull (as memberlist
                 # does): in a mass join, every later joiner then spreads the earlier ones.
-                self._apply(Alive(r.incarnation, r.node_id, r.name, r.address, r.tags), now)
+                # Members merely new to us are bulk: they never crowd out real news.
+                alive = Alive(r.incarnation, r.node_id, r.name, r.address, r.tags)
+                self._apply(alive, now, bulk=known is None)
                 if (
                     known is not None
                     and known.state is MemberState.FAILED
