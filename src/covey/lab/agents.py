@@ -6,10 +6,10 @@ beacons through ``eth0`` only, and keeps its data directory (node id across rest
 and control socket under the cluster's work directory. The control socket is a file, so
 the test process reaches every agent from its own namespace without any network traffic.
 
-A :class:`Recorder` runs ``covey monitor --json`` against every agent and appends each
-event, stamped with the reading time, to a per-agent list (and a JSON-lines file), so a
-test or the chaos run can reason about every transition any agent saw. When an agent is
-restarted its monitor is restarted too.
+A :class:`Recorder` follows every agent's event stream (what ``covey monitor --json``
+prints) and appends each event, stamped with the reading time, to a per-agent list (and a
+JSON-lines file), so a test or the chaos run can reason about every transition any agent
+saw. When an agent is restarted its stream is re-attached.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,7 @@ from typing import IO, Any
 from cryptography.fernet import Fernet
 
 from covey.runtime.client import ClientError, ControlClient
+from covey.runtime.control import LineCodec
 from covey.runtime.localcluster import wait_until
 
 from .netns import Host, Lab
@@ -197,47 +199,66 @@ class LabAgent:
 
 
 class Recorder:
-    """``covey monitor --json`` on every agent; events kept per agent with a read time."""
+    """Every agent's event stream, kept per agent with the time each event was read.
+
+    One thread per agent holds the control-socket ``monitor`` stream open: the very stream
+    ``covey monitor --json`` prints, read in-process so that a recording never depends on
+    a second interpreter starting (two cores, many agents) and can be stopped by closing
+    its socket. Events also go to ``<workdir>/<agent>.events.jsonl``. A stream that ends
+    while its agent still runs is counted in :attr:`gaps` (a recording with gaps cannot
+    prove an absence).
+    """
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.events: dict[str, list[dict[str, Any]]] = {}
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.gaps: list[tuple[str, float, str]] = []
+        self._socks: dict[str, socket.socket] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
 
     def watch(self, agent: LabAgent) -> None:
-        """(Re)start the monitor of ``agent`` (call once the agent answers)."""
-        old = self._procs.pop(agent.name, None)
-        if old is not None:
-            _stop_proc(old)
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "covey", "monitor", "--json", "--control", str(agent.control)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-        )
-        self._procs[agent.name] = proc
+        """(Re)attach to ``agent``'s event stream (call once the agent answers)."""
+        self._close_sock(agent.name)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(5.0)
+        try:
+            sock.connect(str(agent.control))
+            sock.sendall(LineCodec().encode({"op": "monitor"}))
+            fh = sock.makefile("rb")
+            first = json.loads(fh.readline() or b"null")
+            if not isinstance(first, dict) or not first.get("ok"):
+                raise ClientError(f"monitor refused: {first!r}")
+        except (OSError, ValueError, ClientError) as exc:
+            sock.close()
+            raise RuntimeError(f"cannot monitor {agent.name}: {exc}") from None
+        sock.settimeout(None)
+        self._socks[agent.name] = sock
         out = self.workdir / f"{agent.name}.events.jsonl"
-        threading.Thread(target=self._read, args=(agent.name, proc, out), daemon=True).start()
+        threading.Thread(target=self._read, args=(agent, sock, fh, out), daemon=True).start()
 
-    def _read(self, name: str, proc: subprocess.Popen[bytes], out: Path) -> None:
-        assert proc.stdout is not None
-        with out.open("a") as fh:
-            for raw in proc.stdout:
-                try:
-                    event = json.loads(raw)
-                except ValueError:
-                    continue
-                if not isinstance(event, dict):
-                    continue
-                event["seen"] = time.time()
-                fh.write(json.dumps(event, sort_keys=True) + "\n")
-                fh.flush()
-                with self._changed:
-                    self.events.setdefault(name, []).append(event)
-                    self._changed.notify_all()
+    def _read(self, agent: LabAgent, sock: socket.socket, fh: IO[bytes], out: Path) -> None:
+        with out.open("a") as log:
+            try:
+                for raw in fh:
+                    try:
+                        event = json.loads(raw)
+                    except ValueError:
+                        continue
+                    if not isinstance(event, dict):
+                        continue
+                    event["seen"] = time.time()
+                    log.write(json.dumps(event, sort_keys=True) + "\n")
+                    log.flush()
+                    with self._changed:
+                        self.events.setdefault(agent.name, []).append(event)
+                        self._changed.notify_all()
+            except (OSError, ValueError):
+                pass
+        # The stream ended: fine if the agent stopped or we closed it, a gap otherwise.
+        if self._socks.get(agent.name) is sock and agent.running():
+            with self._lock:
+                self.gaps.append((agent.name, time.time(), "monitor stream ended"))
 
     def member_events(
         self, observer: str, kind: str, subject: str | None = None, since: float = 0.0
@@ -275,18 +296,17 @@ class Recorder:
                     return hit
                 self._changed.wait(left)
 
+    def _close_sock(self, name: str) -> None:
+        sock = self._socks.pop(name, None)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
     def close(self) -> None:
-        """Stop every monitor process by PID."""
-        for proc in self._procs.values():
-            _stop_proc(proc)
-        self._procs.clear()
-
-
-def _stop_proc(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+        """Close every stream."""
+        for name in list(self._socks):
+            self._close_sock(name)
 
 
 class LabCluster:
