@@ -22,6 +22,7 @@ from covey.core.shared_msgs import (
     ActionRequest,
     ActionResult,
     FactBatch,
+    FactDigest,
     FactNotice,
     FactPull,
     FactUpdate,
@@ -103,6 +104,10 @@ _messages = st.one_of(
     st.builds(ActionRequest, _ids, _ids, _counters, _keys, _values),
     st.builds(ActionResult, _ids, st.booleans(), _values),
     st.builds(ActionAck, _ids),
+    st.builds(
+        FactDigest,
+        st.lists(st.tuples(_ids, _counters, st.integers(0, 2**64 - 1)), max_size=5).map(tuple),
+    ),
 )
 
 for _cls in (Facts, ClusterSettings, Actions):  # registers the message types
@@ -129,6 +134,7 @@ def test_every_message_round_trips_through_msgpack(msg: Any) -> None:
         [54, "n", 7, 1, b"x" * 16],  # value of the wrong type
         [56, b"x" * 16, 1, "r"],  # ok flag not a bool
         [55, b"x" * 16, b"y" * 16, 1, "n", None],  # payload missing
+        [58, [[b"x" * 16, 1, 2**64]]],  # fingerprint out of range
     ],
 )
 def test_malformed_arrays_are_refused(arr: list[Any]) -> None:

@@ -171,9 +171,7 @@ class Actions(Extension):
         if self._next_expiry is None:
             self._next_expiry = now + SEEN_TTL
         self.node.gossip_message(b"a" + req.action_id, req, now=now)
-        heapq.heappush(
-            self._queue, (now + self.hold, req.lamport, req.origin, req.action_id, req)
-        )
+        heapq.heappush(self._queue, (now + self.hold, req.lamport, req.origin, req.action_id, req))
 
     def on_message(self, msg: ExtensionMessage, sender: bytes, addr: Address, now: float) -> None:
         if isinstance(msg, ActionRequest):
@@ -194,9 +192,7 @@ class Actions(Extension):
             return
         out.results[node_id] = (ok, result)
         m = self.node.table.get(node_id)
-        self.node.emit(
-            ActionAnswered(action_id, m.name if m else node_id.hex(), ok, result, now)
-        )
+        self.node.emit(ActionAnswered(action_id, m.name if m else node_id.hex(), ok, result, now))
 
     def _answer(self, req: ActionRequest, ok: bool, result: str, now: float) -> None:
         if req.origin == self.node.node_id:

@@ -27,7 +27,7 @@ refutation SWIM uses for incarnations. Published facts survive a restart through
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +36,7 @@ from .extension import Extension, ExtensionEvent, ExtensionMessage
 from .shared_msgs import (
     MAX_KEYS,
     FactBatch,
+    FactDigest,
     FactNotice,
     FactPull,
     FactUpdate,
@@ -161,13 +162,24 @@ class Facts(Extension):
     Args:
         store: keeps our own facts across restarts (None: memory only).
         count_failed: count failed (not left) members in the lowest version.
+        digest_interval: seconds between digest exchanges with one random member (scaled
+            like push-pull in large clusters); closes holes gossip left much sooner than
+            the membership push-pull does.
     """
 
     name = "facts"
-    message_types = (FactUpdate, FactNotice, FactPull, FactBatch)
+    message_types = (FactUpdate, FactNotice, FactPull, FactBatch, FactDigest)
 
-    def __init__(self, store: FactStore | None = None, *, count_failed: bool = False) -> None:
+    def __init__(
+        self,
+        store: FactStore | None = None,
+        *,
+        count_failed: bool = False,
+        digest_interval: float = 2.0,
+    ) -> None:
         super().__init__()
+        self.digest_interval = digest_interval
+        self._next_digest: float | None = None
         self.store = store
         self.count_failed = count_failed
         self.origins: dict[bytes, _Origin] = {}
@@ -191,6 +203,7 @@ class Facts(Extension):
             own.put(key, seq, value)
         self.seq = max(self.seq, own.max_seq)
         self._next_sweep = now + SWEEP_INTERVAL
+        self._next_digest = now + self.digest_interval * (0.5 + self.node.rng.random())
         self._check_lowest(now)
 
     def set(self, key: str, value: str, now: float) -> bool:
@@ -302,19 +315,43 @@ class Facts(Extension):
     def on_stream(
         self, msg: ExtensionMessage, sender: bytes, addr: Address, now: float
     ) -> list[ExtensionMessage]:
+        if isinstance(msg, FactDigest):
+            return [self._answer_digest(msg, sender, now)]
         if not isinstance(msg, FactPull):
             self.on_message(msg, sender, addr, now)
             return []
+        return [self._batch(msg.origins)]
+
+    def _answer_digest(self, msg: FactDigest, sender: bytes, now: float) -> FactBatch:
+        """Send what differs from the peer's digest; pull what the peer has that we lack."""
+        theirs = {o: (s, fp) for o, s, fp in msg.digest}
+        send = [o for o, e in self.origins.items() if theirs.get(o) != (e.max_seq, e.fp)]
+        want = []
+        for origin, (max_seq, _) in theirs.items():
+            o = self.origins.get(origin)
+            if o is not None and (o.max_seq > max_seq or theirs[origin] == (o.max_seq, o.fp)):
+                continue
+            if origin == self.node.node_id:
+                if max_seq > self.seq:
+                    want.append(origin)
+            elif self._accepting(origin) and self.node.table.get(origin) is not None:
+                want.append(origin)
+        m = self.node.table.get(sender)
+        if want and m is not None:
+            self._pull(m.address, want, now)
+        return self._batch(send)
+
+    def _batch(self, origins: Iterable[bytes]) -> FactBatch:
         entries: list[tuple[bytes, str, int, str | None]] = []
         budget = BATCH_BUDGET
-        for origin in msg.origins:
+        for origin in origins:
             o = self.origins.get(origin)
             if o is None or budget <= 0:
                 continue
             for key, (seq, value) in o.entries.items():
                 entries.append((origin, key, seq, value))
                 budget -= 48 + len(key) + len(value or "")
-        return [FactBatch(tuple(entries))]
+        return FactBatch(tuple(entries))
 
     def _pull(self, addr: Address, origins: list[bytes], now: float) -> None:
         wanted = [o for o in origins if self._pulled.get(o, -1e18) + PULL_BACKOFF <= now]
@@ -401,9 +438,35 @@ class Facts(Extension):
         self._check_lowest(now)
 
     def next_deadline(self) -> float | None:
-        return self._next_sweep
+        if self._next_sweep is None or self._next_digest is None:
+            return self._next_sweep
+        return min(self._next_sweep, self._next_digest)
 
     def on_timer(self, now: float) -> None:
+        if self._next_digest is not None and now >= self._next_digest:
+            self._digest_round(now)
+        if self._next_sweep is not None and now >= self._next_sweep:
+            self._sweep(now)
+
+    def _digest_round(self, now: float) -> None:
+        node = self.node
+        scale = node.push_pull_scale()
+        self._next_digest = now + self.digest_interval * scale * (0.75 + 0.5 * node.rng.random())
+        live = node.table.live_count - 1
+        if live < 1:
+            return
+        # The k-th live member other than us, without building a list of all of them.
+        k = node.rng.randrange(live)
+        for nid, m in node.table.members.items():
+            if nid == node.node_id or m.state not in (MemberState.ALIVE, MemberState.SUSPECT):
+                continue
+            if k == 0:
+                digest = tuple((o, e.max_seq, e.fp) for o, e in self.origins.items())
+                node.open_stream(m.address, [FactDigest(digest)], now=now)
+                return
+            k -= 1
+
+    def _sweep(self, now: float) -> None:
         """Drop facts of nodes the member table has not known for STRANGER_GRACE seconds.
 
         Facts may arrive by gossip before the alive of a new member, so unknown origins are

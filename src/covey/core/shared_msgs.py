@@ -1,4 +1,4 @@
-"""Messages of the shared-state features (types 50-57) and the limits they enforce.
+"""Messages of the shared-state features (types 50-58) and the limits they enforce.
 
 Every message is a msgpack array ``[type, fields...]`` (see docs/protocol.md, "Shared
 state"). ``from_array`` checks every field and raises :class:`MalformedMessage` on any
@@ -15,6 +15,7 @@ type   message         fields
 55     ActionRequest   action id, origin id, lamport, name, payload
 56     ActionResult    action id, ok (bool), result text (stream request to the origin)
 57     ActionAck       action id (stream reply)
+58     FactDigest      [[origin id, seq, fingerprint], ...] (stream request; reply FactBatch)
 =====  ==============  ==========================================================
 """
 
@@ -55,8 +56,7 @@ def check_key(key: object, what: str = "key") -> str:
         raise LimitError(f"{what}: {size} octets, limit {KEY_LIMIT}")
     if not _KEY_RE.fullmatch(key):
         raise LimitError(
-            f"{what}: {key!r} must be letters, digits and _ . : @ + = - "
-            "(not starting with . or -)"
+            f"{what}: {key!r} must be letters, digits and _ . : @ + = - (not starting with . or -)"
         )
     return key
 
@@ -274,3 +274,32 @@ class ActionAck(ExtensionMessage):
     def from_array(cls, fields: list[Any]) -> Self:
         f = _fields(fields, 1)
         return cls(_id(f[0]))
+
+
+@dataclass(frozen=True, slots=True)
+class FactDigest(ExtensionMessage):
+    """Stream request: my digest, (origin, highest seq, fingerprint) per origin; the reply
+    is a FactBatch of every origin whose facts differ from it."""
+
+    TYPE: ClassVar[int] = 58
+    digest: tuple[tuple[bytes, int, int], ...]
+
+    def to_array(self) -> list[Any]:
+        return [[list(d) for d in self.digest]]
+
+    @classmethod
+    def from_array(cls, fields: list[Any]) -> Self:
+        f = _fields(fields, 1)
+        if not isinstance(f[0], list) or len(f[0]) > MAX_BATCH:
+            raise MalformedMessage("fact digest wants a list")
+        out = []
+        for d in f[0]:
+            d = _fields(d, 3)
+            out.append((_id(d[0]), _counter(d[1]), _fingerprint_field(d[2])))
+        return cls(tuple(out))
+
+
+def _fingerprint_field(v: Any) -> int:
+    if type(v) is not int or not 0 <= v < (1 << 64):
+        raise MalformedMessage("bad fingerprint")
+    return v
