@@ -14,7 +14,7 @@ import pytest
 from covey.core.election import ElectionConfig
 from covey.sim.election_chaos import ChaosRun, run_chaos
 
-SEEDS = int(os.environ.get("COVEY_CHAOS_SEEDS", "120"))
+SEEDS = int(os.environ.get("COVEY_CHAOS_SEEDS", "100"))
 HOURS = 0.5
 
 
