@@ -9,24 +9,17 @@ the returning node declares a perfectly healthy peer dead and gossips Dead(i), w
 other node accepts (dead(i) beats alive(i)) — a cluster-wide false failure between nodes
 that were connected the whole time, until the victim refutes about a second later.
 
-Fix belongs in the core (node/probe/table, not edited here): e.g. re-gossip (or send
-directly) an open suspicion when the suspect is heard from again, or treat a gossiped
-dead verdict about a member that acked us directly within the suspicion window as a
-suspicion (as push-pull already does for remote failed records).
+Fixed in the core: a node that hears from a member it suspects sends it the suspicion
+directly (at most once per probe interval), so the member refutes before the timer ends.
 """
 
 from __future__ import annotations
-
-import pytest
 
 from covey.core import MemberFailed
 
 from .helpers import build
 
 
-@pytest.mark.xfail(
-    strict=True, reason="core defect: a stale suspicion of a returning node fails healthy peers"
-)
 def test_returning_node_does_not_fail_healthy_peers() -> None:
     sim = build(5, seed=4)
     sim.network.multicast = False

@@ -106,6 +106,7 @@ class Node(ProbeMixin, SyncMixin):
         self._next_gossip = now
         self._eager_at: float | None = None
         self._stranger_after = now
+        self._told_suspect: dict[bytes, float] = {}
         self._next_reap = now + 5.0
         self._extensions: dict[str, Extension] = {}
         self._ext_by_type: dict[int, Extension] = {}
@@ -336,11 +337,29 @@ class Node(ProbeMixin, SyncMixin):
         for msg in msgs:
             self._dispatch(msg, addr, sender, now)
         self._notify(now)
-        if sender not in self.table.members and now >= self._stranger_after:
+        m = self.table.members.get(sender)
+        if m is not None and m.state is MemberState.SUSPECT:
+            self._tell_suspect(m, addr, now)
+        elif m is not None and m.state is MemberState.FAILED:
+            # It speaks, so it lives (a partition healed): an exchange lets it refute.
+            self._want_sync_with(m, now)
+        if m is None and now >= self._stranger_after:
             # An authenticated member we have never heard of: our view has a hole (a mass
             # join, or a partition outlasting reaping). One exchange with it fills it.
             self._stranger_after = now + self.config.probe_interval
             self._open_push_pull(addr, StreamPurpose.PUSH_PULL, None, now)
+
+    def _tell_suspect(self, m: Member, addr: Address, now: float) -> None:
+        """A member we suspect speaks to us: make sure it knows, so it can refute.
+
+        Our suspicion's gossip may have been spent while it was out of reach (a
+        partition); without this it would expire and fail a member that is back.
+        """
+        if self._told_suspect.get(m.node_id, 0.0) > now:
+            return
+        self._told_suspect[m.node_id] = now + self.config.probe_interval
+        suspect = Suspect(m.incarnation, m.node_id, self.node_id)
+        self._emit(addr, [encode_message_bytes(suspect)], now)
 
     def handle_stream(self, data: bytes, addr: Address, *, now: float) -> bytes | None:
         """Answer one inbound stream request frame; returns the reply frame, if any."""
@@ -418,7 +437,13 @@ class Node(ProbeMixin, SyncMixin):
             case PingReq():
                 self._on_ping_req(msg, addr, now)
             case Alive() | Suspect() | Dead():
-                self._apply(msg, now)
+                if msg.node_id == self.node_id and not isinstance(msg, Alive):
+                    if self._about_self(msg, now):
+                        # The accuser may hold us failed and gossip only to live members:
+                        # answer it directly as well.
+                        self._emit(addr, [encode_message_bytes(self._self_alive())], now)
+                else:
+                    self._apply(msg, now)
             case Beacon():
                 self._on_beacon(msg, now)
             case PushPull():
@@ -455,24 +480,31 @@ class Node(ProbeMixin, SyncMixin):
         if accepted and gossip:
             self._queue(msg.node_id, msg, now, bulk=bulk)
 
-    def _about_self(self, msg: Alive | Suspect | Dead, now: float) -> None:
+    def _about_self(self, msg: Alive | Suspect | Dead, now: float) -> bool:
+        """Refute a wrong view of ourselves; True if we did."""
         local = self.table.local
         if isinstance(msg, Alive):
             same = msg.incarnation == local.incarnation and msg.address == local.address
             if msg.incarnation < local.incarnation or same:
-                return
+                return False
         elif msg.incarnation < local.incarnation:
-            return
+            return False
         # Someone holds a view of us that is wrong or newer than ours: refute it.
         local.incarnation = msg.incarnation + 1
         self.awareness.apply(1)
         self._queue_self_alive(now, direct=True)
         self._trace(TraceOp.REFUTE, now, type(msg).__name__.lower(), local.incarnation)
+        return True
 
-    def _queue_self_alive(self, now: float, *, direct: bool = False) -> None:
+    def _self_alive(self) -> Alive:
         local = self.table.local
         alive = Alive(local.incarnation, local.node_id, local.name, local.address, local.tags)
-        encoded = self._queue(local.node_id, alive, now)
+        if len(encode_message_bytes(alive)) > self._max_body // 2:
+            return Alive(local.incarnation, local.node_id, local.name, local.address, None)
+        return alive
+
+    def _queue_self_alive(self, now: float, *, direct: bool = False) -> None:
+        encoded = self._queue(self.node_id, self._self_alive(), now)
         if direct:
             self._push_direct(encoded, now)
 
