@@ -236,3 +236,16 @@ def test_agent_runs_as_a_lean_process_under_the_same_pid(cluster: LocalCluster) 
     info = json.loads(covey("info", "--control", str(a.control), "--json").stdout)
     assert info["self"]["name"] == "lean"
     assert "serving on" in a.log.read_text()  # its log still goes where the CLI's went
+
+
+def test_agent_loads_aiohttp_only_when_it_serves_http(cluster: LocalCluster) -> None:
+    """aiohttp costs ~15 MiB and 0.1 s of start-up; agents without --http skip it."""
+    plain = cluster.spawn("plain")
+    port = free_port()
+    served = cluster.spawn("served", extra=("--http", f"127.0.0.1:{port}"))
+
+    def loads_aiohttp(pid: int) -> bool:
+        return "/aiohttp/" in Path(f"/proc/{pid}/maps").read_text()
+
+    assert not loads_aiohttp(plain.proc.pid)
+    assert loads_aiohttp(served.proc.pid)

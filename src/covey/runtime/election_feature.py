@@ -26,18 +26,18 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from covey.core import Extension
 from covey.core.election import Election, ElectionConfig, VoteStore
 from covey.core.election_events import FenceDecision
 
 from .control import ControlError
-from .features import AGENT_STARTED, CONTROL_OPS, EXTENSIONS, HTTP_ROUTES
+from .features import AGENT_STARTED, CONTROL_OPS, EXTENSIONS, HTTP_ROUTES, json_response
 from .hbdisk import DiskError, HeartbeatDisk
 from .settings import parse_address
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from .agent import Agent
     from .config import AgentConfig
 
@@ -289,9 +289,9 @@ async def _http_names(request: web.Request) -> web.Response:
 
     agent = request.app[AGENT_KEY]
     try:
-        return web.json_response(names(agent))
+        return json_response(names(agent))
     except ControlError as exc:
-        return web.json_response({"error": str(exc)}, status=404)
+        return json_response({"error": str(exc)}, status=404)
 
 
 HTTP_ROUTES.append(("GET", "/v1/names", _http_names))

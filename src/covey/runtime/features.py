@@ -8,6 +8,8 @@ A feature module registers, at import time:
 * control operations: ``CONTROL_OPS["name"] = handler``, ``handler(agent, request)``
   returning a JSON-ready result or raising ``ControlError``;
 * HTTP routes: ``HTTP_ROUTES.append(("GET", "/v1/...", handler))`` with an aiohttp handler
+  that answers with :func:`json_response` (never import aiohttp at module level: agents
+  without ``--http`` must not load it)
   that finds the agent as ``request.app[AGENT_KEY]``;
 * start-up hooks: ``AGENT_STARTED.append(hook)``, ``hook(agent)`` runs once the core has
   started (arm timers, start watchers; steer the core with ``agent._driver.call``).
@@ -47,6 +49,14 @@ FEATURE_MODULES: tuple[str, ...] = (
 )
 
 _loaded = False
+
+
+def json_response(data: object, *, status: int = 200) -> web.Response:
+    """An aiohttp JSON response; aiohttp is imported only when HTTP is actually served
+    (it would add ~15 MiB and 0.1 s of start-up to every agent)."""
+    from aiohttp import web
+
+    return web.json_response(data, status=status)
 
 
 def load_features() -> None:

@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from .control import ControlError
-from .features import CONTROL_OPS, HTTP_ROUTES
+from .features import CONTROL_OPS, HTTP_ROUTES, json_response
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from .agent import Agent
 
 #: Longest wait an action request may ask for.
@@ -148,15 +148,15 @@ def _agent(request: web.Request) -> Agent:
 
 
 async def _http_facts(request: web.Request) -> web.Response:
-    return web.json_response(_agent(request).facts(request.query.get("node")))
+    return json_response(_agent(request).facts(request.query.get("node")))
 
 
 async def _http_versions(request: web.Request) -> web.Response:
-    return web.json_response(_agent(request).versions())
+    return json_response(_agent(request).versions())
 
 
 async def _http_settings(request: web.Request) -> web.Response:
-    return web.json_response(_agent(request).settings())
+    return json_response(_agent(request).settings())
 
 
 HTTP_ROUTES.extend(
