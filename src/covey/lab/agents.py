@@ -54,8 +54,8 @@ def _die_with_parent() -> None:  # between fork and exec, in the child
         _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def spawn_in(host: Host, argv: Sequence[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-    """Start ``argv`` inside ``host``'s namespace, output to ``log``."""
+def spawn_in(host: Host, argv: Sequence[str], log: IO[bytes] | int) -> subprocess.Popen[bytes]:
+    """Start ``argv`` inside ``host``'s namespace, output to ``log`` (a file or PIPE)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COVEY_")}
     return subprocess.Popen(
         host.argv(*argv),
@@ -255,7 +255,11 @@ class Recorder:
                         self._changed.notify_all()
             except (OSError, ValueError):
                 pass
-        # The stream ended: fine if the agent stopped or we closed it, a gap otherwise.
+        # The stream ended: fine if the agent stopped or we closed it, a gap otherwise. A
+        # killed process closes its sockets before it can be reaped: give it a moment.
+        if agent.proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                agent.proc.wait(5.0)
         if self._socks.get(agent.name) is sock and agent.running():
             with self._lock:
                 self.gaps.append((agent.name, time.time(), "monitor stream ended"))
