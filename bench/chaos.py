@@ -23,6 +23,18 @@ run waits (bounded) for membership to converge. Then the invariants:
    end. W is the largest suspicion timeout (suspicion_mult x max_mult x max(1, log10 N)
    probe intervals = 24 s for 5 nodes) plus one probe interval.
 2. **Convergence**: within ``--converge-s`` of the last heal, every agent sees all N alive.
+3. **One leader at a time** (agents run with ``--expected-votes N``): leader claims polled
+   from every reachable agent (``names``, role ``leader`` = valid lease), in time order,
+   never go back to a lower term and never show two leaders for one term; and within 60 s
+   of the heal every agent names the same leader.
+4. **Facts**: at every step a fact ``chaos=<n>`` is set on a random reachable agent; after
+   the heal every agent holds the same facts, including each node's last acknowledged
+   value (a bounded 60 s settle).
+5. **Recording**: no agent's event stream ended while the agent still ran (a gap would
+   make invariant 1 vacuous), and at least one leader claim was seen.
+
+Panic events and each agent's final election mode are reported (not judged: panic is
+left only by an operator's ``covey recover``, by design).
 
 It prints every action, a verdict line (``PASS``/``FAIL`` with the seed), and writes
 ``verdict.json`` next to the event logs when ``--keep`` is given. Everything is bounded: the
@@ -181,6 +193,10 @@ class Chaos:
     def log(self, msg: str) -> None:
         print(f"[{time.time() - self.t0:7.1f}s] {msg}", flush=True)
 
+    def last_change_before(self, t: float) -> float:
+        """When the harness last changed a fault at or before ``t``."""
+        return max((s.t for s in self.world.timeline if s.t <= t), default=self.t0)
+
     def later(self, lo: float, hi: float, action: str, target: str) -> None:
         self.pending.append((time.time() + self.rng.uniform(lo, hi), action, target))
 
@@ -312,7 +328,22 @@ def check_false_failures(chaos: Chaos, window: float) -> list[dict[str, Any]]:
             subject = e["member"]["name"]
             t = float(e["time"])
             if chaos.world.healthy_through(observer, subject, t - window, t):
-                bad.append({"observer": observer, "subject": subject, "at": t - chaos.t0})
+                back = [
+                    float(r["time"]) - t
+                    for kind in ("member-recovered", "member-joined")
+                    for r in rec.member_events(observer, kind, subject)
+                    if float(r["time"]) >= t
+                ]
+                bad.append(
+                    {
+                        "observer": observer,
+                        "subject": subject,
+                        "at": round(t - chaos.t0, 1),
+                        "incarnation": e["member"].get("incarnation"),
+                        "alive_again_after_s": round(min(back), 3) if back else None,
+                        "last_fault_change_s": round(chaos.last_change_before(t) - chaos.t0, 1),
+                    }
+                )
     return bad
 
 
@@ -406,7 +437,25 @@ def main(argv: list[str] | None = None) -> int:
             chaos.observer.poll()
             time.sleep(1.0)
             fact_problems = check_facts(chaos)
+        # After the heal: one leader that every agent names (bounded wait), and each mode.
+        final_names: dict[str, Any] = {}
+        agreed_after = None
+        t_agree = time.monotonic()
+        while time.monotonic() - t_agree < 60:
+            final_names = {}
+            for n, a in cluster.agents.items():
+                try:
+                    final_names[n] = a.client(timeout=2).request("names")
+                except ClientError:
+                    final_names[n] = None
+            leaders = {v["leader"] if v else None for v in final_names.values()}
+            if len(leaders) == 1 and None not in leaders:
+                agreed_after = time.monotonic() - t_agree
+                break
+            time.sleep(0.5)
         leader_problems = chaos.observer.violations()
+        if agreed_after is None:
+            leader_problems.append(f"no single leader 60 s after the heal: {final_names}")
         false_failures = check_false_failures(chaos, window)
         rec = cluster.recorder
         assert rec is not None
@@ -426,6 +475,11 @@ def main(argv: list[str] | None = None) -> int:
             "leader_terms": len({c[2] for c in chaos.observer.claims}),
             "names_polls": chaos.observer.polls,
             "leader_violations": leader_problems,
+            "leader_agreed_after_heal_s": agreed_after,
+            "final_modes": {n: (v or {}).get("mode") for n, v in final_names.items()},
+            "panic_events": sum(
+                1 for evs in rec.events.values() for e in evs if e.get("event") == "panic"
+            ),
             "facts_acked": chaos.fact_no and len(chaos.acked),
             "fact_problems": fact_problems,
         }
@@ -440,7 +494,9 @@ def main(argv: list[str] | None = None) -> int:
         verdict["verdict"] = "PASS" if ok else "FAIL"
         for ff in false_failures:
             chaos.log(
-                f"FALSE FAILURE: {ff['observer']} marked {ff['subject']} failed at {ff['at']:.1f}s"
+                f"FALSE FAILURE: {ff['observer']} marked {ff['subject']} failed at {ff['at']:.1f}s "
+                f"(alive again after {ff['alive_again_after_s']} s; last fault change at "
+                f"{ff['last_fault_change_s']} s)"
             )
         print(json.dumps(verdict, indent=2))
         conv = "never" if converged_after is None else f"{converged_after:.1f} s"
