@@ -90,3 +90,22 @@ def test_large_clusters_do_not_push_directly() -> None:
         h.node.table.get(origin.config.node_id).tags == {"x": "1"}  # type: ignore[union-attr]
         for h in sim.hosts.values()
     )
+
+
+def test_anti_entropy_of_a_large_cluster_is_spread_out() -> None:
+    """The first push-pull honours the interval scaled for the cluster's size.
+
+    200 members scale memberlist's 30 s interval to 120 s; scheduled as if alone, every
+    node used to sync within 45 s of start, a burst of N exchanges of N records each.
+    """
+    sim = Simulation(34, record_events=False)
+    sim.network.multicast = False
+    hosts = sim.bootstrap(200)
+    start = sum(h.node.counters.streams_opened for h in hosts)
+    sim.run_for(60.0)
+    opened = sum(h.node.counters.streams_opened for h in hosts) - start
+    assert opened < 20, f"{opened} exchanges in the first minute"
+    sim.run_for(240.0)
+    total = sum(h.node.counters.streams_opened for h in hosts) - start
+    # Over 300 s each node syncs about every 120 s (±25 %): roughly 2 each.
+    assert 200 <= total <= 3 * 200

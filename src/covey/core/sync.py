@@ -79,6 +79,7 @@ class SyncMixin:
         self._req_id = 0
         # Stagger the first exchange so nodes started together do not sync in lockstep.
         self._next_push_pull = now + self.config.push_pull_interval * (0.5 + self.rng.random())
+        self._last_push_pull = now
         self._reconnect_delay = self.config.reconnect_interval
         self._next_reconnect = now + self._reconnect_delay
         self._sync_after: dict[bytes, float] = {}
@@ -89,9 +90,16 @@ class SyncMixin:
     def _sync_timers(self, now: float) -> None:
         if now >= self._next_push_pull:
             interval = self.config.push_pull_interval * self.push_pull_scale()
-            self._next_push_pull = now + interval * (0.75 + 0.5 * self.rng.random())
-            for m in self._random_members(1, exclude=None):
-                self._open_push_pull(m.address, StreamPurpose.PUSH_PULL, m.node_id, now)
+            jitter = 0.75 + 0.5 * self.rng.random()
+            if now - self._last_push_pull < 0.75 * interval:
+                # Scheduled when the cluster looked smaller (at start we know only
+                # ourselves): a large cluster must not sync in one burst.
+                self._next_push_pull = self._last_push_pull + interval * jitter
+            else:
+                self._next_push_pull = now + interval * jitter
+                self._last_push_pull = now
+                for m in self._random_members(1, exclude=None):
+                    self._open_push_pull(m.address, StreamPurpose.PUSH_PULL, m.node_id, now)
         if now >= self._next_reconnect:
             self._reconnect(now)
 
