@@ -24,18 +24,21 @@ elects a new leader shares one member with the quorum behind the old lease, and 
 member grants its vote only after the old lease ended. Two leaders with valid leases
 never coexist, whatever the terms, losses, pauses or restarts.
 
-Fencing, the heartbeat disk and panic mode live in :mod:`covey.core.election_fence`.
+Fencing, the heartbeat disk and panic mode live in :mod:`covey.core.election_fence`;
+candidacy and voting in :mod:`covey.core.election_vote`; heartbeats and the lease in
+:mod:`covey.core.election_lease`. Every public name stays importable from here.
 """
 
 from __future__ import annotations
 
-import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .config import ConfigError
 from .election_events import LeaderChanged
 from .election_fence import FenceMixin
+from .election_lease import HEART_TRACE_EVERY as HEART_TRACE_EVERY
+from .election_lease import LeaseMixin
 from .election_msgs import (
     ELECTION_MESSAGES,
     Heartbeat,
@@ -44,26 +47,16 @@ from .election_msgs import (
     Recover,
     VoteReply,
     VoteRequest,
-    clip_reason,
 )
+from .election_vote import ELIGIBLE_TAG as ELIGIBLE_TAG
+from .election_vote import PRIORITY_TAG as PRIORITY_TAG
+from .election_vote import Role as Role
+from .election_vote import VoteStore as VoteStore
+from .election_vote import VotingMixin
+from .election_vote import _Round as _Round
 from .events import MemberEvent, TraceOp, TraceRecord
 from .extension import Extension, ExtensionMessage
 from .types import Address, MemberState
-
-#: Tag that makes a member ineligible when set to "no"/"false"/"0".
-ELIGIBLE_TAG = "covey.eligible"
-#: Tag carrying a member's election priority (integer, higher stands first; default 0).
-PRIORITY_TAG = "covey.priority"
-#: A leader heartbeat trace is recorded once per this many heartbeats.
-HEART_TRACE_EVERY = 50
-
-
-class Role(enum.Enum):
-    """What this node is in the election."""
-
-    FOLLOWER = "follower"
-    CANDIDATE = "candidate"
-    LEADER = "leader"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,34 +124,7 @@ class ElectionConfig:
         )
 
 
-@dataclass(slots=True)
-class VoteStore:
-    """The durable part of the election: the current term and the vote given in it.
-
-    ``save`` is called after every change, before the change is acted on (a vote is sent
-    only after it is saved). This base class keeps them in memory (simulated disks); the
-    runtime's subclass writes a file.
-    """
-
-    term: int = 0
-    voted_for: bytes | None = None
-
-    def save(self) -> None:
-        """Make ``term`` and ``voted_for`` durable."""
-
-
-@dataclass(slots=True)
-class _Round:
-    pre: bool
-    term: int
-    started: float
-    deadline: float
-    votes: set[bytes] = field(default_factory=set)
-    replies: set[bytes] = field(default_factory=set)
-    max_term: int = 0
-
-
-class Election(FenceMixin, Extension):
+class Election(VotingMixin, LeaseMixin, FenceMixin, Extension):
     """The election extension of one node (see the module docstring)."""
 
     name = "election"
@@ -248,29 +214,6 @@ class Election(FenceMixin, Extension):
         self._step_down(now, "leave")
         self._election_at = None
 
-    def _eligible(self) -> bool:
-        return self.node.table.local.tags.get(ELIGIBLE_TAG, "yes").lower() not in (
-            "no",
-            "false",
-            "0",
-        )
-
-    def priority(self, tags: dict[str, str] | None = None) -> int:
-        """A member's priority tag (ours by default); bad values count as 0."""
-        raw = (tags if tags is not None else self.node.table.local.tags).get(PRIORITY_TAG, "0")
-        try:
-            return max(0, min(int(raw), 1 << 31))
-        except ValueError:
-            return 0
-
-    def _backoff(self) -> float:
-        delay = self.cfg.backoff * self.node.rng.random()
-        mine = self.priority()
-        for m in self.node.table.live():
-            if m.node_id != self.node.node_id and self.priority(m.tags) > mine:
-                return delay + self.cfg.backoff  # let the higher priority stand first
-        return delay
-
     def _peers(self) -> list[Address]:
         me = self.node.node_id
         return [
@@ -304,214 +247,6 @@ class Election(FenceMixin, Extension):
             self._round_failed(rnd, now)
         if self._election_at is not None and now >= self._election_at:
             self._maybe_stand(now)
-
-    def _maybe_stand(self, now: float) -> None:
-        cfg = self.cfg
-        self._election_at = None
-        if self.role is not Role.FOLLOWER or self._round is not None:
-            return
-        quiet = max(self.leader_heard + cfg.follower_wait, self._quiet_until)
-        if now < quiet:
-            self._election_at = quiet + self._backoff()
-            return
-        if not self._eligible():
-            self._election_at = now + cfg.follower_wait
-            return
-        self._start_round(True, self.term + 1, now)
-
-    # --------------------------------------------------------------- election
-
-    def _start_round(self, pre: bool, term: int, now: float) -> None:
-        rnd = _Round(pre, term, now, now + self.cfg.vote_timeout)
-        rnd.votes.add(self.node.node_id)
-        self._round = rnd
-        if not pre:
-            self.role = Role.CANDIDATE
-            self.store.term = term
-            self.store.voted_for = self.node.node_id
-            self.store.save()
-            self.leader_id = None
-            self.elections += 1
-            self._trace(TraceOp.ELECTION, now, "candidate", term)
-        if len(rnd.votes) >= self.quorum():
-            self._round_won(rnd, now)
-            return
-        req = VoteRequest(term, pre, self.cfg.expected_votes, self.priority())
-        self._broadcast(req, now)
-
-    def _round_won(self, rnd: _Round, now: float) -> None:
-        self._round = None
-        if rnd.pre:
-            self._start_round(False, max(rnd.term, rnd.max_term + 1, self.term + 1), now)
-            return
-        self.role = Role.LEADER
-        self.leader_id = self.node.node_id
-        self.lease_until = rnd.started + self.cfg.lease
-        self.stable_count = 0
-        self.leader_stable = False
-        self._hb_sent.clear()
-        self._acked.clear()
-        self._stable_seq = 0
-        self._election_at = None
-        self._trace(TraceOp.LEADER_START, now, "elected", self.term)
-        self._announce(now)
-        self._send_heartbeat(now)
-        self._on_leadership(now)
-
-    def _round_failed(self, rnd: _Round, now: float) -> None:
-        self._round = None
-        if self.role is Role.CANDIDATE:
-            self.role = Role.FOLLOWER
-        self._note_silence(rnd, now)
-        self._election_at = now + self.cfg.backoff * (1.0 + self.node.rng.random())
-
-    def _adopt_term(self, term: int, now: float) -> None:
-        if term <= self.store.term:
-            return
-        self.store.term = term
-        self.store.voted_for = None
-        self.store.save()
-        if self.role is not Role.FOLLOWER:
-            self._step_down(now, "higher term")
-        self._round = None
-        self.leader_id = None
-
-    def _step_down(self, now: float, why: str) -> None:
-        was_leader = self.role is Role.LEADER
-        self.role = Role.FOLLOWER
-        self._round = None
-        self.lease_until = -math.inf
-        self._next_hb = None
-        if was_leader:
-            self.leader_id = None
-            self._trace(TraceOp.LEADER_DELTA, now, "step down: " + why, self.term)
-            self._announce(now)
-        if self._election_at is None:
-            self._election_at = now + self.cfg.follower_wait + self._backoff()
-
-    def _refuses(self, candidate: bytes, now: float) -> bool:
-        """True while a leader's lease may still be valid somewhere (the safety rule)."""
-        if now < self._quiet_until:
-            return True
-        if self.role is Role.LEADER:
-            return now < self.lease_until
-        return now < self.leader_heard + self.cfg.follower_wait and candidate != self.leader_id
-
-    def _on_vote_request(self, m: VoteRequest, sender: bytes, addr: Address, now: float) -> None:
-        agrees = self._config_agrees(m.expected, sender, now)
-        if not agrees or self._refuses(sender, now) or m.term < self.term:
-            granted = False
-        elif m.pre:
-            granted = True
-        else:
-            self._adopt_term(m.term, now)
-            granted = self.store.voted_for in (None, sender) and self.role is Role.FOLLOWER
-            if granted:
-                self.store.voted_for = sender
-                self.store.save()
-                self.leader_heard = now  # behave as if the candidate had led: no dueling
-                self.leader_id = None
-        reply = VoteReply(m.term, m.pre, granted, self.cfg.expected_votes, self.term)
-        self.node.send(addr, [reply], now=now)
-
-    def _on_vote_reply(self, m: VoteReply, sender: bytes, now: float) -> None:
-        if not m.pre and not m.granted and m.voter_term > self.term:
-            self._adopt_term(m.voter_term, now)
-            return
-        rnd = self._round
-        if rnd is None or rnd.pre != m.pre or rnd.term != m.term:
-            return
-        rnd.replies.add(sender)
-        rnd.max_term = max(rnd.max_term, m.voter_term)
-        if m.granted:
-            rnd.votes.add(sender)
-            if len(rnd.votes) >= self.quorum():
-                self._round_won(rnd, now)
-
-    # --------------------------------------------------------------- heartbeats
-
-    def _send_heartbeat(self, now: float) -> None:
-        self._hb_seq += 1
-        seq = self._hb_seq
-        self._hb_sent[seq] = now
-        for old in [s for s, t in self._hb_sent.items() if t < now - self.cfg.lease]:
-            del self._hb_sent[old]
-        self._next_hb = now + self.cfg.heartbeat_interval
-        if self.quorum() <= 1:
-            self.lease_until = max(self.lease_until, now + self.cfg.lease)
-            self._count_stable(seq, now)
-        hb = Heartbeat(
-            self.term,
-            seq,
-            self.cfg.expected_votes,
-            clip_reason(self.panic_reason or ""),
-            self.recover_gen,
-            self.leader_stable,
-        )
-        self._broadcast(hb, now)
-        if seq % HEART_TRACE_EVERY == 1:
-            self._trace(TraceOp.LEADER_HEART, now, "heartbeat", seq)
-
-    def _count_stable(self, seq: int, now: float) -> None:
-        if seq <= self._stable_seq:
-            return
-        self._stable_seq = seq
-        self.stable_count += 1
-        if not self.leader_stable and self.stable_count >= self.cfg.stable_after:
-            self.leader_stable = True
-            self._trace(TraceOp.LEADER_DELTA, now, "stable", self.term)
-
-    def _on_heartbeat(self, m: Heartbeat, sender: bytes, addr: Address, now: float) -> None:
-        if now < self._quiet_until:
-            return
-        if not self._config_agrees(m.expected, sender, now):
-            return
-        self._adopt_term(m.term, now)
-        ok = m.term == self.term
-        if ok and self.role is Role.LEADER:
-            self._panic(now, f"two leaders claim term {m.term}")
-            ok = False
-        elif ok and self.leader_id not in (None, sender):
-            self._panic(now, f"two leaders claim term {m.term}")
-        if ok:
-            if self.role is Role.CANDIDATE:
-                self.role = Role.FOLLOWER
-                self._round = None
-            self.leader_id = sender
-            self.leader_heard = now
-            self.leader_stable = m.stable
-            if self._election_at is None:
-                self._election_at = now + self.cfg.follower_wait
-            self._announce(now)
-            self._follow_panic(m.panic, m.recover_gen, now)
-        ack = HeartbeatAck(
-            m.term, m.seq, self.term, ok, clip_reason(self.panic_reason or ""), self.panic_gen
-        )
-        self.node.send(addr, [ack], now=now)
-
-    def _on_ack(self, m: HeartbeatAck, sender: bytes, now: float) -> None:
-        if m.member_term > self.term:
-            self._adopt_term(m.member_term, now)
-            return
-        if self.role is not Role.LEADER or m.term != self.term or not m.ok:
-            return
-        self.member_acks[sender] = now
-        if m.panic and m.panic_gen >= self.recover_gen:
-            self._panic(now, f"{self._name_of(sender)}: {m.panic}")
-        sent = self._hb_sent.get(m.seq)
-        if sent is None or sent <= self._acked.get(sender, -math.inf):
-            return
-        # Each member refuses votes until (its latest accepted heartbeat's send time +
-        # follower_wait), so the lease may run from the quorum-th latest of those times,
-        # even when no single heartbeat reached a whole quorum.
-        self._acked[sender] = sent
-        need = self.quorum() - 1
-        if need <= 0 or len(self._acked) < need:
-            return
-        base = sorted(self._acked.values(), reverse=True)[need - 1]
-        if base + self.cfg.lease > self.lease_until:
-            self.lease_until = base + self.cfg.lease
-            self._count_stable(m.seq, now)
 
     # --------------------------------------------------------------- messages
 

@@ -1,0 +1,247 @@
+"""Candidacy and voting of the election (mixed into Election).
+
+This module holds what a node needs to stand and to vote: the :class:`Role` it plays,
+the durable :class:`VoteStore` (current term and the vote given in it), one vote round
+(pre-vote or real vote), the eligibility and priority tags, the random back-off before
+standing, the round's win and failure, term adoption, stepping down, the safety rule
+that refuses votes while a lease may still be valid, and the handlers of
+``VoteRequest`` and ``VoteReply``. The theory of operation is in
+:mod:`covey.core.election`.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .election_msgs import VoteReply, VoteRequest
+from .events import TraceOp
+from .extension import ExtensionMessage
+from .types import Address
+
+if TYPE_CHECKING:
+    from .election import ElectionConfig
+    from .node import Node
+
+#: Tag that makes a member ineligible when set to "no"/"false"/"0".
+ELIGIBLE_TAG = "covey.eligible"
+#: Tag carrying a member's election priority (integer, higher stands first; default 0).
+PRIORITY_TAG = "covey.priority"
+
+
+class Role(enum.Enum):
+    """What this node is in the election."""
+
+    FOLLOWER = "follower"
+    CANDIDATE = "candidate"
+    LEADER = "leader"
+
+
+@dataclass(slots=True)
+class VoteStore:
+    """The durable part of the election: the current term and the vote given in it.
+
+    ``save`` is called after every change, before the change is acted on (a vote is sent
+    only after it is saved). This base class keeps them in memory (simulated disks); the
+    runtime's subclass writes a file.
+    """
+
+    term: int = 0
+    voted_for: bytes | None = None
+
+    def save(self) -> None:
+        """Make ``term`` and ``voted_for`` durable."""
+
+
+@dataclass(slots=True)
+class _Round:
+    pre: bool
+    term: int
+    started: float
+    deadline: float
+    votes: set[bytes] = field(default_factory=set)
+    replies: set[bytes] = field(default_factory=set)
+    max_term: int = 0
+
+
+class VotingMixin:
+    """Candidacy and voting state of :class:`~covey.core.election.Election`."""
+
+    if TYPE_CHECKING:
+        cfg: ElectionConfig
+        store: VoteStore
+        role: Role
+        leader_id: bytes | None
+        leader_heard: float
+        lease_until: float
+        stable_count: int
+        leader_stable: bool
+        elections: int
+        _round: _Round | None
+        _election_at: float | None
+        _next_hb: float | None
+        _hb_sent: dict[int, float]
+        _acked: dict[bytes, float]
+        _stable_seq: int
+        _quiet_until: float
+
+        @property
+        def node(self) -> Node: ...
+
+        @property
+        def term(self) -> int: ...
+
+        def quorum(self) -> int: ...
+        def _broadcast(self, msg: ExtensionMessage, now: float) -> None: ...
+        def _send_heartbeat(self, now: float) -> None: ...
+        def _announce(self, now: float) -> None: ...
+        def _trace(self, op: TraceOp, now: float, detail: str, n: int = 0) -> None: ...
+        def _on_leadership(self, now: float) -> None: ...
+        def _note_silence(self, rnd: _Round, now: float) -> None: ...
+        def _config_agrees(self, expected: int, sender: bytes, now: float) -> bool: ...
+
+    def _eligible(self) -> bool:
+        return self.node.table.local.tags.get(ELIGIBLE_TAG, "yes").lower() not in (
+            "no",
+            "false",
+            "0",
+        )
+
+    def priority(self, tags: dict[str, str] | None = None) -> int:
+        """A member's priority tag (ours by default); bad values count as 0."""
+        raw = (tags if tags is not None else self.node.table.local.tags).get(PRIORITY_TAG, "0")
+        try:
+            return max(0, min(int(raw), 1 << 31))
+        except ValueError:
+            return 0
+
+    def _backoff(self) -> float:
+        delay = self.cfg.backoff * self.node.rng.random()
+        mine = self.priority()
+        for m in self.node.table.live():
+            if m.node_id != self.node.node_id and self.priority(m.tags) > mine:
+                return delay + self.cfg.backoff  # let the higher priority stand first
+        return delay
+
+    def _maybe_stand(self, now: float) -> None:
+        cfg = self.cfg
+        self._election_at = None
+        if self.role is not Role.FOLLOWER or self._round is not None:
+            return
+        quiet = max(self.leader_heard + cfg.follower_wait, self._quiet_until)
+        if now < quiet:
+            self._election_at = quiet + self._backoff()
+            return
+        if not self._eligible():
+            self._election_at = now + cfg.follower_wait
+            return
+        self._start_round(True, self.term + 1, now)
+
+    def _start_round(self, pre: bool, term: int, now: float) -> None:
+        rnd = _Round(pre, term, now, now + self.cfg.vote_timeout)
+        rnd.votes.add(self.node.node_id)
+        self._round = rnd
+        if not pre:
+            self.role = Role.CANDIDATE
+            self.store.term = term
+            self.store.voted_for = self.node.node_id
+            self.store.save()
+            self.leader_id = None
+            self.elections += 1
+            self._trace(TraceOp.ELECTION, now, "candidate", term)
+        if len(rnd.votes) >= self.quorum():
+            self._round_won(rnd, now)
+            return
+        req = VoteRequest(term, pre, self.cfg.expected_votes, self.priority())
+        self._broadcast(req, now)
+
+    def _round_won(self, rnd: _Round, now: float) -> None:
+        self._round = None
+        if rnd.pre:
+            self._start_round(False, max(rnd.term, rnd.max_term + 1, self.term + 1), now)
+            return
+        self.role = Role.LEADER
+        self.leader_id = self.node.node_id
+        self.lease_until = rnd.started + self.cfg.lease
+        self.stable_count = 0
+        self.leader_stable = False
+        self._hb_sent.clear()
+        self._acked.clear()
+        self._stable_seq = 0
+        self._election_at = None
+        self._trace(TraceOp.LEADER_START, now, "elected", self.term)
+        self._announce(now)
+        self._send_heartbeat(now)
+        self._on_leadership(now)
+
+    def _round_failed(self, rnd: _Round, now: float) -> None:
+        self._round = None
+        if self.role is Role.CANDIDATE:
+            self.role = Role.FOLLOWER
+        self._note_silence(rnd, now)
+        self._election_at = now + self.cfg.backoff * (1.0 + self.node.rng.random())
+
+    def _adopt_term(self, term: int, now: float) -> None:
+        if term <= self.store.term:
+            return
+        self.store.term = term
+        self.store.voted_for = None
+        self.store.save()
+        if self.role is not Role.FOLLOWER:
+            self._step_down(now, "higher term")
+        self._round = None
+        self.leader_id = None
+
+    def _step_down(self, now: float, why: str) -> None:
+        was_leader = self.role is Role.LEADER
+        self.role = Role.FOLLOWER
+        self._round = None
+        self.lease_until = -math.inf
+        self._next_hb = None
+        if was_leader:
+            self.leader_id = None
+            self._trace(TraceOp.LEADER_DELTA, now, "step down: " + why, self.term)
+            self._announce(now)
+        if self._election_at is None:
+            self._election_at = now + self.cfg.follower_wait + self._backoff()
+
+    def _refuses(self, candidate: bytes, now: float) -> bool:
+        """True while a leader's lease may still be valid somewhere (the safety rule)."""
+        if now < self._quiet_until:
+            return True
+        if self.role is Role.LEADER:
+            return now < self.lease_until
+        return now < self.leader_heard + self.cfg.follower_wait and candidate != self.leader_id
+
+    def _on_vote_request(self, m: VoteRequest, sender: bytes, addr: Address, now: float) -> None:
+        agrees = self._config_agrees(m.expected, sender, now)
+        if not agrees or self._refuses(sender, now) or m.term < self.term:
+            granted = False
+        elif m.pre:
+            granted = True
+        else:
+            self._adopt_term(m.term, now)
+            granted = self.store.voted_for in (None, sender) and self.role is Role.FOLLOWER
+            if granted:
+                self.store.voted_for = sender
+                self.store.save()
+                self.leader_heard = now  # behave as if the candidate had led: no dueling
+                self.leader_id = None
+        reply = VoteReply(m.term, m.pre, granted, self.cfg.expected_votes, self.term)
+        self.node.send(addr, [reply], now=now)
+
+    def _on_vote_reply(self, m: VoteReply, sender: bytes, now: float) -> None:
+        if not m.pre and not m.granted and m.voter_term > self.term:
+            self._adopt_term(m.voter_term, now)
+            return
+        rnd = self._round
+        if rnd is None or rnd.pre != m.pre or rnd.term != m.term:
+            return
+        rnd.replies.add(sender)
+        rnd.max_term = max(rnd.max_term, m.voter_term)
+        if m.granted:
+            rnd.votes.add(sender)
+            if len(rnd.votes) >= self.quorum():
+                self._round_won(rnd, now)
