@@ -98,8 +98,19 @@ def test_table_confirmations_shorten_the_timer() -> None:
     assert not t.apply_suspect(Suspect(0, target, q), 1.0)  # same confirmer again
     assert t.apply_suspect(Suspect(0, target, r), 2.0)
     assert t.next_suspicion_deadline() == pytest.approx(4.0)
-    assert t.expired_suspicions(3.9) == []
-    assert t.expired_suspicions(4.0) == [(target, 0)]
+    assert t.expired_suspicions(3.9, stall=1.0) == []
+    assert t.expired_suspicions(4.0, stall=1.0) == [(target, 0)]
+
+
+def test_a_timer_handled_long_after_its_deadline_starts_over() -> None:
+    """Handled 6 s late, the node itself was stalled: the member gets its time again."""
+    t, (target, p, *_) = _table(8)
+    t.apply_suspect(Suspect(0, target, p), 0.0)
+    assert t.next_suspicion_deadline() == pytest.approx(24.0)
+    assert t.expired_suspicions(30.0, stall=1.0) == []
+    assert t.next_suspicion_deadline() == pytest.approx(54.0)
+    # Handled on time (within the stall allowance), it concludes as usual.
+    assert t.expired_suspicions(54.5, stall=1.0) == [(target, 0)]
 
 
 def test_small_cluster_suspicion_uses_the_minimum() -> None:

@@ -109,3 +109,22 @@ def test_anti_entropy_of_a_large_cluster_is_spread_out() -> None:
     total = sum(h.node.counters.streams_opened for h in hosts) - start
     # Over 300 s each node syncs about every 120 s (±25 %): roughly 2 each.
     assert 200 <= total <= 3 * 200
+
+
+def test_a_restarted_member_rejoins_a_settled_cluster_by_beacons_alone() -> None:
+    """Settled members send no beacons; they must still answer a known member's restart."""
+    sim = build(10, seed=35, join=False)
+    assert sim.run_until_true(sim.converged, timeout=10.0) is not None
+    sim.run_for(30.0)  # settled: nobody beacons any more
+    host = sim.hosts["n4"]
+    sim.crash(host.name)
+    # Same node id, another port (an agent restarted without a fixed port), an empty
+    # table and no seeds: its beacons are all it has, and peers probe its old address.
+    sim.restart(host.name, port=7999)
+    start = sim.now
+    t = sim.run_until_true(
+        lambda: host.node.table.live_count == 10 and sim.converged(), timeout=30.0, step=0.01
+    )
+    assert t is not None, "the restarted member never rejoined"
+    # Its first INIT beacon is answered at once; nobody waits to find its old port dead.
+    assert t - start < 1.0, f"rejoined after {t - start:.2f} s"

@@ -15,8 +15,6 @@ directly (at most once per probe interval), so the member refutes before the tim
 
 from __future__ import annotations
 
-import pytest
-
 from covey.core import MemberFailed
 
 from .helpers import build
@@ -43,10 +41,6 @@ def test_returning_node_does_not_fail_healthy_peers() -> None:
     assert not false, f"healthy nodes marked failed after the heal: {false}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core defect: suspicion timers that expired during a pause fail healthy peers",
-)
 def test_resumed_node_does_not_fail_healthy_peers() -> None:
     """Found by the lab chaos run, seed 1, after the fix above (bench/chaos.py, 73.4 s).
 

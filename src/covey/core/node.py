@@ -303,7 +303,7 @@ class Node(ProbeMixin, SyncMixin):
         if not self._started or self.left:
             return
         self._probe_timers(now)
-        for nid, inc in self.table.expired_suspicions(now):
+        for nid, inc in self.table.expired_suspicions(now, self.config.probe_interval):
             self._apply(Dead(inc, nid, self.node_id, left=False), now)
         if self._eager_at is not None and now >= self._eager_at:
             self._eager_at = None
@@ -540,10 +540,10 @@ class Node(ProbeMixin, SyncMixin):
             self._on_new_member_maybe(b.node_id, now)
             if not self.joined and not self.joins_in_flight:
                 self._open_push_pull(b.address, StreamPurpose.JOIN, b.node_id, now)
-            elif b.state is BeaconState.INIT and self.rng.random() < 8 / self.table.live_count:
-                # A newcomer: make sure it hears of us soon, without an implosion on it.
-                self._emit(b.address, [encode_message_bytes(self._beacon())], now, piggyback=False)
+            else:
+                self._answer_init(b, now)
             return
+        self._answer_init(b, now)
         m.beacon_state = b.state
         if m.state not in (MemberState.ALIVE, MemberState.SUSPECT):
             # It speaks, so it lives: a state exchange lets it refute our verdict.
@@ -553,6 +553,15 @@ class Node(ProbeMixin, SyncMixin):
             self._want_sync_with(m, now)
         elif not self.joined and not self.joins_in_flight:
             self._open_push_pull(b.address, StreamPurpose.JOIN, b.node_id, now)
+
+    def _answer_init(self, b: Beacon, now: float) -> None:
+        """Answer a node that just (re)started: settled members send no beacons of their
+        own, and a restarted member we still know has an empty table all the same."""
+        if b.state is not BeaconState.INIT or not self.joined:
+            return
+        # About eight answers in all, whatever the cluster's size: no implosion on it.
+        if self.rng.random() < 8 / self.table.live_count:
+            self._emit(b.address, [encode_message_bytes(self._beacon())], now, piggyback=False)
 
     # ------------------------------------------------------------------ sending
 

@@ -45,6 +45,12 @@ class Suspicion:
         self.deadline = self.start + timeout
         return True
 
+    def restart(self, now: float) -> None:
+        """Start the same suspicion over at ``now``, keeping its confirmations."""
+        timeout = self.deadline - self.start
+        self.start = now
+        self.deadline = now + timeout
+
     @property
     def confirmations(self) -> int:
         """Independent confirmations beyond the first suspicion."""

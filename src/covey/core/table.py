@@ -195,9 +195,22 @@ class MemberTable:
             self.events.append(MemberFailed(m.snapshot(), now))
         return True
 
-    def expired_suspicions(self, now: float) -> list[tuple[bytes, int]]:
-        """(node id, incarnation) of suspicions whose timer ran out."""
-        return [(nid, s.incarnation) for nid, s in self.suspicions.items() if s.deadline <= now]
+    def expired_suspicions(self, now: float, stall: float) -> list[tuple[bytes, int]]:
+        """(node id, incarnation) of suspicions whose timer ran out.
+
+        A timer handled more than ``stall`` seconds after its deadline means this node was
+        stalled (a paused process), not that the member stayed silent: that suspicion
+        starts over instead, giving the member its full time to refute.
+        """
+        out = []
+        for nid, s in self.suspicions.items():
+            if s.deadline > now:
+                continue
+            if now - s.deadline > stall:
+                s.restart(now)
+            else:
+                out.append((nid, s.incarnation))
+        return out
 
     def next_suspicion_deadline(self) -> float | None:
         """Earliest suspicion deadline, if any."""

@@ -232,13 +232,30 @@ class Simulation:
         self._flush(host)
         host.state = HostState.CRASHED
 
-    def restart(self, name: str, *, keep_id: bool = True) -> SimHost:
-        """Start a fresh core on a crashed/down host (same address; same id by default)."""
+    def restart(self, name: str, *, keep_id: bool = True, port: int | None = None) -> SimHost:
+        """Start a fresh core on a crashed/down host (same id by default).
+
+        With ``port`` the process comes back on another port, as an agent restarted
+        without a fixed ``--bind`` port does; the old address then refuses connections.
+        """
         host = self.hosts[name]
-        cfg = host.config
+        changes: dict[str, Any] = {}
         if not keep_id:
-            cfg = CoreConfig(**{**_config_fields(cfg), "node_id": self.rng.randbytes(16)})
+            changes["node_id"] = self.rng.randbytes(16)
+        if port is not None:
+            changes["address"] = (host.address[0], port)
+        if changes:
+            cfg = CoreConfig(**{**_config_fields(host.config), **changes})
             host.config = cfg
+            if port is not None:
+                # The old port stays behind as a refusing socket of a dead process.
+                old = SimHost(
+                    name + "-old", host.address, host.config, host.node, state=HostState.CRASHED
+                )
+                self.by_address[host.address] = old
+                host.address = cfg.address
+                self.by_address[host.address] = host
+        cfg = host.config
         host.node = Node(
             cfg, self._keyring(), rng=random.Random(self.rng.getrandbits(64)), now=self.now
         )
