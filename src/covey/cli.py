@@ -63,6 +63,10 @@ KeyFileOpt = Annotated[
     typer.Option("--key-file", help="Cluster key file, for --rpc.", show_default=False),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+HttpOpt = Annotated[
+    str | None,
+    typer.Option("--http", help="URL of an agent's HTTP API instead.", show_default=False),
+]
 
 
 def _fail(message: str, code: int = EXIT_UNREACHABLE) -> typer.Exit:
@@ -90,6 +94,32 @@ def _request(client: Any, op: str, **args: object) -> Any:
         return client.request(op, **args)
     except ClientError as exc:
         raise _fail(str(exc)) from None
+
+
+def _query(
+    http: str | None,
+    path: str,
+    control: Path | None,
+    name: str | None,
+    rpc: str | None,
+    key_file: Path | None,
+    op: str,
+    **args: object,
+) -> Any:
+    """Ask a running agent: ``GET path`` on its HTTP API, or ``op`` on its control socket."""
+    if http is not None:
+        from covey.runtime.client import ClientError, http_get
+
+        try:
+            return http_get(http, path)
+        except ClientError as exc:
+            raise _fail(str(exc)) from None
+    return _request(_client(control, name, rpc, key_file), op, **args)
+
+
+def _plain(text: str) -> None:
+    """Print text as is: no rich markup, no highlighting, no wrapping."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 def _print_json(obj: object) -> None:
@@ -351,10 +381,7 @@ def members(
     name: NameOpt = None,
     rpc: RpcOpt = None,
     key_file: KeyFileOpt = None,
-    http: Annotated[
-        str | None,
-        typer.Option("--http", help="URL of an agent's HTTP API instead.", show_default=False),
-    ] = None,
+    http: HttpOpt = None,
     state: Annotated[
         str | None,
         typer.Option(
@@ -364,15 +391,7 @@ def members(
     json_: JsonOpt = False,
 ) -> None:
     """List the members a running agent knows."""
-    if http is not None:
-        from covey.runtime.client import ClientError, http_get
-
-        try:
-            result = http_get(http, "/v1/members")
-        except ClientError as exc:
-            raise _fail(str(exc)) from None
-    else:
-        result = _request(_client(control, name, rpc, key_file), "members")
+    result = _query(http, "/v1/members", control, name, rpc, key_file, "members")
     if state:
         result = [m for m in result if m["state"] == state]
     if json_:

@@ -14,38 +14,31 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from covey.cli import (
     EXIT_CONFIG,
     ControlOpt,
+    HttpOpt,
     JsonOpt,
     KeyFileOpt,
     NameOpt,
     RpcOpt,
     _client,
     _fail,
+    _plain,
     _print_json,
+    _query,
     _request,
     app,
-    console,
 )
-
-HttpOpt = Annotated[
-    str | None,
-    typer.Option("--http", help="URL of an agent's HTTP API instead.", show_default=False),
-]
 
 disk_app = typer.Typer(
     help="Heartbeat disk (shared storage, one slot per node).", no_args_is_help=True
 )
 app.add_typer(disk_app, name="disk")
-
-
-def _plain(text: str) -> None:
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -58,16 +51,7 @@ def names(
     json_: JsonOpt = False,
 ) -> None:
     """Show the cluster, its leader, whether it is stable, this node, the term and the mode."""
-    result: Any
-    if http is not None:
-        from covey.runtime.client import ClientError, http_get
-
-        try:
-            result = http_get(http, "/v1/names")
-        except ClientError as exc:
-            raise _fail(str(exc)) from None
-    else:
-        result = _request(_client(control, name, rpc, key_file), "names")
+    result = _query(http, "/v1/names", control, name, rpc, key_file, "names")
     if json_:
         _print_json(result)
         return

@@ -22,22 +22,20 @@ from rich.table import Table
 from covey.cli import (
     EXIT_CONFIG,
     ControlOpt,
+    HttpOpt,
     JsonOpt,
     KeyFileOpt,
     NameOpt,
     RpcOpt,
     _client,
     _fail,
+    _plain,
     _print_json,
+    _query,
     _request,
     app,
     console,
 )
-
-HttpOpt = Annotated[
-    str | None,
-    typer.Option("--http", help="URL of an agent's HTTP API instead.", show_default=False),
-]
 
 registry_app = typer.Typer(help="Cluster-wide registry address (seed 003).", no_args_is_help=True)
 steward_app = typer.Typer(help="Cluster-wide steward address (seed 003).", no_args_is_help=True)
@@ -54,30 +52,6 @@ def _check(fn: Any, *args: Any) -> None:
         raise _fail(str(exc), EXIT_CONFIG) from None
 
 
-def _get(
-    http: str | None,
-    path: str,
-    control: Any,
-    name: Any,
-    rpc: Any,
-    key_file: Any,
-    op: str,
-    **args: Any,
-) -> Any:
-    if http is not None:
-        from covey.runtime.client import ClientError, http_get
-
-        try:
-            return http_get(http, path)
-        except ClientError as exc:
-            raise _fail(str(exc)) from None
-    return _request(_client(control, name, rpc, key_file), op, **args)
-
-
-def _plain(text: str) -> None:
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
 @app.command()
 def facts(
     node: Annotated[str | None, typer.Argument(help="Only this node (name or id).")] = None,
@@ -90,7 +64,7 @@ def facts(
 ) -> None:
     """Show the facts of every live node (or of NODE)."""
     path = "/v1/facts" + (f"?node={node}" if node else "")
-    result = _get(http, path, control, name, rpc, key_file, "facts", node=node)
+    result = _query(http, path, control, name, rpc, key_file, "facts", node=node)
     if json_:
         _print_json(result)
         return
@@ -146,7 +120,7 @@ def versions(
     json_: JsonOpt = False,
 ) -> None:
     """Show this node's version, every live node's, and the lowest."""
-    result = _get(http, "/v1/versions", control, name, rpc, key_file, "versions")
+    result = _query(http, "/v1/versions", control, name, rpc, key_file, "versions")
     if json_:
         _print_json(result)
         return
@@ -322,7 +296,7 @@ def setting_list(
     json_: JsonOpt = False,
 ) -> None:
     """Every cluster-wide setting."""
-    result = _get(http, "/v1/settings", control, name, rpc, key_file, "settings")
+    result = _query(http, "/v1/settings", control, name, rpc, key_file, "settings")
     if json_:
         _print_json(result)
     else:
