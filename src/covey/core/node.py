@@ -561,7 +561,13 @@ class Node(ProbeMixin, SyncMixin):
             return
         # About eight answers in all, whatever the cluster's size: no implosion on it.
         if self.rng.random() < 8 / self.table.live_count:
-            self._emit(b.address, [encode_message_bytes(self._beacon())], now, piggyback=False)
+            # The answer says READY even during our own fast start: an INIT answer would
+            # be answered in turn, and two starting nodes would ping-pong for ever.
+            local = self.table.local
+            ready = Beacon(
+                local.node_id, local.name, local.address, BeaconState.READY, local.incarnation
+            )
+            self._emit(b.address, [encode_message_bytes(ready)], now, piggyback=False)
 
     # ------------------------------------------------------------------ sending
 
