@@ -128,3 +128,17 @@ def test_a_restarted_member_rejoins_a_settled_cluster_by_beacons_alone() -> None
     assert t is not None, "the restarted member never rejoined"
     # Its first INIT beacon is answered at once; nobody waits to find its old port dead.
     assert t - start < 1.0, f"rejoined after {t - start:.2f} s"
+
+
+def test_two_nodes_starting_together_do_not_answer_each_other_for_ever() -> None:
+    """An INIT answer says READY, so it is never answered in turn."""
+    sim = Simulation(36, link=LinkModel(delay=0.001, jitter=0.0))
+    sim.add_node()
+    sim.add_node()
+    record_sends(sim)
+    sim.run_until_true(lambda: sim.steps > 20_000 or sim.now >= 10.0, timeout=10.0)
+    beacons = beacons_sent(sim, 0.0, sim.now + 1) + sum(
+        1 for h in sim.hosts.values() for t, a in h_log(h) if a is not None and t < 1.0
+    )
+    assert sim.now >= 10.0, "the simulation stalled in an endless exchange"
+    assert beacons < 60
