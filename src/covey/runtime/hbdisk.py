@@ -205,6 +205,13 @@ class HeartbeatDisk:
         if self.index is None:
             self.claim(node_id, name)
         assert self.index is not None
+        held = _decode_slot(self.index, self._read_block(self.index + 1))
+        if held is not None and held.node_id != node_id:
+            # Nodes starting together can read the same free slot before either writes:
+            # the one that finds the other's id in it moves to a free slot.
+            self.index = None
+            self.claim(node_id, name)
+            assert self.index is not None
         self._seq += 1
         self._write_block(self.index + 1, _encode_slot(name, node_id, stamp, term, inc, self._seq))
 
