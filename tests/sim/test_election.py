@@ -199,3 +199,21 @@ def test_two_node_waits_for_all_then_tie_breaker_survives_alone() -> None:
     sim.crash(tie.name)
     sim.run_for(20)
     assert leaders(sim) == []  # without a heartbeat disk the other one may not take over
+
+
+def test_a_majority_of_three_keeps_a_leader_under_heavy_loss() -> None:
+    """3 of 5 connected with 20 % loss: quorum needs every reply. Lost requests and replies
+    are asked again within the round, and a leader whose lease lapsed stands again at once
+    (its followers still back it), so the majority is led at least 85 % of the time
+    (before both: 65-81 %)."""
+    for seed in (1, 2, 3):
+        sim = make(seed=seed)
+        sim.run_until_true(lambda: len(leaders(sim)) == 1, timeout=10)  # noqa: B023
+        sim.network.partition(["n0", "n1", "n2"], ["n3", "n4"])
+        sim.network.set_loss(0.2)
+        led = 0
+        for _ in range(1200):
+            sim.run_for(0.1)
+            led += any(ext(sim.hosts[n]).is_leader(sim.now) for n in ("n0", "n1", "n2"))
+        assert led / 1200 >= 0.85, (seed, led / 1200)
+        assert not set(leaders(sim)) & {"n3", "n4"}

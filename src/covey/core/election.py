@@ -137,6 +137,7 @@ class Election(VotingMixin, LeaseMixin, FenceMixin, Extension):
         self.role = Role.FOLLOWER
         self.leader_id: bytes | None = None
         self.leader_heard = -math.inf  # last accepted heartbeat or granted vote
+        self.heard_from: bytes | None = None  # whose heartbeat or candidacy that was
         self.lease_until = -math.inf
         self.stable_count = 0
         self.leader_stable = False
@@ -208,6 +209,7 @@ class Election(VotingMixin, LeaseMixin, FenceMixin, Extension):
         # A (re)started node may have accepted a heartbeat just before it died: it refuses
         # votes for follower_wait, which keeps the lease argument true without a disk.
         self.leader_heard = now
+        self.heard_from = None
         self._election_at = now + self.cfg.follower_wait + self._backoff()
 
     def on_leave(self, now: float) -> None:
@@ -233,18 +235,24 @@ class Election(VotingMixin, LeaseMixin, FenceMixin, Extension):
         if self.role is Role.LEADER:
             times += [self._next_hb, self.lease_until]
         if self._round is not None:
-            times.append(self._round.deadline)
+            times += [self._round.deadline, self._round.resend_at]
         return min((t for t in times if t is not None), default=None)
 
     def on_timer(self, now: float) -> None:
         if self.role is Role.LEADER:
             if now >= self.lease_until:
                 self._step_down(now, "lease expired")
+                # Our followers still back us (we are whom they heard last), so standing
+                # again at once is safe and, under loss, wins back a lapsed lease before
+                # their follower_wait runs out.
+                self._election_at = now + self._backoff()
             elif self._next_hb is not None and now >= self._next_hb:
                 self._send_heartbeat(now)
         rnd = self._round
         if rnd is not None and now >= rnd.deadline:
             self._round_failed(rnd, now)
+        elif rnd is not None and now >= rnd.resend_at:
+            self._resend_round(rnd, now)
         if self._election_at is not None and now >= self._election_at:
             self._maybe_stand(now)
 
@@ -282,6 +290,7 @@ class Election(VotingMixin, LeaseMixin, FenceMixin, Extension):
         self.leader_id = None
         self._quiet_until = now + self.cfg.reboot_delay * self.node.rng.random()
         self.leader_heard = self._quiet_until  # then refuse votes one more follower_wait
+        self.heard_from = None
         self._election_at = self._quiet_until + self.cfg.follower_wait + self._backoff()
         self._trace(TraceOp.REBOOT, now, "election reboot", self.term)
         self._announce(now)

@@ -36,6 +36,7 @@ class LeaseMixin:
         role: Role
         leader_id: bytes | None
         leader_heard: float
+        heard_from: bytes | None
         lease_until: float
         stable_count: int
         leader_stable: bool
@@ -117,6 +118,7 @@ class LeaseMixin:
                 self._round = None
             self.leader_id = sender
             self.leader_heard = now
+            self.heard_from = sender
             self.leader_stable = m.stable
             if self._election_at is None:
                 self._election_at = now + self.cfg.follower_wait

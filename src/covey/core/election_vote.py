@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from .election_msgs import VoteReply, VoteRequest
 from .events import TraceOp
 from .extension import ExtensionMessage
-from .types import Address
+from .types import Address, MemberState
 
 if TYPE_CHECKING:
     from .election import ElectionConfig
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 ELIGIBLE_TAG = "covey.eligible"
 #: Tag carrying a member's election priority (integer, higher stands first; default 0).
 PRIORITY_TAG = "covey.priority"
+#: A vote request is sent this many times per round to members that have not answered.
+RESENDS = 3
 
 
 class Role(enum.Enum):
@@ -61,6 +63,8 @@ class _Round:
     term: int
     started: float
     deadline: float
+    resend_at: float
+    request: VoteRequest | None = None
     votes: set[bytes] = field(default_factory=set)
     replies: set[bytes] = field(default_factory=set)
     max_term: int = 0
@@ -75,6 +79,7 @@ class VotingMixin:
         role: Role
         leader_id: bytes | None
         leader_heard: float
+        heard_from: bytes | None
         lease_until: float
         stable_count: int
         leader_stable: bool
@@ -140,7 +145,8 @@ class VotingMixin:
         self._start_round(True, self.term + 1, now)
 
     def _start_round(self, pre: bool, term: int, now: float) -> None:
-        rnd = _Round(pre, term, now, now + self.cfg.vote_timeout)
+        timeout = self.cfg.vote_timeout
+        rnd = _Round(pre, term, now, now + timeout, now + timeout / RESENDS)
         rnd.votes.add(self.node.node_id)
         self._round = rnd
         if not pre:
@@ -154,8 +160,20 @@ class VotingMixin:
         if len(rnd.votes) >= self.quorum():
             self._round_won(rnd, now)
             return
-        req = VoteRequest(term, pre, self.cfg.expected_votes, self.priority())
-        self._broadcast(req, now)
+        rnd.request = VoteRequest(term, pre, self.cfg.expected_votes, self.priority())
+        self._broadcast(rnd.request, now)
+
+    def _resend_round(self, rnd: _Round, now: float) -> None:
+        # A lost request or reply must not cost a whole round (and the voters' no-dueling
+        # wait after a failed one): ask again whoever has not answered yet. Voters answer
+        # a repeated request the same way, so this changes no outcome, only its odds.
+        rnd.resend_at = now + self.cfg.vote_timeout / RESENDS
+        if rnd.request is None:
+            return
+        answered = rnd.replies | rnd.votes
+        for m in self.node.table.members.values():
+            if m.node_id not in answered and m.state is not MemberState.LEFT:
+                self.node.send(m.address, [rnd.request], now=now)
 
     def _round_won(self, rnd: _Round, now: float) -> None:
         self._round = None
@@ -213,7 +231,9 @@ class VotingMixin:
             return True
         if self.role is Role.LEADER:
             return now < self.lease_until
-        return now < self.leader_heard + self.cfg.follower_wait and candidate != self.leader_id
+        # The node whose lease our last acceptance may back can stand again at once (and
+        # be answered again when it repeats a request); anyone else waits it out.
+        return now < self.leader_heard + self.cfg.follower_wait and candidate != self.heard_from
 
     def _on_vote_request(self, m: VoteRequest, sender: bytes, addr: Address, now: float) -> None:
         agrees = self._config_agrees(m.expected, sender, now)
@@ -228,6 +248,7 @@ class VotingMixin:
                 self.store.voted_for = sender
                 self.store.save()
                 self.leader_heard = now  # behave as if the candidate had led: no dueling
+                self.heard_from = sender
                 self.leader_id = None
         reply = VoteReply(m.term, m.pre, granted, self.cfg.expected_votes, self.term)
         self.node.send(addr, [reply], now=now)
