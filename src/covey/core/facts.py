@@ -26,13 +26,20 @@ refutation SWIM uses for incarnations. Published facts survive a restart through
 
 from __future__ import annotations
 
-import zlib
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from .events import MemberEvent, MemberJoined, MemberLeft, MemberReaped, MemberRecovered
-from .extension import Extension, ExtensionEvent, ExtensionMessage
+from .extension import Extension, ExtensionMessage
+from .facts_events import (
+    Entry,
+    FactChanged,
+    FactsEvent,
+    FactStore,
+    Listener,
+    LowestVersionChanged,
+    NodeFactsDropped,
+)
+from .facts_sync import FORGET_LIMIT, SWEEP_INTERVAL, FactsSyncMixin, _Origin
 from .shared_msgs import (
     MAX_KEYS,
     FactBatch,
@@ -50,113 +57,23 @@ from .versions import VersionError, lowest_version, parse_version
 if TYPE_CHECKING:
     from .types import Address
 
+__all__ = [
+    "VERSION_KEY",
+    "Entry",
+    "FactChanged",
+    "FactStore",
+    "Facts",
+    "FactsEvent",
+    "Listener",
+    "LowestVersionChanged",
+    "NodeFactsDropped",
+]
+
 #: The well-known fact that carries a node's software version.
 VERSION_KEY = "covey.version"
-#: Most octets of facts one FactBatch reply carries; the rest follows at the next sync.
-BATCH_BUDGET = 8 << 20
-#: Seconds before a pull of the same origin from anyone may be repeated.
-PULL_BACKOFF = 1.0
-#: Origins remembered as gone (left or reaped) so stale copies are refused.
-FORGET_LIMIT = 65536
-#: Seconds between sweeps for facts of nodes that are not members.
-SWEEP_INTERVAL = 5.0
-#: Seconds facts of a node unknown to the member table are kept (its alive may lag).
-STRANGER_GRACE = 10.0
-
-Entry = tuple[int, str | None]  # (seq, value or None for deleted)
 
 
-class FactStore(Protocol):
-    """Where a node keeps its own facts across restarts (the runtime's SQLite file)."""
-
-    def load(self) -> tuple[int, dict[str, Entry]]:
-        """(counter, key → (seq, value or None)) as last saved."""
-        ...
-
-    def save(self, seq: int, key: str, value: str | None) -> None:
-        """Record one change of our own facts."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class FactChanged(ExtensionEvent):
-    """A fact of ``node`` was set (``value``) or deleted (``value`` None)."""
-
-    node: str
-    node_id: bytes
-    key: str
-    value: str | None
-    seq: int
-    at: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "event": "fact",
-            "node": self.node,
-            "id": self.node_id.hex(),
-            "key": self.key,
-            "value": self.value,
-            "seq": self.seq,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class LowestVersionChanged(ExtensionEvent):
-    """The cluster's lowest version changed (None: unknown for now)."""
-
-    old: str | None
-    new: str | None
-    at: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {"event": "lowest_version", "old": self.old, "new": self.new}
-
-
-@dataclass(frozen=True, slots=True)
-class NodeFactsDropped(ExtensionEvent):
-    """Every fact of ``node`` was dropped: it left or was reaped."""
-
-    node: str
-    node_id: bytes
-    at: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {"event": "facts_dropped", "node": self.node, "id": self.node_id.hex()}
-
-
-FactsEvent = FactChanged | LowestVersionChanged | NodeFactsDropped
-Listener = Callable[[FactsEvent], None]
-
-
-def _fingerprint(key: str, seq: int) -> int:
-    return (zlib.crc32(key.encode()) << 32 | (seq & 0xFFFFFFFF)) * 0x9E3779B97F4A7C15 & (
-        (1 << 64) - 1
-    )
-
-
-class _Origin:
-    """The facts of one node, with the digest kept incrementally."""
-
-    __slots__ = ("entries", "fp", "max_seq")
-
-    def __init__(self) -> None:
-        self.entries: dict[str, Entry] = {}
-        self.max_seq = 0
-        self.fp = 0
-
-    def put(self, key: str, seq: int, value: str | None) -> None:
-        old = self.entries.get(key)
-        if old is not None:
-            self.fp = (self.fp - _fingerprint(key, old[0])) % (1 << 64)
-        self.entries[key] = (seq, value)
-        self.fp = (self.fp + _fingerprint(key, seq)) % (1 << 64)
-        self.max_seq = max(self.max_seq, seq)
-
-    def live(self) -> dict[str, str]:
-        return {k: v for k, (_, v) in self.entries.items() if v is not None}
-
-
-class Facts(Extension):
+class Facts(FactsSyncMixin, Extension):
     """The facts extension: publish ours, hold everyone's, compute the lowest version.
 
     Args:
@@ -322,45 +239,6 @@ class Facts(Extension):
             return []
         return [self._batch(msg.origins)]
 
-    def _answer_digest(self, msg: FactDigest, sender: bytes, now: float) -> FactBatch:
-        """Send what differs from the peer's digest; pull what the peer has that we lack."""
-        theirs = {o: (s, fp) for o, s, fp in msg.digest}
-        send = [o for o, e in self.origins.items() if theirs.get(o) != (e.max_seq, e.fp)]
-        want = []
-        for origin, (max_seq, _) in theirs.items():
-            o = self.origins.get(origin)
-            if o is not None and (o.max_seq > max_seq or theirs[origin] == (o.max_seq, o.fp)):
-                continue
-            if origin == self.node.node_id:
-                if max_seq > self.seq:
-                    want.append(origin)
-            elif self._accepting(origin) and self.node.table.get(origin) is not None:
-                want.append(origin)
-        m = self.node.table.get(sender)
-        if want and m is not None:
-            self._pull(m.address, want, now)
-        return self._batch(send)
-
-    def _batch(self, origins: Iterable[bytes]) -> FactBatch:
-        entries: list[tuple[bytes, str, int, str | None]] = []
-        budget = BATCH_BUDGET
-        for origin in origins:
-            o = self.origins.get(origin)
-            if o is None or budget <= 0:
-                continue
-            for key, (seq, value) in o.entries.items():
-                entries.append((origin, key, seq, value))
-                budget -= 48 + len(key) + len(value or "")
-        return FactBatch(tuple(entries))
-
-    def _pull(self, addr: Address, origins: list[bytes], now: float) -> None:
-        wanted = [o for o in origins if self._pulled.get(o, -1e18) + PULL_BACKOFF <= now]
-        if not wanted:
-            return
-        for o in wanted:
-            self._pulled[o] = now
-        self.node.open_stream(addr, [FactPull(tuple(wanted))], now=now)
-
     def _accepting(self, origin: bytes) -> bool:
         if origin in self._forgotten:
             return False
@@ -447,77 +325,3 @@ class Facts(Extension):
             self._digest_round(now)
         if self._next_sweep is not None and now >= self._next_sweep:
             self._sweep(now)
-
-    def _digest_round(self, now: float) -> None:
-        node = self.node
-        scale = node.push_pull_scale()
-        self._next_digest = now + self.digest_interval * scale * (0.75 + 0.5 * node.rng.random())
-        live = node.table.live_count - 1
-        if live < 1:
-            return
-        # The k-th live member other than us, without building a list of all of them.
-        k = node.rng.randrange(live)
-        for nid, m in node.table.members.items():
-            if nid == node.node_id or m.state not in (MemberState.ALIVE, MemberState.SUSPECT):
-                continue
-            if k == 0:
-                digest = tuple((o, e.max_seq, e.fp) for o, e in self.origins.items())
-                node.open_stream(m.address, [FactDigest(digest)], now=now)
-                return
-            k -= 1
-
-    def _sweep(self, now: float) -> None:
-        """Drop facts of nodes the member table has not known for STRANGER_GRACE seconds.
-
-        Facts may arrive by gossip before the alive of a new member, so unknown origins are
-        accepted; but a node that joins just as another leaves can pull the leaver's facts
-        from a peer that has not yet heard of the leave, and never learn of the leaver as a
-        member at all. Such facts are dropped here.
-        """
-        self._next_sweep = now + SWEEP_INTERVAL
-        table = self.node.table
-        for origin in list(self.origins):
-            if origin == self.node.node_id or table.get(origin) is not None:
-                self._strangers.pop(origin, None)
-                continue
-            first = self._strangers.setdefault(origin, now)
-            if now - first >= STRANGER_GRACE:
-                del self.origins[origin]
-                del self._strangers[origin]
-                self._tell(NodeFactsDropped(origin.hex(), origin, now))
-        for origin in list(self._strangers):
-            if origin not in self.origins:
-                del self._strangers[origin]
-
-    # ------------------------------------------------------------------ anti-entropy
-
-    def sync_state(self) -> Any:
-        return [[nid, o.max_seq, o.fp] for nid, o in self.origins.items()]
-
-    def merge_sync_state(self, state: Any, sender: bytes, now: float) -> None:
-        if not isinstance(state, list) or len(state) > 4 * FORGET_LIMIT:
-            return
-        want: list[bytes] = []
-        for item in state:
-            if (
-                not isinstance(item, list)
-                or len(item) != 3
-                or type(item[0]) is not bytes
-                or len(item[0]) != 16
-                or type(item[1]) is not int
-                or type(item[2]) is not int
-            ):
-                continue
-            origin, max_seq, fp = item
-            o = self.origins.get(origin)
-            if o is not None and (o.max_seq, o.fp) == (max_seq, fp):
-                continue
-            if origin == self.node.node_id:
-                if max_seq > self.seq:
-                    want.append(origin)  # our own facts from a past life: refute them
-            elif self._accepting(origin) and self.node.table.get(origin) is not None:
-                # Push-pull merges members first: a real member is known by now.
-                want.append(origin)
-        m = self.node.table.get(sender)
-        if want and m is not None:
-            self._pull(m.address, want, now)
