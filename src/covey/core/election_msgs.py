@@ -9,37 +9,19 @@ authenticated by the cluster key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import ClassVar
 
 from .extension import ExtensionMessage
-from .messages import NODE_ID_LEN, MalformedMessage
+from .fields import ArrayMessage, boolean, node_id, one_of, text, uint
 
 #: Largest panic reason carried on the wire (octets of UTF-8, truncated before sending).
 REASON_LIMIT = 200
 _ROLES = ("follower", "candidate", "leader")
 
 
-def _uint(v: Any, what: str) -> int:
-    if type(v) is not int or not 0 <= v < 1 << 63:
-        raise MalformedMessage(f"{what}: not an unsigned integer")
-    return v
-
-
-def _bool(v: Any, what: str) -> bool:
-    if type(v) is not bool:
-        raise MalformedMessage(f"{what}: not a boolean")
-    return v
-
-
-def _text(v: Any, what: str, limit: int = REASON_LIMIT) -> str:
-    if type(v) is not str or len(v.encode()) > limit:
-        raise MalformedMessage(f"{what}: not text of at most {limit} octets")
-    return v
-
-
-def _fields(cls: type[ExtensionMessage], fields: list[Any], n: int) -> None:
-    if type(fields) is not list or len(fields) != n:
-        raise MalformedMessage(f"{cls.__name__} wants {n} fields")
+def _leader_id(v: object, what: str) -> bytes:
+    """A node id, or empty (no leader known)."""
+    return b"" if v == b"" else node_id(v, what)
 
 
 def clip_reason(reason: str) -> str:
@@ -49,63 +31,38 @@ def clip_reason(reason: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class VoteRequest(ExtensionMessage):
+class VoteRequest(ArrayMessage):
     """A candidate asks for a vote in ``term`` (``pre``: a pre-vote, which changes nothing).
 
     Array: ``[40, term, pre, expected_votes, priority]``.
     """
 
     TYPE: ClassVar[int] = 40
+    FIELDS = (uint, boolean, uint, uint)
     term: int
     pre: bool
     expected: int
     priority: int
 
-    def to_array(self) -> list[Any]:
-        return [self.term, self.pre, self.expected, self.priority]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        _fields(cls, fields, 4)
-        return cls(
-            _uint(fields[0], "term"),
-            _bool(fields[1], "pre"),
-            _uint(fields[2], "expected"),
-            _uint(fields[3], "priority"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class VoteReply(ExtensionMessage):
+class VoteReply(ArrayMessage):
     """The answer to a :class:`VoteRequest` for ``term``; ``voter_term`` is the voter's own.
 
     Array: ``[41, term, pre, granted, expected_votes, voter_term]``.
     """
 
     TYPE: ClassVar[int] = 41
+    FIELDS = (uint, boolean, boolean, uint, uint)
     term: int
     pre: bool
     granted: bool
     expected: int
     voter_term: int
 
-    def to_array(self) -> list[Any]:
-        return [self.term, self.pre, self.granted, self.expected, self.voter_term]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        _fields(cls, fields, 5)
-        return cls(
-            _uint(fields[0], "term"),
-            _bool(fields[1], "pre"),
-            _bool(fields[2], "granted"),
-            _uint(fields[3], "expected"),
-            _uint(fields[4], "voter_term"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Heartbeat(ExtensionMessage):
+class Heartbeat(ArrayMessage):
     """The leader of ``term`` is alive (sent to every member each heartbeat interval).
 
     ``panic`` is the cluster's panic reason ("" when normal), ``recover_gen`` counts the
@@ -114,6 +71,7 @@ class Heartbeat(ExtensionMessage):
     """
 
     TYPE: ClassVar[int] = 42
+    FIELDS = (uint, uint, uint, text(REASON_LIMIT), uint, boolean)
     term: int
     seq: int
     expected: int
@@ -121,24 +79,9 @@ class Heartbeat(ExtensionMessage):
     recover_gen: int
     stable: bool
 
-    def to_array(self) -> list[Any]:
-        return [self.term, self.seq, self.expected, self.panic, self.recover_gen, self.stable]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        _fields(cls, fields, 6)
-        return cls(
-            _uint(fields[0], "term"),
-            _uint(fields[1], "seq"),
-            _uint(fields[2], "expected"),
-            _text(fields[3], "panic"),
-            _uint(fields[4], "recover_gen"),
-            _bool(fields[5], "stable"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class HeartbeatAck(ExtensionMessage):
+class HeartbeatAck(ArrayMessage):
     """A member's answer to heartbeat ``seq`` of ``term`` (the member heartbeat of seed 001).
 
     ``ok`` is False when the member refuses the leader (its own ``member_term`` is higher).
@@ -147,6 +90,7 @@ class HeartbeatAck(ExtensionMessage):
     """
 
     TYPE: ClassVar[int] = 43
+    FIELDS = (uint, uint, uint, boolean, text(REASON_LIMIT), uint)
     term: int
     seq: int
     member_term: int
@@ -154,70 +98,30 @@ class HeartbeatAck(ExtensionMessage):
     panic: str
     panic_gen: int
 
-    def to_array(self) -> list[Any]:
-        return [self.term, self.seq, self.member_term, self.ok, self.panic, self.panic_gen]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        _fields(cls, fields, 6)
-        return cls(
-            _uint(fields[0], "term"),
-            _uint(fields[1], "seq"),
-            _uint(fields[2], "member_term"),
-            _bool(fields[3], "ok"),
-            _text(fields[4], "panic"),
-            _uint(fields[5], "panic_gen"),
-        )
-
 
 @dataclass(frozen=True, slots=True)
-class Recover(ExtensionMessage):
+class Recover(ArrayMessage):
     """An operator's ``covey recover``, forwarded to the leader. Array: ``[44, recover_gen]``."""
 
     TYPE: ClassVar[int] = 44
+    FIELDS = (uint,)
     recover_gen: int
-
-    def to_array(self) -> list[Any]:
-        return [self.recover_gen]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        _fields(cls, fields, 1)
-        return cls(_uint(fields[0], "recover_gen"))
 
 
 @dataclass(frozen=True, slots=True)
-class Info(ExtensionMessage):
+class Info(ArrayMessage):
     """A node's election view, sent on ``covey candidate`` (seed 003's CmdCandidate).
 
     Array: ``[45, term, leader_id (16 octets or empty), role, expected_votes, priority]``.
     """
 
     TYPE: ClassVar[int] = 45
+    FIELDS = (uint, _leader_id, one_of(*_ROLES), uint, uint)
     term: int
     leader_id: bytes
     role: str
     expected: int
     priority: int
-
-    def to_array(self) -> list[Any]:
-        return [self.term, self.leader_id, self.role, self.expected, self.priority]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        _fields(cls, fields, 5)
-        leader = fields[1]
-        if type(leader) is not bytes or len(leader) not in (0, NODE_ID_LEN):
-            raise MalformedMessage("leader_id: not a node id")
-        if fields[2] not in _ROLES:
-            raise MalformedMessage("role: unknown")
-        return cls(
-            _uint(fields[0], "term"),
-            leader,
-            fields[2],
-            _uint(fields[3], "expected"),
-            _uint(fields[4], "priority"),
-        )
 
 
 ELECTION_MESSAGES: tuple[type[ExtensionMessage], ...] = (

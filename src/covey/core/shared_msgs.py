@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
-from .extension import ExtensionMessage
+from .fields import ArrayMessage, boolean, list_of, node_id, optional, row, uint, uint64
 from .messages import MalformedMessage
 
 #: Longest fact key, setting name or action name, in octets of UTF-8.
@@ -73,142 +73,83 @@ def check_value(value: object, what: str = "value") -> str:
     return value
 
 
-# ------------------------------------------------------------------ field decoders
+# ------------------------------------------------------------------ field checkers
 
 
-def _id(v: Any) -> bytes:
-    if type(v) is not bytes or len(v) != 16:
-        raise MalformedMessage("bad node or action id")
-    return v
-
-
-def _counter(v: Any) -> int:
-    if type(v) is not int or not 0 <= v <= MAX_COUNTER:
-        raise MalformedMessage("bad counter")
-    return v
-
-
-def _key(v: Any) -> str:
+def _key(v: Any, what: str) -> str:
     try:
-        return check_key(v)
+        return check_key(v, what)
     except LimitError as exc:
         raise MalformedMessage(str(exc)) from None
 
 
-def _value(v: Any, *, nil: bool = True) -> str | None:
-    if v is None and nil:
-        return None
+def _value(v: Any, what: str) -> str:
     try:
-        return check_value(v)
+        return check_value(v, what)
     except LimitError as exc:
         raise MalformedMessage(str(exc)) from None
 
 
-def _fields(fields: Any, n: int) -> list[Any]:
-    if not isinstance(fields, list) or len(fields) != n:
-        raise MalformedMessage(f"want {n} fields")
-    return fields
+_counter = uint  # sequence numbers and Lamport times: below 2^63
+_entry = row(node_id, _key, _counter, optional(_value))
 
 
 # ------------------------------------------------------------------ facts
 
 
 @dataclass(frozen=True, slots=True)
-class FactUpdate(ExtensionMessage):
+class FactUpdate(ArrayMessage):
     """One fact of ``origin``, set (or deleted, ``value=None``) at its counter ``seq``."""
 
     TYPE: ClassVar[int] = 50
+    FIELDS = (node_id, _counter, _key, optional(_value))
     origin: bytes
     seq: int
     key: str
     value: str | None
 
-    def to_array(self) -> list[Any]:
-        return [self.origin, self.seq, self.key, self.value]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        f = _fields(fields, 4)
-        return cls(_id(f[0]), _counter(f[1]), _key(f[2]), _value(f[3]))
-
 
 @dataclass(frozen=True, slots=True)
-class FactNotice(ExtensionMessage):
+class FactNotice(ArrayMessage):
     """``origin`` published news up to ``seq`` too big for a datagram: pull it."""
 
     TYPE: ClassVar[int] = 51
+    FIELDS = (node_id, _counter)
     origin: bytes
     seq: int
 
-    def to_array(self) -> list[Any]:
-        return [self.origin, self.seq]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        f = _fields(fields, 2)
-        return cls(_id(f[0]), _counter(f[1]))
-
 
 @dataclass(frozen=True, slots=True)
-class FactPull(ExtensionMessage):
+class FactPull(ArrayMessage):
     """Stream request: send me every fact (deletions included) of these origins."""
 
     TYPE: ClassVar[int] = 52
+    FIELDS = (list_of(node_id, 4096),)
     origins: tuple[bytes, ...]
-
-    def to_array(self) -> list[Any]:
-        return [list(self.origins)]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        f = _fields(fields, 1)
-        if not isinstance(f[0], list) or len(f[0]) > 4096:
-            raise MalformedMessage("fact pull wants a list of ids")
-        return cls(tuple(_id(x) for x in f[0]))
 
 
 @dataclass(frozen=True, slots=True)
-class FactBatch(ExtensionMessage):
+class FactBatch(ArrayMessage):
     """Stream reply: facts as (origin, key, seq, value or None) entries."""
 
     TYPE: ClassVar[int] = 53
+    FIELDS = (list_of(_entry, MAX_BATCH),)
     entries: tuple[tuple[bytes, str, int, str | None], ...]
-
-    def to_array(self) -> list[Any]:
-        return [[list(e) for e in self.entries]]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        f = _fields(fields, 1)
-        if not isinstance(f[0], list) or len(f[0]) > MAX_BATCH:
-            raise MalformedMessage("fact batch wants a list of entries")
-        out = []
-        for e in f[0]:
-            e = _fields(e, 4)
-            out.append((_id(e[0]), _key(e[1]), _counter(e[2]), _value(e[3])))
-        return cls(tuple(out))
 
 
 # ------------------------------------------------------------------ settings and actions
 
 
 @dataclass(frozen=True, slots=True)
-class SettingUpdate(ExtensionMessage):
+class SettingUpdate(ArrayMessage):
     """A cluster-wide setting written by ``writer`` at Lamport time ``lamport``."""
 
     TYPE: ClassVar[int] = 54
+    FIELDS = (_key, optional(_value), _counter, node_id)
     name: str
     value: str | None
     lamport: int
     writer: bytes
-
-    def to_array(self) -> list[Any]:
-        return [self.name, self.value, self.lamport, self.writer]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        f = _fields(fields, 4)
-        return cls(_key(f[0]), _value(f[1]), _counter(f[2]), _id(f[3]))
 
     @property
     def stamp(self) -> tuple[int, bytes]:
@@ -217,89 +158,43 @@ class SettingUpdate(ExtensionMessage):
 
 
 @dataclass(frozen=True, slots=True)
-class ActionRequest(ExtensionMessage):
+class ActionRequest(ArrayMessage):
     """A cluster-wide action: every live node runs handler ``name`` once with ``payload``."""
 
     TYPE: ClassVar[int] = 55
+    FIELDS = (node_id, node_id, _counter, _key, _value)
     action_id: bytes
     origin: bytes
     lamport: int
     name: str
     payload: str
 
-    def to_array(self) -> list[Any]:
-        return [self.action_id, self.origin, self.lamport, self.name, self.payload]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        f = _fields(fields, 5)
-        payload = _value(f[4], nil=False)
-        assert payload is not None
-        return cls(_id(f[0]), _id(f[1]), _counter(f[2]), _key(f[3]), payload)
-
 
 @dataclass(frozen=True, slots=True)
-class ActionResult(ExtensionMessage):
+class ActionResult(ArrayMessage):
     """What the sending node's handler made of action ``action_id`` (sent to its origin)."""
 
     TYPE: ClassVar[int] = 56
+    FIELDS = (node_id, boolean, _value)
     action_id: bytes
     ok: bool
     result: str
 
-    def to_array(self) -> list[Any]:
-        return [self.action_id, self.ok, self.result]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        f = _fields(fields, 3)
-        if type(f[1]) is not bool:
-            raise MalformedMessage("bad ok flag")
-        result = _value(f[2], nil=False)
-        assert result is not None
-        return cls(_id(f[0]), f[1], result)
-
 
 @dataclass(frozen=True, slots=True)
-class ActionAck(ExtensionMessage):
+class ActionAck(ArrayMessage):
     """The origin took the result of action ``action_id`` (stream reply)."""
 
     TYPE: ClassVar[int] = 57
+    FIELDS = (node_id,)
     action_id: bytes
-
-    def to_array(self) -> list[Any]:
-        return [self.action_id]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        f = _fields(fields, 1)
-        return cls(_id(f[0]))
 
 
 @dataclass(frozen=True, slots=True)
-class FactDigest(ExtensionMessage):
+class FactDigest(ArrayMessage):
     """Stream request: my digest, (origin, highest seq, fingerprint) per origin; the reply
     is a FactBatch of every origin whose facts differ from it."""
 
     TYPE: ClassVar[int] = 58
+    FIELDS = (list_of(row(node_id, _counter, uint64), MAX_BATCH),)
     digest: tuple[tuple[bytes, int, int], ...]
-
-    def to_array(self) -> list[Any]:
-        return [[list(d) for d in self.digest]]
-
-    @classmethod
-    def from_array(cls, fields: list[Any]) -> Self:
-        f = _fields(fields, 1)
-        if not isinstance(f[0], list) or len(f[0]) > MAX_BATCH:
-            raise MalformedMessage("fact digest wants a list")
-        out = []
-        for d in f[0]:
-            d = _fields(d, 3)
-            out.append((_id(d[0]), _counter(d[1]), _fingerprint_field(d[2])))
-        return cls(tuple(out))
-
-
-def _fingerprint_field(v: Any) -> int:
-    if type(v) is not int or not 0 <= v < (1 << 64):
-        raise MalformedMessage("bad fingerprint")
-    return v
