@@ -1,4 +1,5 @@
-"""The ``covey`` command: run an agent, inspect and steer a running one, or watch a demo.
+"""The ``covey`` command: run an agent (covey.cli_agent), inspect and steer a running one, or
+watch a demo.
 
 Settings of ``covey agent`` come from flags, then ``COVEY_*`` environment variables, then
 the ``--config`` TOML file, then defaults. A bad value prints one line naming the field
@@ -7,11 +8,15 @@ the ``--config`` TOML file, then defaults. A bad value prints one line naming th
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -117,6 +122,64 @@ def _query(
     return _request(_client(control, name, rpc, key_file), op, **args)
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The running agent a command talks to (``--control``, ``--name``, ``--rpc``)."""
+
+    control: Path | None
+    name: str | None
+    rpc: str | None
+    key_file: Path | None
+
+    def client(self) -> Any:
+        """A connected control client; a clear one-line error and exit status if none."""
+        return _client(self.control, self.name, self.rpc, self.key_file)
+
+    def request(self, op: str, **args: object) -> Any:
+        """One control request; its result."""
+        return _request(self.client(), op, **args)
+
+    def query(self, http: str | None, path: str, op: str, **args: object) -> Any:
+        """``GET path`` on the agent's HTTP API when ``http`` is given, else ``op``."""
+        return _query(http, path, self.control, self.name, self.rpc, self.key_file, op, **args)
+
+
+_TARGET_OPTIONS = (
+    ("control", ControlOpt),
+    ("name", NameOpt),
+    ("rpc", RpcOpt),
+    ("key_file", KeyFileOpt),
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def agent_command(typer_app: typer.Typer, command_name: str | None = None) -> Callable[[F], F]:
+    """Register a command that reaches a running agent.
+
+    The command gets the ``--control``, ``--name``, ``--rpc`` and ``--key-file`` options
+    and receives them as one keyword argument ``target`` (a :class:`Target`).
+    """
+
+    def register(func: F) -> F:
+        sig = inspect.signature(func, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "target"]
+        kw_only = inspect.Parameter.KEYWORD_ONLY
+        extra = [
+            inspect.Parameter(n, kw_only, default=None, annotation=a) for n, a in _TARGET_OPTIONS
+        ]
+
+        @functools.wraps(func)
+        def command(**kw: Any) -> Any:
+            target = Target(*(kw.pop(n) for n, _ in _TARGET_OPTIONS))
+            return func(target=target, **kw)
+
+        command.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
+        typer_app.command(command_name)(command)
+        return func
+
+    return register
+
+
 def _plain(text: str) -> None:
     """Print text as is: no rich markup, no highlighting, no wrapping."""
     console.print(text, markup=False, highlight=False, soft_wrap=True)
@@ -128,259 +191,13 @@ def _print_json(obj: object) -> None:
 
 # ---------------------------------------------------------------- covey agent
 
-
-@app.command(no_args_is_help=False)
-def agent(
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML configuration file.", show_default=False)
-    ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option(help="Node name (env COVEY_NAME; default: host name).", show_default=False),
-    ] = None,
-    cluster: Annotated[
-        str | None,
-        typer.Option(help="Cluster name (env COVEY_CLUSTER; default: covey).", show_default=False),
-    ] = None,
-    bind: Annotated[
-        str | None,
-        typer.Option(
-            help="HOST:PORT for UDP and TCP (env COVEY_BIND; default: 0.0.0.0:7946).",
-            show_default=False,
-        ),
-    ] = None,
-    advertise: Annotated[
-        str | None,
-        typer.Option(
-            help="HOST:PORT peers should use, if not the bind address (env COVEY_ADVERTISE).",
-            show_default=False,
-        ),
-    ] = None,
-    interface: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--interface",
-            help="Interface name or IPv4 address for discovery beacons; repeatable "
-            "(default: every non-loopback IPv4 interface that is up).",
-            show_default=False,
-        ),
-    ] = None,
-    multicast: Annotated[
-        str | None,
-        typer.Option(
-            help="GROUP:PORT of discovery beacons; a broadcast address selects broadcast "
-            "(default: 239.192.77.1:7947, shared by every agent on a host).",
-            show_default=False,
-        ),
-    ] = None,
-    no_multicast: Annotated[
-        bool, typer.Option("--no-multicast", help="No multicast/broadcast discovery; use --join.")
-    ] = False,
-    join: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--join", help="HOST:PORT of a member to join through; repeatable.", show_default=False
-        ),
-    ] = None,
-    key_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="File of Fernet keys, one per line; the first encrypts (env COVEY_KEY_FILE).",
-            show_default=False,
-        ),
-    ] = None,
-    data_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Directory for the node identity and the control socket.", show_default=False
-        ),
-    ] = None,
-    http: Annotated[
-        str | None,
-        typer.Option(help="HOST:PORT of the HTTP status API (off by default).", show_default=False),
-    ] = None,
-    control: Annotated[
-        Path | None,
-        typer.Option(
-            help="Unix control socket (default: DATA_DIR/covey.sock, else /tmp/covey-NAME.sock).",
-            show_default=False,
-        ),
-    ] = None,
-    rpc: Annotated[
-        str | None,
-        typer.Option(
-            help="HOST:PORT of the Fernet-authenticated remote control endpoint.",
-            show_default=False,
-        ),
-    ] = None,
-    tag: Annotated[
-        list[str] | None,
-        typer.Option("--tag", help="KEY=VALUE tag; repeatable.", show_default=False),
-    ] = None,
-    plaintext: Annotated[
-        bool, typer.Option("--plaintext", help="Send and accept unencrypted traffic (no key file).")
-    ] = False,
-    probe_interval: Annotated[
-        float | None,
-        typer.Option(help="Seconds between probes (default: 1.0).", show_default=False),
-    ] = None,
-    probe_timeout: Annotated[
-        float | None,
-        typer.Option(help="Seconds to wait for a probe ack (default: 0.5).", show_default=False),
-    ] = None,
-    gossip_interval: Annotated[
-        float | None,
-        typer.Option(help="Seconds between gossip rounds (default: 0.2).", show_default=False),
-    ] = None,
-    log_level: Annotated[
-        str | None,
-        typer.Option(help="debug, info, warning or error (default: info).", show_default=False),
-    ] = None,
-    local_version: Annotated[
-        str | None,
-        typer.Option(
-            help="This node's version (integer or dotted), shared as a fact.", show_default=False
-        ),
-    ] = None,
-    version_file: Annotated[
-        Path | None,
-        typer.Option(
-            help="File holding this node's version (re-read on change).", show_default=False
-        ),
-    ] = None,
-    fact: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--fact", help="KEY=VALUE fact published at start; repeatable.", show_default=False
-        ),
-    ] = None,
-    export_dir: Annotated[
-        Path | None,
-        typer.Option(
-            help="Mirror the shared state into this directory, one file per key.",
-            show_default=False,
-        ),
-    ] = None,
-    export_command: Annotated[
-        str | None,
-        typer.Option(
-            help="Shell command run per change of the shared state (env + stdin).",
-            show_default=False,
-        ),
-    ] = None,
-    event_handler: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--event-handler",
-            help="Shell command run per event (COVEY_EVENT...); repeatable.",
-            show_default=False,
-        ),
-    ] = None,
-    action_handler: Annotated[
-        str | None,
-        typer.Option(help="Shell command that runs cluster-wide actions here.", show_default=False),
-    ] = None,
-    versions_count_failed: Annotated[
-        bool,
-        typer.Option(
-            "--versions-count-failed", help="Count failed (not left) members in the lowest version."
-        ),
-    ] = False,
-    expected_votes: Annotated[
-        int | None,
-        typer.Option(
-            help="Cluster size for the election quorum (same on every node); turns the "
-            "leader election on.",
-            show_default=False,
-        ),
-    ] = None,
-    two_node: Annotated[
-        bool, typer.Option("--two-node", help="Two-node election mode (expected votes 2).")
-    ] = False,
-    election_heartbeat: Annotated[
-        float | None,
-        typer.Option(
-            help="Leader heartbeat interval in seconds (default: 0.2).", show_default=False
-        ),
-    ] = None,
-    fence_command: Annotated[
-        str | None,
-        typer.Option(
-            help="Shell command the leader runs to fence a failed node.", show_default=False
-        ),
-    ] = None,
-    heartbeat_disk: Annotated[
-        Path | None,
-        typer.Option(help="Shared heartbeat disk (see `covey disk format`).", show_default=False),
-    ] = None,
-) -> None:
-    """Run a covey agent until SIGTERM/SIGINT (graceful leave; a second Ctrl-C forces exit).
-
-    Example (loopback only):
-    covey agent --name a --cluster demo --bind 127.0.0.1:7946 --interface 127.0.0.1 --key-file key
-    """
-    from covey.runtime.config import ConfigError
-    from covey.runtime.settings import build_config, read_env, read_toml
-
-    flags: dict[str, object] = {
-        "name": name,
-        "cluster": cluster,
-        "bind": bind,
-        "advertise": advertise,
-        "interface": interface,
-        "multicast": False if no_multicast else multicast,
-        "join": join,
-        "key_file": key_file,
-        "data_dir": data_dir,
-        "http": http,
-        "control": control,
-        "rpc": rpc,
-        "tag": tag,
-        "plaintext": True if plaintext else None,
-        "probe_interval": probe_interval,
-        "probe_timeout": probe_timeout,
-        "gossip_interval": gossip_interval,
-        "log_level": log_level,
-        "local_version": local_version,
-        "version_file": version_file,
-        "fact": fact,
-        "export_dir": export_dir,
-        "export_command": export_command,
-        "event_handler": event_handler,
-        "action_handler": action_handler,
-        "versions_count_failed": True if versions_count_failed else None,
-        "expected_votes": expected_votes,
-        "two_node": True if two_node else None,
-        "election_heartbeat": election_heartbeat,
-        "fence_command": fence_command,
-        "heartbeat_disk": heartbeat_disk,
-    }
-    try:
-        if no_multicast and multicast:
-            raise ConfigError("multicast", "--multicast and --no-multicast exclude each other")
-        file_settings = read_toml(config) if config is not None else {}
-        env_settings = read_env(os.environ)
-        cfg = build_config(file_settings, env_settings, flags)
-        from covey.runtime.agentd import exec_agent
-
-        # The long-running agent leaves the CLI's modules behind; it reports interface and
-        # identity errors itself, in the same one-line form, before binding anything.
-        exec_agent(cfg)
-    except ConfigError as exc:
-        raise _fail(f"config error: {exc}", EXIT_CONFIG) from None
-    except OSError as exc:
-        raise _fail(f"cannot start: {exc}") from None
-
+import covey.cli_agent  # noqa: E402  (registers `agent` first in --help)
 
 # ---------------------------------------------------------------- inspection
 
 
-@app.command()
+@agent_command(app)
 def members(
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
     http: HttpOpt = None,
     state: Annotated[
         str | None,
@@ -389,9 +206,11 @@ def members(
         ),
     ] = None,
     json_: JsonOpt = False,
+    *,
+    target: Target,
 ) -> None:
     """List the members a running agent knows."""
-    result = _query(http, "/v1/members", control, name, rpc, key_file, "members")
+    result = target.query(http, "/v1/members", "members")
     if state:
         result = [m for m in result if m["state"] == state]
     if json_:
@@ -400,23 +219,21 @@ def members(
         console.print(members_table(result))
 
 
-@app.command()
+@agent_command(app)
 def info(
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
     json_: JsonOpt = False,
+    *,
+    target: Target,
 ) -> None:
     """Show a running agent's own record, traffic counters and dropped frames per reason."""
-    result = _request(_client(control, name, rpc, key_file), "info")
+    result = target.request("info")
     if json_:
         _print_json(result)
         return
     console.print(info_table(result))
 
 
-@app.command()
+@agent_command(app)
 def tags(
     set_: Annotated[
         list[str] | None,
@@ -426,11 +243,9 @@ def tags(
         list[str] | None,
         typer.Option("--delete", help="KEY to delete; repeatable.", show_default=False),
     ] = None,
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
     json_: JsonOpt = False,
+    *,
+    target: Target,
 ) -> None:
     """Change a running agent's tags (the change is gossiped to every member)."""
     from covey.runtime.config import ConfigError
@@ -440,9 +255,7 @@ def tags(
         to_set = parse_tags("set", set_ or [])
     except ConfigError as exc:
         raise _fail(str(exc), EXIT_CONFIG) from None
-    result = _request(
-        _client(control, name, rpc, key_file), "tags", set=to_set, delete=list(delete or [])
-    )
+    result = _request(target.client(), "tags", set=to_set, delete=list(delete or []))
     if json_:
         _print_json(result["tags"])
     else:
@@ -450,30 +263,26 @@ def tags(
             console.print(f"{k}={v}", markup=False, highlight=False)
 
 
-@app.command()
+@agent_command(app)
 def leave(
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Make a running agent leave the cluster gracefully and stop."""
-    _request(_client(control, name, rpc, key_file), "leave")
+    target.request("leave")
     console.print("leaving")
 
 
-@app.command()
+@agent_command(app)
 def monitor(
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
     json_: JsonOpt = False,
+    *,
+    target: Target,
 ) -> None:
     """Stream a running agent's events (joins, failures, leaves, traces) until Ctrl-C."""
     from covey.runtime.client import ClientError
 
-    client = _client(control, name, rpc, key_file)
+    client = target.client()
     try:
         for event in client.monitor():
             if json_:

@@ -20,18 +20,13 @@ import typer
 
 from covey.cli import (
     EXIT_CONFIG,
-    ControlOpt,
     HttpOpt,
     JsonOpt,
-    KeyFileOpt,
-    NameOpt,
-    RpcOpt,
-    _client,
+    Target,
     _fail,
     _plain,
     _print_json,
-    _query,
-    _request,
+    agent_command,
     app,
 )
 
@@ -41,17 +36,15 @@ disk_app = typer.Typer(
 app.add_typer(disk_app, name="disk")
 
 
-@app.command()
+@agent_command(app)
 def names(
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
     http: HttpOpt = None,
     json_: JsonOpt = False,
+    *,
+    target: Target,
 ) -> None:
     """Show the cluster, its leader, whether it is stable, this node, the term and the mode."""
-    result = _query(http, "/v1/names", control, name, rpc, key_file, "names")
+    result = target.query(http, "/v1/names", "names")
     if json_:
         _print_json(result)
         return
@@ -67,40 +60,34 @@ def names(
         _plain(f"partitioned (alive on the heartbeat disk, not fenced): {p}")
 
 
-@app.command()
+@agent_command(app)
 def recover(
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Leave panic mode: the leader applies it and its heartbeats spread it to every node."""
-    result = _request(_client(control, name, rpc, key_file), "recover")
+    result = target.request("recover")
     _plain(str(result["result"]))
 
 
-@app.command()
+@agent_command(app)
 def reboot(
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Restart this node's election participation after a random delay (testing aid)."""
-    result = _request(_client(control, name, rpc, key_file), "reboot")
+    result = target.request("reboot")
     _plain(f"election restarts in {result['resumes_in']:.2f} s")
 
 
-@app.command()
+@agent_command(app)
 def candidate(
     node: Annotated[str, typer.Argument(help="Member that receives our election view.")],
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Send this node's election view (term, leader, role) to NODE (testing aid)."""
-    result = _request(_client(control, name, rpc, key_file), "candidate", node=node)
+    result = target.request("candidate", node=node)
     _plain(f"sent to {result['sent_to']}")
 
 

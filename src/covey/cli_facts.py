@@ -21,18 +21,14 @@ from rich.table import Table
 
 from covey.cli import (
     EXIT_CONFIG,
-    ControlOpt,
     HttpOpt,
     JsonOpt,
-    KeyFileOpt,
-    NameOpt,
-    RpcOpt,
-    _client,
+    Target,
     _fail,
     _plain,
     _print_json,
-    _query,
     _request,
+    agent_command,
     app,
     console,
 )
@@ -52,19 +48,17 @@ def _check(fn: Any, *args: Any) -> None:
         raise _fail(str(exc), EXIT_CONFIG) from None
 
 
-@app.command()
+@agent_command(app)
 def facts(
     node: Annotated[str | None, typer.Argument(help="Only this node (name or id).")] = None,
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
     http: HttpOpt = None,
     json_: JsonOpt = False,
+    *,
+    target: Target,
 ) -> None:
     """Show the facts of every live node (or of NODE)."""
     path = "/v1/facts" + (f"?node={node}" if node else "")
-    result = _query(http, path, control, name, rpc, key_file, "facts", node=node)
+    result = target.query(http, path, "facts", node=node)
     if json_:
         _print_json(result)
         return
@@ -75,14 +69,12 @@ def facts(
     console.print(table)
 
 
-@app.command("set")
+@agent_command(app, "set")
 def set_fact(
     key: Annotated[str, typer.Argument(help="Fact key (letters, digits, _ . : @ + = -).")],
     value: Annotated[str, typer.Argument(help="Fact value (text, at most 1024 octets).")],
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Publish a fact of this node (spread to every node)."""
     from covey.core.facts import VERSION_KEY
@@ -93,34 +85,30 @@ def set_fact(
     _check(check_value, value)
     if key == VERSION_KEY:
         _check(parse_version, value)
-    result = _request(_client(control, name, rpc, key_file), "fact_set", key=key, value=value)
+    result = target.request("fact_set", key=key, value=value)
     _plain(f"{key}={value}" + ("" if result["changed"] else " (unchanged)"))
 
 
-@app.command("unset")
+@agent_command(app, "unset")
 def unset_fact(
     key: Annotated[str, typer.Argument(help="Fact key to withdraw.")],
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Withdraw a fact of this node."""
-    result = _request(_client(control, name, rpc, key_file), "fact_delete", key=key)
+    result = target.request("fact_delete", key=key)
     _plain(f"{key} " + ("deleted" if result["changed"] else "was not set"))
 
 
-@app.command()
+@agent_command(app)
 def versions(
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
     http: HttpOpt = None,
     json_: JsonOpt = False,
+    *,
+    target: Target,
 ) -> None:
     """Show this node's version, every live node's, and the lowest."""
-    result = _query(http, "/v1/versions", control, name, rpc, key_file, "versions")
+    result = target.query(http, "/v1/versions", "versions")
     if json_:
         _print_json(result)
         return
@@ -130,16 +118,14 @@ def versions(
         _plain(f"  {n:<20} {v or '-'}")
 
 
-@app.command()
+@agent_command(app)
 def action(
     action_name: Annotated[str, typer.Argument(metavar="NAME", help="Action name.")],
     payload: Annotated[str, typer.Argument(help="Payload text.")] = "",
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the outcomes.")] = 10.0,
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
     json_: JsonOpt = False,
+    *,
+    target: Target,
 ) -> None:
     """Run action NAME on every live node (once each); show who applied it and how.
 
@@ -152,7 +138,7 @@ def action(
     _check(check_value, payload, "payload")
     if not 0 < timeout <= 300:
         raise _fail("timeout: must be in (0, 300]", EXIT_CONFIG)
-    client = _client(control, name, rpc, key_file)
+    client = target.client()
     client.timeout = timeout + 5.0
     try:
         result = client.request("action", name=action_name, payload=payload, timeout=timeout)
@@ -178,106 +164,92 @@ def _show(result: Any, json_: bool) -> None:
         _plain(" ".join(f"{k}={v}" for k, v in sorted(result.items())))
 
 
-@registry_app.command("set")
+@agent_command(registry_app, "set")
 def registry_set(
     ip: str,
     port: int,
     key: str,
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """SetRegistry(ip, port, key) for the whole cluster."""
     from covey.core.cluster_settings import encode_endpoint
 
     _check(encode_endpoint, ip, port, key)
-    client = _client(control, name, rpc, key_file)
+    client = target.client()
     _show(_request(client, "registry_set", ip=ip, port=port, key=key), False)
 
 
-@registry_app.command("get")
+@agent_command(registry_app, "get")
 def registry_get(
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
     json_: JsonOpt = False,
+    *,
+    target: Target,
 ) -> None:
     """GetRegistry(): ip, port and key, as set anywhere in the cluster."""
-    _show(_request(_client(control, name, rpc, key_file), "registry_get"), json_)
+    _show(target.request("registry_get"), json_)
 
 
-@steward_app.command("set")
+@agent_command(steward_app, "set")
 def steward_set(
     ip: str,
     port: int,
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """SetSteward(ip, port) for the whole cluster."""
     from covey.core.cluster_settings import encode_endpoint
 
     _check(encode_endpoint, ip, port)
-    _show(_request(_client(control, name, rpc, key_file), "steward_set", ip=ip, port=port), False)
+    _show(target.request("steward_set", ip=ip, port=port), False)
 
 
-@steward_app.command("get")
+@agent_command(steward_app, "get")
 def steward_get(
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
     json_: JsonOpt = False,
+    *,
+    target: Target,
 ) -> None:
     """GetSteward(): ip and port, as set anywhere in the cluster."""
-    _show(_request(_client(control, name, rpc, key_file), "steward_get"), json_)
+    _show(target.request("steward_get"), json_)
 
 
-@setting_app.command("set")
+@agent_command(setting_app, "set")
 def setting_set(
     setting: Annotated[str, typer.Argument(metavar="NAME")],
     value: str,
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Write a cluster-wide setting."""
     from covey.core.shared_msgs import check_key, check_value
 
     _check(check_key, setting, "name")
     _check(check_value, value)
-    r = _request(_client(control, name, rpc, key_file), "setting_set", name=setting, value=value)
+    r = target.request("setting_set", name=setting, value=value)
     _plain(f"{r['name']}={r['value']}")
 
 
-@setting_app.command("delete")
+@agent_command(setting_app, "delete")
 def setting_delete(
     setting: Annotated[str, typer.Argument(metavar="NAME")],
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
+    *,
+    target: Target,
 ) -> None:
     """Delete a cluster-wide setting."""
-    _request(_client(control, name, rpc, key_file), "setting_set", name=setting, value=None)
+    target.request("setting_set", name=setting, value=None)
     _plain(f"{setting} deleted")
 
 
-@setting_app.command("get")
+@agent_command(setting_app, "get")
 def setting_get(
     setting: Annotated[str, typer.Argument(metavar="NAME")],
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
     json_: JsonOpt = False,
+    *,
+    target: Target,
 ) -> None:
     """Read a cluster-wide setting."""
-    r = _request(_client(control, name, rpc, key_file), "setting_get", name=setting)
+    r = target.request("setting_get", name=setting)
     if json_:
         _print_json(r)
     elif r["value"] is None:
@@ -286,17 +258,15 @@ def setting_get(
         _plain(r["value"])
 
 
-@setting_app.command("list")
+@agent_command(setting_app, "list")
 def setting_list(
-    control: ControlOpt = None,
-    name: NameOpt = None,
-    rpc: RpcOpt = None,
-    key_file: KeyFileOpt = None,
     http: HttpOpt = None,
     json_: JsonOpt = False,
+    *,
+    target: Target,
 ) -> None:
     """Every cluster-wide setting."""
-    result = _query(http, "/v1/settings", control, name, rpc, key_file, "settings")
+    result = target.query(http, "/v1/settings", "settings")
     if json_:
         _print_json(result)
     else:
