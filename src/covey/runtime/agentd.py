@@ -1,7 +1,7 @@
 """The lean agent process.
 
 ``covey agent`` parses and validates its settings with the full CLI stack (typer, rich,
-click), then replaces itself with ``python -m covey.runtime.agentd`` — same PID, same
+click), then replaces itself with ``python -m covey.agentd`` — same PID, same
 stdout/stderr — handing over the validated :class:`AgentConfig` through an inherited
 pipe. The long-running agent thus never carries the CLI's modules: it runs in about
 35 MiB instead of about 49 MiB. The configuration (it holds the cluster keys) never
@@ -39,7 +39,7 @@ def exec_agent(config: AgentConfig) -> NoReturn:
         [
             sys.executable,
             "-m",
-            "covey.runtime.agentd",
+            "covey.agentd",
             "--config-fd",
             str(read_fd),
             "--name",
@@ -61,9 +61,9 @@ def _read_config(fd: int) -> AgentConfig:
 
 
 def main(argv: list[str]) -> int:
-    """Entry point of ``python -m covey.runtime.agentd --config-fd FD [--name NAME]``."""
+    """Entry point of ``python -m covey.agentd --config-fd FD [--name NAME]``."""
     if len(argv) < 3 or argv[1] != "--config-fd" or not argv[2].isdigit():
-        sys.stderr.write("covey.runtime.agentd is started by `covey agent`, not by hand\n")
+        sys.stderr.write("covey.agentd is started by `covey agent`, not by hand\n")
         return 2
     config = _read_config(int(argv[2]))
     from .process import run_agent

@@ -7,8 +7,6 @@ from __future__ import annotations
 import glob
 import json
 import socket
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -128,6 +126,9 @@ class ControlClient:
 
 def http_get(url: str, path: str, timeout: float = 5.0) -> Any:
     """GET ``url`` + ``path`` from an agent's HTTP API and decode the JSON body."""
+    import urllib.error  # only the CLI needs it: keeps http/email out of the agent
+    import urllib.request
+
     full = url.rstrip("/") + path
     if "://" not in full:
         full = "http://" + full

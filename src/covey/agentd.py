@@ -1,0 +1,19 @@
+"""Entry of the lean agent process: ``python -m covey.agentd --config-fd FD``.
+
+It sits outside :mod:`covey.runtime` so that it runs before asyncio is imported: the
+agent never speaks TLS (remote control is Fernet-sealed, the HTTP API is plain), so the
+standard library's ``ssl`` module, which asyncio loads whenever it can, is kept out.
+That is about 4 MiB of OpenSSL bindings per agent. See :mod:`covey.runtime.agentd`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+if __name__ == "__main__":
+    # asyncio and aiohttp import ssl inside try/except ImportError: None makes them go
+    # without it.
+    sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+    from covey.runtime.agentd import main
+
+    sys.exit(main(sys.argv))
