@@ -158,14 +158,15 @@ class Facts(FactsSyncMixin, Extension):
         if self.store is not None:
             self.store.save(self.seq, key, value)
         self._store(self.node.node_id, key, self.seq, value, now)
-        self._spread(FactUpdate(self.node.node_id, self.seq, key, value), now)
+        self._spread(FactUpdate(self.node.node_id, self.seq, key, value), now, direct=True)
 
-    def _spread(self, msg: FactUpdate, now: float) -> None:
+    def _spread(self, msg: FactUpdate, now: float, *, direct: bool = False) -> None:
         cfg = self.node.config
         room = self.node.keyring.max_body(cfg.max_datagram) - 64 - len(cfg.cluster.encode())
         size = 40 + len(msg.key.encode()) + len((msg.value or "").encode())
         if size <= room:
-            self.node.gossip_message(b"f" + msg.origin + msg.key.encode(), msg, now=now)
+            key = b"f" + msg.origin + msg.key.encode()
+            self.node.gossip_message(key, msg, now=now, direct=direct)
         else:
             notice = FactNotice(msg.origin, self._origin(msg.origin).max_seq)
             self.node.gossip_message(b"n" + msg.origin, notice, now=now)
@@ -210,7 +211,12 @@ class Facts(FactsSyncMixin, Extension):
     def on_message(self, msg: ExtensionMessage, sender: bytes, addr: Address, now: float) -> None:
         if isinstance(msg, FactUpdate):
             if self._apply(msg.origin, msg.key, msg.seq, msg.value, now):
-                self._spread(msg, now)
+                # In a small cluster the origin sends its changes to every member itself
+                # (and gossips them): relaying what came from the origin would only
+                # multiply the traffic by the cluster size. Holes close by digest.
+                small = self.node.table.live_count <= self.node.config.direct_push_limit
+                if not (small and sender == msg.origin):
+                    self._spread(msg, now)
                 self._check_lowest(now)
         elif isinstance(msg, FactNotice):
             o = self.origins.get(msg.origin)
