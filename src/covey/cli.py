@@ -299,9 +299,9 @@ def monitor(
 @app.command()
 def keygen() -> None:
     """Print a new Fernet key (put it in the key file of every agent of the cluster)."""
-    from cryptography.fernet import Fernet
+    from covey.core.fernet import generate_key
 
-    sys.stdout.write(Fernet.generate_key().decode() + "\n")
+    sys.stdout.write(generate_key().decode() + "\n")
 
 
 @app.command()

@@ -1,10 +1,11 @@
 """Authenticated encryption of frames with Fernet, key rotation, replay and duplicate checks.
 
 The keyring holds one or more Fernet keys: the first encrypts, every key decrypts
-(``MultiFernet``), so a new key can be added everywhere, then promoted, then the old one
-removed, without downtime. A token whose Fernet timestamp is older than the replay window
-is refused as stale; a token seen before inside the window is refused as a duplicate.
-Wall-clock time is passed in by the caller: this module reads no clock.
+(:class:`~covey.core.fernet.MultiKey`), so a new key can be added everywhere, then
+promoted, then the old one removed, without downtime. A token whose Fernet timestamp is
+older than the replay window is refused as stale; a token seen before inside the window
+is refused as a duplicate. Wall-clock time is passed in by the caller: this module reads
+no clock.
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-
+from .fernet import InvalidToken, MultiKey
 from .types import DropReason
 from .wire import HEADER_LEN, MAX_DATAGRAM, FrameError, Security
 
@@ -44,14 +44,15 @@ class Keyring:
             raise KeyError_("no keys given and plain-text mode not chosen")
         if replay_window <= 0:
             raise KeyError_("replay window must be positive")
-        fernets = []
-        for i, key in enumerate(keys):
-            try:
-                fernets.append(Fernet(key))
-            except (ValueError, binascii.Error) as exc:
-                raise KeyError_(f"key {i + 1} is not a Fernet key: {exc}") from None
-        self._multi = MultiFernet(fernets) if fernets else None
-        self.plaintext = plaintext and not fernets
+        self._multi: MultiKey | None = None
+        if keys:
+            for i, key in enumerate(keys):
+                try:
+                    MultiKey([key])
+                except ValueError as exc:
+                    raise KeyError_(f"key {i + 1} is not a Fernet key: {exc}") from None
+            self._multi = MultiKey(keys)
+        self.plaintext = plaintext and not keys
         self.replay_window = replay_window
         self._ttl = max(1, int(replay_window))
         self._seen: dict[bytes, int] = {}
@@ -109,7 +110,7 @@ class Keyring:
     def _authentic(self, payload: bytes) -> bool:
         assert self._multi is not None
         try:
-            self._multi.decrypt_at_time(payload, 1 << 40, 1 << 40)
+            self._multi.decrypt_at_time(payload, None, 0)
         except InvalidToken:
             return False
         return True

@@ -30,8 +30,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from cryptography.fernet import Fernet
-
+from covey.core.fernet import generate_key
 from covey.runtime.client import ClientError, ControlClient
 from covey.runtime.control import LineCodec
 from covey.runtime.localcluster import wait_until
@@ -340,7 +339,7 @@ class LabCluster:
         self.name = name
         self.agent_args = list(agent_args)
         self.key_file = self.workdir / "cluster.key"
-        self.key_file.write_bytes(Fernet.generate_key() + b"\n")
+        self.key_file.write_bytes(generate_key() + b"\n")
         self.key_file.chmod(0o600)
         self.agents: dict[str, LabAgent] = {}
         self.recorder = Recorder(self.workdir) if record else None

@@ -15,11 +15,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet
-
 from covey.core import Address
 from covey.core import ConfigError as CoreConfigError
 from covey.core.config import check_tags
+from covey.core.fernet import FernetKey
 
 #: Default multicast group of the discovery beacons (organisation-local scope, RFC 2365).
 DEFAULT_GROUP = "239.192.77.1"
@@ -149,7 +148,7 @@ class AgentConfig:
             raise ConfigError("key_file", "required (or choose plain text with --plaintext)")
         for i, key in enumerate(self.keys, 1):
             try:
-                Fernet(key)
+                FernetKey(key)
             except ValueError:
                 raise ConfigError("key_file", f"key {i} is not a Fernet key") from None
         try:

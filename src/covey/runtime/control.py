@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from covey.core.fernet import InvalidToken, MultiKey
 
 from .events import event_to_json
 from .features import CONTROL_OPS, load_features
@@ -69,19 +69,20 @@ class SealedCodec(LineCodec):
     """JSON lines sealed as Fernet tokens with the cluster keys (the RPC endpoint)."""
 
     def __init__(self, keys: list[bytes], *, ttl: int = RPC_TTL) -> None:
-        self._fernet = MultiFernet([Fernet(k) for k in keys])
+        self._fernet = MultiKey(keys)
         self._ttl = ttl
         self._seen: dict[bytes, float] = {}
 
     def encode(self, obj: object) -> bytes:
         """Seal one JSON object into a token line."""
-        return self._fernet.encrypt(super().encode(obj).rstrip(b"\n")) + b"\n"
+        line = super().encode(obj).rstrip(b"\n")
+        return self._fernet.encrypt_at_time(line, int(time.time())) + b"\n"
 
     def decode(self, line: bytes) -> Any:
         """Open one token line; raises ControlError when it is forged, old or replayed."""
         token = line.strip()
         try:
-            plain = self._fernet.decrypt(token, ttl=self._ttl)
+            plain = self._fernet.decrypt_at_time(token, self._ttl, int(time.time()))
         except InvalidToken:
             raise ControlError("unauthenticated") from None
         now = time.monotonic()

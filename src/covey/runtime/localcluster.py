@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cryptography.fernet import Fernet
+from covey.core.fernet import generate_key
 
 from .client import ClientError, ControlClient
 from .config import DEFAULT_GROUP
@@ -162,7 +162,7 @@ class LocalCluster:
     def new_key_file(self, name: str) -> Path:
         """Write a file holding one fresh Fernet key."""
         path = self.workdir / name
-        path.write_bytes(Fernet.generate_key() + b"\n")
+        path.write_bytes(generate_key() + b"\n")
         path.chmod(0o600)
         return path
 

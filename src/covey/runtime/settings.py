@@ -15,9 +15,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet
-
 from covey.core import Address
+from covey.core.fernet import FernetKey
 
 from .config import (
     DEFAULT_BEACON_PORT,
@@ -152,7 +151,7 @@ def load_keys(path: Path) -> tuple[bytes, ...]:
         if not line or line.startswith("#"):
             continue
         try:
-            Fernet(line.encode())
+            FernetKey(line.encode())
         except ValueError:
             raise ConfigError("key_file", f"{path}:{lineno} is not a Fernet key") from None
         keys.append(line.encode())

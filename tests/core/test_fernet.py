@@ -1,0 +1,82 @@
+"""covey's Fernet against the reference implementation (``cryptography``) and the spec."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from cryptography.fernet import Fernet, MultiFernet
+from cryptography.fernet import InvalidToken as RefInvalid
+from hypothesis import given
+from hypothesis import strategies as st
+
+from covey.core.fernet import FernetKey, InvalidToken, MultiKey, generate_key
+
+NOW = 1_800_000_000
+
+
+@given(st.binary(max_size=2000), st.integers(min_value=0, max_value=2**40))
+def test_tokens_interoperate_both_ways(data: bytes, stamp: int) -> None:
+    key = generate_key()
+    ours, ref = MultiKey([key]), Fernet(key)
+    assert ref.decrypt_at_time(ours.encrypt_at_time(data, stamp), 60, stamp) == data
+    assert ours.decrypt_at_time(ref.encrypt_at_time(data, stamp), 60, stamp) == data
+
+
+@given(st.binary(min_size=1, max_size=300), st.data())
+def test_any_flipped_bit_is_refused(data: bytes, draw: st.DataObject) -> None:
+    key = MultiKey([generate_key()])
+    raw = bytearray(base64.urlsafe_b64decode(key.encrypt_at_time(data, NOW)))
+    bit = draw.draw(st.integers(min_value=0, max_value=len(raw) * 8 - 1))
+    raw[bit // 8] ^= 1 << (bit % 8)
+    with pytest.raises(InvalidToken):
+        key.decrypt_at_time(base64.urlsafe_b64encode(bytes(raw)), None, NOW)
+
+
+def test_age_skew_key_and_shape_are_checked_like_the_reference() -> None:
+    key = generate_key()
+    ours, ref = MultiKey([key]), MultiFernet([Fernet(key)])
+    token = ours.encrypt_at_time(b"hello", NOW)
+    raw = base64.urlsafe_b64decode(token)
+    cases = [
+        (token, 60, NOW + 61),  # too old
+        (token, 60, NOW - 61),  # more than 60 s in the future
+        (MultiKey([generate_key()]).encrypt_at_time(b"hello", NOW), 60, NOW),  # other key
+        (base64.urlsafe_b64encode(raw[:-1]), 60, NOW),  # truncated
+        (base64.urlsafe_b64encode(b"\x81" + raw[1:]), 60, NOW),  # unknown version
+        (base64.urlsafe_b64encode(raw[:25] + raw[41:]), 60, NOW),  # one block fewer
+        (b"not base64!", 60, NOW),
+        (b"", 60, NOW),
+    ]
+    for tok, ttl, now in cases:
+        with pytest.raises(InvalidToken):
+            ours.decrypt_at_time(tok, ttl, now)
+        with pytest.raises(RefInvalid):
+            ref.decrypt_at_time(tok, ttl, now)
+    assert ours.decrypt_at_time(token, 60, NOW + 60) == b"hello"  # the edge is inclusive
+    assert ours.decrypt_at_time(token, None, NOW + 10**9) == b"hello"
+
+
+def test_rotation_first_key_seals_any_key_opens() -> None:
+    old, new = generate_key(), generate_key()
+    token = MultiKey([old]).encrypt_at_time(b"x", NOW)
+    rotated = MultiKey([new, old])
+    assert rotated.decrypt_at_time(token, 60, NOW) == b"x"
+    assert Fernet(new).decrypt_at_time(rotated.encrypt_at_time(b"y", NOW), 60, NOW) == b"y"
+
+
+@pytest.mark.parametrize(
+    "bad", [b"", b"short", base64.urlsafe_b64encode(b"k" * 31), b"%" * 44, "é" * 44]
+)
+def test_bad_keys_raise_value_error(bad: bytes | str) -> None:
+    with pytest.raises(ValueError, match="32 url-safe base64"):
+        FernetKey(bad)
+    with pytest.raises(ValueError):
+        MultiKey([])
+
+
+def test_generated_keys_are_valid_reference_keys() -> None:
+    key = generate_key()
+    assert len(base64.urlsafe_b64decode(key)) == 32
+    Fernet(key)
+    assert generate_key() != key
