@@ -9,7 +9,7 @@ from cryptography.fernet import Fernet
 from covey.core.actions import Actions
 from covey.core.cluster_settings import ClusterSettings
 from covey.core.facts import VERSION_KEY, Entry, Facts
-from covey.core.shared_msgs import ActionRequest
+from covey.core.shared_msgs import ActionRequest, FactDigest
 from covey.core.versions import parse_version
 from covey.sim import LinkModel, SimHost, Simulation
 
@@ -204,3 +204,35 @@ def test_facts_too_big_for_a_datagram_travel_by_pull() -> None:
         lambda: all(w.facts(h).facts_of(hosts[0].config.node_id).get("blob") == big for h in hosts),
         timeout=10.0,
     )
+
+
+def test_digests_run_only_after_changes_and_still_close_a_hole() -> None:
+    """An idle cluster exchanges no digests; a change starts them for a few rounds, and
+    they bring the change to a node that missed it."""
+    w = World(21)
+    sim = w.sim
+    hosts = sim.bootstrap(8)
+    digests: Counter[str] = Counter()
+    for h in hosts:
+        node, real = h.node, h.node.open_stream
+
+        def counting(addr, msgs, *, now, real=real, name=h.name):  # type: ignore[no-untyped-def]
+            digests[name] += sum(isinstance(m, FactDigest) for m in msgs)
+            return real(addr, msgs, now=now)
+
+        node.open_stream = counting  # type: ignore[method-assign]
+    sim.run_for(30.0)  # joins settle; their busy rounds end
+    digests.clear()
+    sim.run_for(60.0)
+    assert sum(digests.values()) == 0
+
+    # n7 is cut off while n0 publishes, and back before n0's busy rounds end.
+    sim.network.partition([h.name for h in hosts[:7]], [hosts[7].name])
+    w.facts(hosts[0]).set("admin-state", "stopped", sim.now)
+    sim.run_for(1.0)
+    sim.network.heal()
+    origin = hosts[0].config.node_id
+    got = sim.run_until_true(
+        lambda: w.facts(hosts[7]).facts_of(origin).get("admin-state") == "stopped", timeout=10.0
+    )
+    assert got is not None and sum(digests.values()) > 0

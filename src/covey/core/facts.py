@@ -97,6 +97,7 @@ class Facts(FactsSyncMixin, Extension):
         super().__init__()
         self.digest_interval = digest_interval
         self._next_digest: float | None = None
+        self._busy_until = 0.0
         self.store = store
         self.count_failed = count_failed
         self.origins: dict[bytes, _Origin] = {}
@@ -121,6 +122,7 @@ class Facts(FactsSyncMixin, Extension):
         self.seq = max(self.seq, own.max_seq)
         self._next_sweep = now + SWEEP_INTERVAL
         self._next_digest = now + self.digest_interval * (0.5 + self.node.rng.random())
+        self._busy(now)
         self._check_lowest(now)
 
     def set(self, key: str, value: str, now: float) -> bool:
@@ -280,6 +282,7 @@ class Facts(FactsSyncMixin, Extension):
 
     def _store(self, origin: bytes, key: str, seq: int, value: str | None, now: float) -> None:
         self._origin(origin).put(key, seq, value)
+        self._busy(now)
         m = self.node.table.get(origin)
         name = m.name if m is not None else origin.hex()
         self._tell(FactChanged(name, origin, key, value, seq, now))
@@ -319,15 +322,18 @@ class Facts(FactsSyncMixin, Extension):
             self._forgotten[nid] = now
         elif isinstance(event, MemberJoined | MemberRecovered):
             self._forgotten.pop(nid, None)
+            self._busy(now)
         self._check_lowest(now)
 
     def next_deadline(self) -> float | None:
-        if self._next_sweep is None or self._next_digest is None:
+        digest = self._next_digest
+        if self._next_sweep is None or digest is None or digest > self._busy_until:
             return self._next_sweep
-        return min(self._next_sweep, self._next_digest)
+        return min(self._next_sweep, digest)
 
     def on_timer(self, now: float) -> None:
-        if self._next_digest is not None and now >= self._next_digest:
+        digest = self._next_digest
+        if digest is not None and digest <= now < self._busy_until:
             self._digest_round(now)
         if self._next_sweep is not None and now >= self._next_sweep:
             self._sweep(now)

@@ -2,7 +2,8 @@
 
 Every origin's facts carry a digest kept incrementally: the highest ``seq`` and a
 fingerprint of the (key, seq) pairs, so equal digests mean equal facts. Every
-``digest_interval`` a node sends its digest to one random member over TCP
+``digest_interval``, for ``BUSY_ROUNDS`` intervals after the last change it saw (or a
+join), a node sends its digest to one random member over TCP
 (``FactDigest``); the answer is a ``FactBatch`` of the origins that differ, and the
 asker pulls (``FactPull``) the origins the peer is ahead on. The membership push-pull
 carries the same digest. A sweep drops the facts of nodes the member table has not known
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from .node import Node
     from .types import Address
 
+#: Digest exchanges go on for this many intervals after the last change a node saw;
+#: an idle cluster is left to the membership push-pull, which carries the digest too.
+BUSY_ROUNDS = 5
 #: Most octets of facts one FactBatch reply carries; the rest follows at the next sync.
 BATCH_BUDGET = 8 << 20
 #: Seconds before a pull of the same origin from anyone may be repeated.
@@ -74,6 +78,7 @@ class FactsSyncMixin:
         _pulled: dict[bytes, float]
         _strangers: dict[bytes, float]
         _next_digest: float | None
+        _busy_until: float
         _next_sweep: float | None
 
         @property
@@ -120,6 +125,16 @@ class FactsSyncMixin:
         for o in wanted:
             self._pulled[o] = now
         self.node.open_stream(addr, [FactPull(tuple(wanted))], now=now)
+
+    def _busy(self, now: float) -> None:
+        """Something changed: exchange digests for the next BUSY_ROUNDS intervals."""
+        if now + self.digest_interval <= self._busy_until:
+            return  # the hot path of a burst: nothing to move yet
+        if self._next_digest is not None and self._next_digest < now:
+            # Idle until now: the first exchange comes one interval later, not at once
+            # (gossip is still carrying the change).
+            self._next_digest = now + self.digest_interval * (0.5 + self.node.rng.random())
+        self._busy_until = now + BUSY_ROUNDS * self.digest_interval
 
     def _digest_round(self, now: float) -> None:
         node = self.node
