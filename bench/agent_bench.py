@@ -9,12 +9,16 @@ Reproduce (from the repository root, as root so that ``strace -p`` may attach)::
 For every N and run, each system gets two fresh clusters, started the same way (the seed
 first, the N-1 others at once as soon as the seed serves):
 
-* cluster A: join convergence → settle → idle CPU % / RSS (psutil) → datagrams per second
-  per node (``strace``, first run only unless ``--packets-every-run``) → fan-out (5 samples)
+* cluster A: join convergence → settle → idle CPU % / RSS (psutil) → fan-out (5 samples)
   → ``kill -9`` of one non-seed agent (crash detection by the N-1 survivors).
 * cluster B: join convergence → SIGSTOP of one non-seed agent (host loss: sockets open,
   nothing answers) → detection by the N-1 survivors → SIGKILL of the frozen agent →
   SIGTERM of another (graceful leave, seen by the N-2 survivors).
+* cluster P (first run only unless ``--packets-every-run``): join → settle → datagrams per
+  second per node, counted with ``strace``. It has a cluster of its own because strace
+  slows every syscall: acks come late, Lifeguard raises every node's health score and
+  stretches its probe interval for tens of seconds, which made the crash detection that
+  followed it in cluster A up to 4x slower (both systems use Lifeguard).
 
 Every agent's view is read from an event stream and timestamped when each line is read
 (covey: ``covey monitor --json``; Serf: its log lines, see ``agent_serf.py``). Medians over
@@ -145,7 +149,7 @@ def measure_detection(
     }
 
 
-def measure_idle(c: Cluster, idle_s: float, packet_s: float, workdir: str) -> dict[str, Any]:
+def measure_idle(c: Cluster, idle_s: float) -> dict[str, Any]:
     pids = c.pids()
     res: dict[str, Any] = {}
     usage = cpu_rss_window(pids, idle_s)
@@ -160,6 +164,12 @@ def measure_idle(c: Cluster, idle_s: float, packet_s: float, workdir: str) -> di
     res["rss_mib_mean"] = statistics.mean(rss) if rss else None
     uss = [u["uss_mib"] for u in usage.values() if "uss_mib" in u]
     res["uss_mib_max"] = max(uss) if uss else None
+    return res
+
+
+def measure_packets(c: Cluster, packet_s: float, workdir: str) -> dict[str, Any]:
+    pids = c.pids()
+    res: dict[str, Any] = {}
     if packet_s > 0:
         t_before = time.time()
         before = c.counters()
@@ -188,9 +198,23 @@ def measure_idle(c: Cluster, idle_s: float, packet_s: float, workdir: str) -> di
     return res
 
 
-def run_cluster_a(
-    make: Callable[[str], Cluster], workdir: str, idle_s: float, packet_s: float
+def run_cluster_packets(
+    make: Callable[[str], Cluster], workdir: str, packet_s: float, idle_s: float
 ) -> dict[str, Any]:
+    c = make(workdir)
+    out: dict[str, Any] = {}
+    try:
+        out["join"] = measure_join(c)
+        if out["join"]["converged"]:
+            # The same quiet time as cluster A's CPU window: start-up traffic is over.
+            time.sleep(SETTLE_S + idle_s)
+            out.update(measure_packets(c, packet_s, workdir))
+    finally:
+        c.close()
+    return out
+
+
+def run_cluster_a(make: Callable[[str], Cluster], workdir: str, idle_s: float) -> dict[str, Any]:
     c = make(workdir)
     out: dict[str, Any] = {}
     try:
@@ -199,7 +223,7 @@ def run_cluster_a(
         if not out["join"]["converged"]:
             return out
         time.sleep(SETTLE_S)
-        out["idle"] = measure_idle(c, idle_s, packet_s, workdir)
+        out["idle"] = measure_idle(c, idle_s)
         fan = []
         for k in range(FANOUT_SAMPLES):
             fan.append(c.fanout(k % c.n, k))
@@ -309,8 +333,8 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, float | None]:
             cpu.append(a["idle"]["cpu_percent_mean"])
             rss_max.append(a["idle"]["rss_mib_max"])
             uss_max.append(a["idle"].get("uss_mib_max"))
-            if "packets" in a["idle"]:
-                pkts.append(a["idle"]["packets"]["per_node_per_s_mean"])
+        if "packets" in s.get("p", {}):
+            pkts.append(s["p"]["packets"]["per_node_per_s_mean"])
     return {
         "join_s": _med(joins),
         "crash_median_s": _med(crash_med),
@@ -508,12 +532,17 @@ def main(argv: list[str] | None = None) -> int:
                         wa, wb = base + "-a", base + "-b"
                         os.makedirs(wa)
                         os.makedirs(wb)
-                        pk = args.packet_seconds if (run == 0 or args.packets_every_run) else 0
                         sample = {
                             "run": run,
-                            "a": run_cluster_a(makers[system](n), wa, args.idle_seconds, pk),
+                            "a": run_cluster_a(makers[system](n), wa, args.idle_seconds),
                             "b": run_cluster_b(makers[system](n), wb),
                         }
+                        if run == 0 or args.packets_every_run:
+                            wp = base + "-p"
+                            os.makedirs(wp)
+                            sample["p"] = run_cluster_packets(
+                                makers[system](n), wp, args.packet_seconds, args.idle_seconds
+                            )
                         samples[system].setdefault(str(n), []).append(sample)
             if args.keep:
                 import shutil
