@@ -236,9 +236,16 @@ def test_a_restarted_agent_keeps_its_own_facts_and_relearns_the_others(
     wait_until(lambda: _fact(agents[9], first.name, "admin-state") == "stopped", SPREAD, what="x")
     # Whatever earlier tests did to its version, the restart must keep it.
     version = first.client().request("facts", node=first.name)[first.name]["covey.version"]
+    # An action it runs just before the restart is still carried by every push-pull when
+    # it comes back (30 s window): its action log must keep it from running it again.
+    ran = agents[5].client().request("action", name="zmark", payload="x", timeout=20.0)
+    assert first.name in ran["results"]
     assert first.stop() == 0
     wait_until(lambda: first.name not in agents[9].client().request("facts"), SPREAD, what="drop")
-    again = c.spawn(first.name, extra=["--data-dir", str(c.workdir / "d0")], timeout=60.0)
+    events = c.workdir / "events-again.log"
+    extra = ["--data-dir", str(c.workdir / "d0")]
+    extra += ["--event-handler", f'echo "$COVEY_EVENT $(cat)" >> {events}']
+    again = c.spawn(first.name, extra=extra, timeout=60.0)
     agents[0] = again
     mine = again.client().request("facts", node=first.name)[first.name]
     assert mine["admin-state"] == "stopped" and mine["covey.version"] == version
@@ -251,6 +258,8 @@ def test_a_restarted_agent_keeps_its_own_facts_and_relearns_the_others(
         what="the restarted agent's facts everywhere and everyone's facts on it",
     )
     assert (c.workdir / "d0" / "facts.db").exists()
+    wait_until(lambda: events.exists() and "member" in events.read_text(), SPREAD, what="events")
+    assert "zmark" not in events.read_text()
 
 
 def test_bad_shared_state_settings_stop_the_agent_before_it_binds(tmp_path: Path) -> None:

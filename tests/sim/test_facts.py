@@ -29,11 +29,29 @@ class MemoryStore:
         self.entries[key] = (seq, value)
 
 
+class MemoryActionLog:
+    """An ActionLog that outlives the simulated process."""
+
+    def __init__(self) -> None:
+        self.clock = 0
+        self.ids: list[bytes] = []
+
+    def load(self) -> tuple[int, list[bytes]]:
+        return self.clock, list(self.ids)
+
+    def save(self, action_id: bytes, clock: int) -> None:
+        self.ids.append(action_id)
+        self.clock = clock
+
+
 class World:
     """A simulation whose hosts run facts, settings and actions, with disks and handlers."""
 
-    def __init__(self, seed: int, *, loss: float = 0.0, **kw: object) -> None:
+    def __init__(
+        self, seed: int, *, loss: float = 0.0, action_logs: bool = True, **kw: object
+    ) -> None:
         self.disks: dict[str, MemoryStore] = {}
+        self.action_logs: dict[str, MemoryActionLog] | None = {} if action_logs else None
         self.runs: dict[str, Counter[bytes]] = {}
         self.sim = Simulation(
             seed, extensions=self._extensions, link=LinkModel(loss=loss, delay=0.002), **kw
@@ -47,7 +65,10 @@ class World:
             runs[req.action_id] += 1
             return True, f"{req.name} done on {h.name}"
 
-        return [Facts(disk), ClusterSettings(), Actions(handler)]
+        log = None
+        if self.action_logs is not None:
+            log = self.action_logs.setdefault(h.name, MemoryActionLog())
+        return [Facts(disk), ClusterSettings(), Actions(handler, log=log)]
 
     def facts(self, h: SimHost) -> Facts:
         ext = h.node.extension("facts")
@@ -236,3 +257,22 @@ def test_digests_run_only_after_changes_and_still_close_a_hole() -> None:
         lambda: w.facts(hosts[7]).facts_of(origin).get("admin-state") == "stopped", timeout=10.0
     )
     assert got is not None and sum(digests.values()) > 0
+
+
+def test_a_restarted_node_does_not_run_an_action_twice() -> None:
+    """n3 runs the action, crashes and restarts while push-pulls still carry it: with its
+    action log it refuses the id it ran; without one (memory only) it runs it again."""
+    for logs, want in ((True, 1), (False, 2)):
+        w = World(23, action_logs=logs)
+        sim = w.sim
+        hosts = sim.bootstrap(5)
+        sim.run_for(5.0)
+        action = w.actions(hosts[0]).start("zstop", "vm-7", sim.now)
+        n3 = hosts[3]
+        assert sim.run_until_true(lambda: w.runs[n3.name][action] == 1, timeout=10.0)  # noqa: B023
+        sim.crash(n3.name)
+        sim.run_for(1.0)
+        sim.restart(n3.name)
+        sim.run_for(25.0)  # within the 30 s sync window: every push-pull carries it
+        assert w.runs[n3.name][action] == want, logs
+        assert all(w.runs[h.name][action] == 1 for h in hosts if h is not n3)

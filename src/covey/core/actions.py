@@ -13,8 +13,11 @@ it started the action and still is; what is missing at the caller's timeout is r
 
 Push-pull carries the actions heard in the last :data:`SYNC_WINDOW` seconds, so a node that
 lost every gossip copy (or joined within that window) still runs them. Remembered ids
-expire after :data:`SEEN_TTL`. Exactly-once holds per process: a restarted node has
-forgotten the ids it ran, and would run an action again if it heard it within the window.
+expire after :data:`SEEN_TTL`. With an :class:`ActionLog` (the runtime's SQLite file in
+the data directory) a node records each id *before* it runs the handler, and a restarted
+node refuses the ids it recorded: exactly once across restarts, except that a crash
+between the record and the handler's end leaves that action not run here (reported to
+the origin as missing), never run twice.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .extension import Extension, ExtensionEvent, ExtensionMessage
 from .messages import MalformedMessage
@@ -38,6 +41,18 @@ SEEN_TTL = 600.0
 SYNC_WINDOW = 30.0
 #: Most recent actions carried in one push-pull.
 SYNC_MAX = 64
+
+class ActionLog(Protocol):
+    """Where a node keeps the ids of the actions it ran, across restarts."""
+
+    def load(self) -> tuple[int, list[bytes]]:
+        """(Lamport clock, ids recorded within the last SEEN_TTL seconds)."""
+        ...
+
+    def save(self, action_id: bytes, clock: int) -> None:
+        """Record that ``action_id`` runs here (before its handler runs)."""
+        ...
+
 
 #: The handler: returns (ok, result) at once, or None to answer later with ``complete``.
 Handler = Callable[[ActionRequest], "tuple[bool, str] | None"]
@@ -100,16 +115,24 @@ class Actions(Extension):
     Args:
         handler: runs an action here (see :data:`Handler`); None answers "no handler".
         hold: seconds an action waits before delivery, so close ones are ordered alike.
+        log: records the ids run here, so a restarted node runs none twice (None: memory).
     """
 
     name = "actions"
     message_types = (ActionRequest, ActionResult, ActionAck)
 
-    def __init__(self, handler: Handler | None = None, *, hold: float = 0.1) -> None:
+    def __init__(
+        self, handler: Handler | None = None, *, hold: float = 0.1, log: ActionLog | None = None
+    ) -> None:
         super().__init__()
         self.handler = handler
         self.hold = hold
+        self.log = log
         self.clock = 0
+        self._ran_before: set[bytes] = set()  # ids a past life of this node ran
+        if log is not None:
+            self.clock, ids = log.load()
+            self._ran_before = set(ids)
         self.seen: dict[bytes, tuple[float, ActionRequest]] = {}
         self.outstanding: dict[bytes, Outstanding] = {}
         self.delivered = 0
@@ -164,7 +187,7 @@ class Actions(Extension):
     def _receive(self, req: ActionRequest, now: float) -> None:
         self._now = max(self._now, now)
         self.clock = max(self.clock, req.lamport)
-        if req.action_id in self.seen:
+        if req.action_id in self.seen or req.action_id in self._ran_before:
             return
         self.seen[req.action_id] = (now, req)
         self._window_end = now + SYNC_WINDOW
@@ -224,7 +247,18 @@ class Actions(Extension):
         if self._next_expiry is not None and now >= self._next_expiry:
             self._expire(now)
 
+    def on_start(self, now: float) -> None:
+        if self._ran_before and self._next_expiry is None:
+            self._next_expiry = now + SEEN_TTL  # then the past life's ids expire too
+
     def _deliver(self, req: ActionRequest, now: float) -> None:
+        if self.log is not None:
+            try:
+                self.log.save(req.action_id, self.clock)
+            except ValueError:
+                # Unrecorded, it could run twice after a restart: do not run it at all.
+                self._answer(req, False, "cannot record the action (store error)", now)
+                return
         self.delivered += 1
         self.node.emit(
             ActionDelivered(req.action_id, req.origin, req.lamport, req.name, req.payload, now)
@@ -240,6 +274,7 @@ class Actions(Extension):
             self._answer(req, outcome[0], _fit(outcome[1]), now)
 
     def _expire(self, now: float) -> None:
+        self._ran_before.clear()  # recorded at least SEEN_TTL ago by now
         for action_id, (at, _) in list(self.seen.items()):
             if at + SEEN_TTL <= now:
                 del self.seen[action_id]

@@ -1,4 +1,7 @@
-"""The agent's own facts on disk: SQLite (stdlib ``sqlite3``) in the data directory.
+"""The agent's shared state on disk: SQLite (stdlib ``sqlite3``) in the data directory.
+
+Its own facts (:class:`SqliteFactStore`) and the ids of the actions it ran
+(:class:`SqliteActionLog`), in one file.
 
 One table of (key, seq, value) — deleted facts keep their row with a NULL value, so the
 deletion's sequence number survives too — and the node's fact counter. Written in WAL
@@ -10,8 +13,10 @@ to re-assert its facts (peers hold copies; a lost tail is refuted, see core/fact
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
+from covey.core.actions import SEEN_TTL
 from covey.core.facts import Entry
 
 from .config import ConfigError
@@ -76,6 +81,67 @@ class SqliteFactStore:
                 )
                 self._db.execute(
                     "INSERT OR REPLACE INTO meta (name, value) VALUES ('seq', ?)", (seq,)
+                )
+        except sqlite3.Error as exc:
+            raise ValueError(f"store: cannot save to {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+
+class SqliteActionLog:
+    """A :class:`covey.core.actions.ActionLog` in the same file: ids of actions run here.
+
+    Rows older than :data:`~covey.core.actions.SEEN_TTL` (wall clock) are dropped when
+    the log is loaded; the Lamport clock is kept too, so it never goes back.
+
+    Raises:
+        ConfigError: the file cannot be opened.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self._db = sqlite3.connect(str(path), isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS actions (id BLOB PRIMARY KEY, at REAL NOT NULL)"
+            )
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+            )
+        except sqlite3.Error as exc:
+            raise ConfigError("data_dir", f"cannot open {path}: {exc}") from None
+
+    def load(self) -> tuple[int, list[bytes]]:
+        """(Lamport clock, ids recorded within the last SEEN_TTL seconds)."""
+        try:
+            with self._db:
+                self._db.execute("DELETE FROM actions WHERE at < ?", (time.time() - SEEN_TTL,))
+            rows = self._db.execute("SELECT id FROM actions").fetchall()
+            meta = self._db.execute("SELECT value FROM meta WHERE name = 'lamport'").fetchone()
+        except sqlite3.Error as exc:
+            raise ConfigError("data_dir", f"{self.path} is unreadable: {exc}") from None
+        ids = [r[0] for r in rows if isinstance(r[0], bytes)]
+        return (int(meta[0]) if meta else 0), ids
+
+    def save(self, action_id: bytes, clock: int) -> None:
+        """Record one action id and the clock in one transaction.
+
+        Raises:
+            ValueError: the database refused the write; the action must not run.
+        """
+        try:
+            with self._db:
+                self._db.execute("BEGIN")
+                self._db.execute(
+                    "INSERT OR REPLACE INTO actions (id, at) VALUES (?, ?)",
+                    (action_id, time.time()),
+                )
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES ('lamport', ?)", (clock,)
                 )
         except sqlite3.Error as exc:
             raise ValueError(f"store: cannot save to {self.path}: {exc}") from None

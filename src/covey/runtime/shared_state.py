@@ -39,7 +39,7 @@ from covey.core.shared_msgs import ActionRequest
 from .config import AgentConfig, ConfigError, read_version_file
 from .events import event_kind, event_to_json
 from .exporters import CommandRunner, DirectoryExporter, run_command
-from .facts_store import FILENAME, SqliteFactStore
+from .facts_store import FILENAME, SqliteActionLog, SqliteFactStore
 from .features import AGENT_STARTED, EXTENSIONS
 
 if TYPE_CHECKING:
@@ -68,7 +68,13 @@ def _facts(config: AgentConfig) -> Extension:
 
 EXTENSIONS.append(_facts)
 EXTENSIONS.append(lambda config: ClusterSettings())
-EXTENSIONS.append(lambda config: Actions())
+def _actions(config: AgentConfig) -> Extension:
+    if config.data_dir is None:
+        return Actions()
+    return Actions(log=SqliteActionLog(config.data_dir / FILENAME))
+
+
+EXTENSIONS.append(_actions)
 
 
 def extensions(agent: Agent) -> tuple[Facts, ClusterSettings, Actions]:
