@@ -42,6 +42,7 @@ SYNC_WINDOW = 30.0
 #: Most recent actions carried in one push-pull.
 SYNC_MAX = 64
 
+
 class ActionLog(Protocol):
     """Where a node keeps the ids of the actions it ran, across restarts."""
 
