@@ -25,6 +25,34 @@ from .config import ConfigError
 FILENAME = "facts.db"
 
 
+def _connect(path: Path, table: str) -> sqlite3.Connection:
+    """Open the file in WAL mode with ``table`` and the shared ``meta`` table in place."""
+    try:
+        db = sqlite3.connect(str(path), isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"CREATE TABLE IF NOT EXISTS {table}")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+        )
+    except sqlite3.Error as exc:
+        raise ConfigError("data_dir", f"cannot open {path}: {exc}") from None
+    return db
+
+
+def _write(
+    db: sqlite3.Connection, path: Path, sql: str, row: tuple[object, ...], meta: str, value: int
+) -> None:
+    """One row and one meta value in one transaction; ValueError if the database refuses."""
+    try:
+        with db:
+            db.execute("BEGIN")
+            db.execute(sql, row)
+            db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (meta, value))
+    except sqlite3.Error as exc:
+        raise ValueError(f"store: cannot save to {path}: {exc}") from None
+
+
 class SqliteFactStore:
     """A :class:`covey.core.facts.FactStore` backed by ``<data_dir>/facts.db``.
 
@@ -34,19 +62,7 @@ class SqliteFactStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            self._db = sqlite3.connect(str(path), isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS facts "
-                "(key TEXT PRIMARY KEY, seq INTEGER NOT NULL, value TEXT)"
-            )
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
-            )
-        except sqlite3.Error as exc:
-            raise ConfigError("data_dir", f"cannot open {path}: {exc}") from None
+        self._db = _connect(path, "facts (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, value TEXT)")
 
     def load(self) -> tuple[int, dict[str, Entry]]:
         """(counter, key → (seq, value or None)) as last saved."""
@@ -72,18 +88,8 @@ class SqliteFactStore:
         Raises:
             ValueError: the database refused the write (disk full...); nothing changed.
         """
-        try:
-            with self._db:
-                self._db.execute("BEGIN")
-                self._db.execute(
-                    "INSERT OR REPLACE INTO facts (key, seq, value) VALUES (?, ?, ?)",
-                    (key, seq, value),
-                )
-                self._db.execute(
-                    "INSERT OR REPLACE INTO meta (name, value) VALUES ('seq', ?)", (seq,)
-                )
-        except sqlite3.Error as exc:
-            raise ValueError(f"store: cannot save to {self.path}: {exc}") from None
+        sql = "INSERT OR REPLACE INTO facts (key, seq, value) VALUES (?, ?, ?)"
+        _write(self._db, self.path, sql, (key, seq, value), "seq", seq)
 
     def close(self) -> None:
         """Close the database."""
@@ -102,18 +108,7 @@ class SqliteActionLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            self._db = sqlite3.connect(str(path), isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS actions (id BLOB PRIMARY KEY, at REAL NOT NULL)"
-            )
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
-            )
-        except sqlite3.Error as exc:
-            raise ConfigError("data_dir", f"cannot open {path}: {exc}") from None
+        self._db = _connect(path, "actions (id BLOB PRIMARY KEY, at REAL NOT NULL)")
 
     def load(self) -> tuple[int, list[bytes]]:
         """(Lamport clock, ids recorded within the last SEEN_TTL seconds)."""
@@ -133,18 +128,8 @@ class SqliteActionLog:
         Raises:
             ValueError: the database refused the write; the action must not run.
         """
-        try:
-            with self._db:
-                self._db.execute("BEGIN")
-                self._db.execute(
-                    "INSERT OR REPLACE INTO actions (id, at) VALUES (?, ?)",
-                    (action_id, time.time()),
-                )
-                self._db.execute(
-                    "INSERT OR REPLACE INTO meta (name, value) VALUES ('lamport', ?)", (clock,)
-                )
-        except sqlite3.Error as exc:
-            raise ValueError(f"store: cannot save to {self.path}: {exc}") from None
+        sql = "INSERT OR REPLACE INTO actions (id, at) VALUES (?, ?)"
+        _write(self._db, self.path, sql, (action_id, time.time()), "lamport", clock)
 
     def close(self) -> None:
         """Close the database."""
