@@ -17,51 +17,24 @@ from collections.abc import Iterable
 
 from .awareness import Awareness
 from .config import CoreConfig, check_tags
+from .dissemination import DisseminationMixin
 from .events import Event, MemberEvent, MemberUpdated, TraceOp, TraceRecord
-from .extension import Extension, ExtensionMessage
+from .extension import Extension
 from .gossip_queue import GossipQueue
 from .io import Datagram, StreamPurpose, StreamRequest
 from .keyring import Keyring
 from .member import Member, MemberInfo
-from .messages import (
-    Ack,
-    Alive,
-    Beacon,
-    Dead,
-    MalformedMessage,
-    Message,
-    Nack,
-    Ping,
-    PingReq,
-    PushPull,
-    Suspect,
-    UnknownMessage,
-    decode_message,
-    register_message,
-)
+from .messages import Alive, Dead, Message, Suspect, register_message
 from .probe import ProbeMixin
+from .receive import ReceiveMixin
 from .stats import Counters, NodeStatistics
 from .sync import SyncMixin
 from .table import MemberTable
-from .types import Address, BeaconState, DropReason, MemberState, Rng
-from .wire import (
-    MAX_STREAM_FRAME,
-    FrameError,
-    FrameType,
-    body_overhead,
-    body_prefix,
-    build_frame,
-    encode_message_bytes,
-    pack_body,
-    parse_header,
-    unpack_body,
-)
-
-#: Delays of the first beacons after start, before the steady beacon interval.
-_FAST_BEACONS = (0.0, 0.25, 0.5, 1.0, 2.0)
+from .types import Address, BeaconState, MemberState, Rng
+from .wire import body_prefix, encode_message_bytes
 
 
-class Node(ProbeMixin, SyncMixin):
+class Node(ReceiveMixin, DisseminationMixin, ProbeMixin, SyncMixin):
     """One node's membership protocol state machine.
 
     Args:
@@ -157,13 +130,6 @@ class Node(ProbeMixin, SyncMixin):
         encoded = self._queue(key, msg, now)
         if direct:
             self._push_direct(encoded, now)
-
-    def _push_direct(self, encoded: bytes, now: float) -> None:
-        if self.table.live_count > self.config.direct_push_limit:
-            return
-        for m in self.table.live():
-            if m is not self.table.local:
-                self._emit(m.address, [encoded], now, piggyback=False)
 
     def emit(self, event: Event) -> None:
         """Hand an event to the caller (through :meth:`pop_events`)."""
@@ -324,137 +290,6 @@ class Node(ProbeMixin, SyncMixin):
                 ext.on_timer(now)
         self._notify(now)
 
-    # ------------------------------------------------------------- receive path
-
-    def receive_datagram(self, data: bytes, addr: Address, *, now: float) -> None:
-        """Feed one inbound datagram. Never raises on bad input: drops and counts it."""
-        self.counters.datagrams_received += 1
-        self.counters.bytes_received += len(data)
-        decoded = self._open(data, FrameType.DATAGRAM, self.config.max_datagram, now)
-        if decoded is None:
-            return
-        sender, msgs = decoded
-        for msg in msgs:
-            self._dispatch(msg, addr, sender, now)
-        self._notify(now)
-        m = self.table.members.get(sender)
-        if m is not None and m.state is MemberState.SUSPECT:
-            self._tell_suspect(m, addr, now)
-        elif m is not None and m.state is MemberState.FAILED:
-            # It speaks, so it lives (a partition healed): an exchange lets it refute.
-            self._want_sync_with(m, now)
-        if m is None and now >= self._stranger_after:
-            # An authenticated member we have never heard of: our view has a hole (a mass
-            # join, or a partition outlasting reaping). One exchange with it fills it.
-            self._stranger_after = now + self.config.probe_interval
-            self._open_push_pull(addr, StreamPurpose.PUSH_PULL, None, now)
-
-    def _tell_suspect(self, m: Member, addr: Address, now: float) -> None:
-        """A member we suspect speaks to us: make sure it knows, so it can refute.
-
-        Our suspicion's gossip may have been spent while it was out of reach (a
-        partition); without this it would expire and fail a member that is back.
-        """
-        if self._told_suspect.get(m.node_id, 0.0) > now:
-            return
-        self._told_suspect[m.node_id] = now + self.config.probe_interval
-        suspect = Suspect(m.incarnation, m.node_id, self.node_id)
-        self._emit(addr, [encode_message_bytes(suspect)], now)
-
-    def handle_stream(self, data: bytes, addr: Address, *, now: float) -> bytes | None:
-        """Answer one inbound stream request frame; returns the reply frame, if any."""
-        decoded = self._open(data, FrameType.STREAM_REQUEST, MAX_STREAM_FRAME, now)
-        if decoded is None:
-            return None
-        self.counters.streams_served += 1
-        sender, msgs = decoded
-        reply: list[Message] = []
-        for msg in msgs:
-            if isinstance(msg, PushPull) and not msg.reply:
-                self._merge_state(msg, sender, now)
-                reply.append(self._push_pull_message(reply=True, join=False))
-            elif isinstance(msg, Ping):
-                if msg.target == self.node_id:
-                    reply.append(Ack(msg.seq))
-                else:
-                    self.counters.drop(DropReason.MISDIRECTED)
-            elif isinstance(msg, ExtensionMessage):
-                ext = self._ext_by_type.get(msg.TYPE)
-                if ext is None:
-                    self.counters.drop(DropReason.UNKNOWN_MESSAGE)
-                else:
-                    reply.extend(ext.on_stream(msg, sender, addr, now))
-            else:
-                self._dispatch(msg, addr, sender, now)
-        self._notify(now)
-        if not reply:
-            return None
-        return self._seal_frame(FrameType.STREAM_REPLY, reply, now)
-
-    def _open(
-        self, data: bytes, want: FrameType, limit: int, now: float
-    ) -> tuple[bytes, list[Message]] | None:
-        try:
-            ftype, security, payload = parse_header(data, limit)
-            if ftype is not want:
-                raise FrameError(DropReason.BAD_FRAME_TYPE, ftype.name)
-            body = self.keyring.open(security, payload, now + self.wall_offset)
-            cluster, sender, raw = unpack_body(body)
-            if cluster != self.config.cluster:
-                raise FrameError(DropReason.FOREIGN_CLUSTER, cluster)
-            if sender == self.node_id:
-                raise FrameError(DropReason.FROM_SELF)
-            if self.left or not self._started:
-                raise FrameError(DropReason.AFTER_LEAVE)
-            msgs: list[Message] = []
-            for arr in raw:
-                try:
-                    msgs.append(decode_message(arr))
-                except UnknownMessage:
-                    self.counters.drop(DropReason.UNKNOWN_MESSAGE)
-            # Push-pull state is only accepted on streams, where its size belongs.
-            if want is FrameType.DATAGRAM and any(isinstance(m, PushPull) for m in msgs):
-                raise FrameError(DropReason.MALFORMED, "push-pull in a datagram")
-        except FrameError as exc:
-            self.counters.drop(exc.reason)
-            return None
-        except MalformedMessage:
-            self.counters.drop(DropReason.MALFORMED)
-            return None
-        return sender, msgs
-
-    def _dispatch(self, msg: Message, addr: Address, sender: bytes, now: float) -> None:
-        match msg:
-            case Ping(seq, target):
-                if target != self.node_id:
-                    self.counters.drop(DropReason.MISDIRECTED)
-                    return
-                self._emit(addr, [encode_message_bytes(Ack(seq))], now)
-            case Ack(seq):
-                self._on_ack(seq, now)
-            case Nack(seq):
-                self._on_nack(seq)
-            case PingReq():
-                self._on_ping_req(msg, addr, now)
-            case Alive() | Suspect() | Dead():
-                if msg.node_id == self.node_id and not isinstance(msg, Alive):
-                    if self._about_self(msg, now):
-                        # The accuser may hold us failed and gossip only to live members:
-                        # answer it directly as well.
-                        self._emit(addr, [encode_message_bytes(self._self_alive())], now)
-                else:
-                    self._apply(msg, now)
-            case Beacon():
-                self._on_beacon(msg, now)
-            case PushPull():
-                self._merge_state(msg, sender, now)
-            case ExtensionMessage():
-                ext = self._ext_by_type.get(msg.TYPE)
-                if ext is None:
-                    self.counters.drop(DropReason.UNKNOWN_MESSAGE)
-                else:
-                    ext.on_message(msg, sender, addr, now)
-
     # ---------------------------------------------------------- merge and refute
 
     def _apply(
@@ -496,165 +331,7 @@ class Node(ProbeMixin, SyncMixin):
         self._trace(TraceOp.REFUTE, now, type(msg).__name__.lower(), local.incarnation)
         return True
 
-    def _self_alive(self) -> Alive:
-        local = self.table.local
-        alive = Alive(local.incarnation, local.node_id, local.name, local.address, local.tags)
-        if len(encode_message_bytes(alive)) > self._max_body // 2:
-            return Alive(local.incarnation, local.node_id, local.name, local.address, None)
-        return alive
-
-    def _queue_self_alive(self, now: float, *, direct: bool = False) -> None:
-        encoded = self._queue(self.node_id, self._self_alive(), now)
-        if direct:
-            self._push_direct(encoded, now)
-
-    def _queue(self, key: bytes, msg: Message, now: float, *, bulk: bool = False) -> bytes:
-        encoded = encode_message_bytes(msg)
-        if isinstance(msg, Alive) and msg.tags is not None and len(encoded) > self._max_body // 2:
-            # Large tags travel by push-pull; the alive only says that they changed.
-            encoded = encode_message_bytes(
-                Alive(msg.incarnation, msg.node_id, msg.name, msg.address, None)
-            )
-        self.gossip.push(key, encoded, bulk=bulk)
-        if self._next_gossip < now:
-            # The gossip ticker keeps its phase while idle; news waits for its next tick
-            # (unless eager push sends it at once).
-            interval = self.config.gossip_interval
-            self._next_gossip += math.ceil((now - self._next_gossip) / interval) * interval
-        if self.config.eager_gossip and not bulk:
-            self._eager_at = now
-        return encoded
-
-    def _on_beacon(self, b: Beacon, now: float) -> None:
-        if b.node_id == self.node_id:
-            return  # only we speak for ourselves
-        m = self.table.get(b.node_id)
-        if b.state is BeaconState.EXIT:
-            if m is not None and b.incarnation >= m.incarnation:
-                self._apply(Dead(b.incarnation, b.node_id, b.node_id, left=True), now)
-            return
-        if m is None:
-            self.table.apply_alive(
-                Alive(b.incarnation, b.node_id, b.name, b.address, None), now, beacon=b.state
-            )
-            self._on_new_member_maybe(b.node_id, now)
-            if not self.joined and not self.joins_in_flight:
-                self._open_push_pull(b.address, StreamPurpose.JOIN, b.node_id, now)
-            else:
-                self._answer_init(b, now)
-            return
-        self._answer_init(b, now)
-        m.beacon_state = b.state
-        if m.state not in (MemberState.ALIVE, MemberState.SUSPECT):
-            # It speaks, so it lives: a state exchange lets it refute our verdict.
-            self._want_sync_with(m, now)
-        elif not m.tags_complete and now - m.state_change > 2 * self.config.probe_interval:
-            # Its own alive gossip normally brings the tags within moments; it did not.
-            self._want_sync_with(m, now)
-        elif not self.joined and not self.joins_in_flight:
-            self._open_push_pull(b.address, StreamPurpose.JOIN, b.node_id, now)
-
-    def _answer_init(self, b: Beacon, now: float) -> None:
-        """Answer a node that just (re)started: settled members send no beacons of their
-        own, and a restarted member we still know has an empty table all the same."""
-        if b.state is not BeaconState.INIT or not self.joined:
-            return
-        # About eight answers in all, whatever the cluster's size: no implosion on it.
-        if self.rng.random() < 8 / self.table.live_count:
-            # The answer says READY even during our own fast start: an INIT answer would
-            # be answered in turn, and two starting nodes would ping-pong for ever.
-            local = self.table.local
-            ready = Beacon(
-                local.node_id, local.name, local.address, BeaconState.READY, local.incarnation
-            )
-            self._emit(b.address, [encode_message_bytes(ready)], now, piggyback=False)
-
-    # ------------------------------------------------------------------ sending
-
-    def _emit(
-        self, addr: Address | None, encoded: list[bytes], now: float, *, piggyback: bool = True
-    ) -> None:
-        if piggyback:
-            used = sum(len(e) for e in encoded) + body_overhead(self._prefix, 65535)
-            encoded = encoded + self.gossip.take(self._max_body - used, 0, self.table.live_count)
-        body = pack_body(self._prefix, encoded)
-        frame = build_frame(
-            FrameType.DATAGRAM,
-            self.keyring.security,
-            self.keyring.seal(body, now + self.wall_offset),
-        )
-        self.counters.datagrams_sent += 1
-        self.counters.bytes_sent += len(frame)
-        self._outbox.append(Datagram(addr, frame))
-
-    def _seal_frame(self, ftype: FrameType, msgs: list[Message], now: float) -> bytes:
-        body = pack_body(self._prefix, [encode_message_bytes(m) for m in msgs])
-        return build_frame(
-            ftype, self.keyring.security, self.keyring.seal(body, now + self.wall_offset)
-        )
-
-    def _gossip_round(self, now: float, *, fresh_only: bool = False) -> None:
-        n = self.table.live_count
-        budget = self._max_body - body_overhead(self._prefix, 65535)
-        if fresh_only:
-            # Eager push: news goes to gossip_nodes members at once, once each.
-            targets = self._random_members(self.config.gossip_nodes, exclude=None)
-            picked = self.gossip.take(budget, 0, n, fresh_only=True) if targets else []
-            for m in targets:
-                if picked:
-                    self._emit(m.address, picked, now, piggyback=False)
-            return
-        self._next_gossip = now + self.config.gossip_interval
-        for m in self._random_members(self.config.gossip_nodes, exclude=None):
-            picked = self.gossip.take(budget, 0, n)
-            if not picked:
-                break
-            self._emit(m.address, picked, now, piggyback=False)
-
-    def _beacon(self) -> Beacon:
-        local = self.table.local
-        state = local.beacon_state or BeaconState.INIT
-        return Beacon(local.node_id, local.name, local.address, state, local.incarnation)
-
-    def _searching(self) -> bool:
-        """True while beacons may find someone: not joined, alone, or missing members."""
-        return (
-            not self.joined
-            or self.table.live_count < 2
-            or any(m.state is MemberState.FAILED for m in self.table.gone.values())
-        )
-
-    def _send_beacon(self, now: float) -> None:
-        fast = self._beacon_step < len(_FAST_BEACONS)
-        if fast or self.config.settled_beacons or self._searching():
-            # A settled node (joined, nobody missing) stays quiet: newcomers announce
-            # themselves and get answers, so its beacons would only cost packets.
-            self._emit(None, [encode_message_bytes(self._beacon())], now, piggyback=False)
-        self._beacon_step += 1
-        if self._beacon_step < len(_FAST_BEACONS):
-            self._next_beacon = now + _FAST_BEACONS[self._beacon_step]
-            return
-        self.table.local.beacon_state = BeaconState.READY
-        jitter = self.config.beacon_jitter * (2 * self.rng.random() - 1)
-        self._next_beacon = now + self.config.beacon_interval * (1 + jitter)
-
-    def _random_members(self, k: int, exclude: bytes | None) -> list[Member]:
-        """Up to ``k`` distinct live members other than us and ``exclude``, chosen at random."""
-        pool = self._probe_order  # every live member id, kept by the prober
-        n = len(pool)
-        picked: list[Member] = []
-        seen: set[bytes] = set()
-        tries = 0
-        while len(picked) < k and tries < 3 * k + 8 and n:
-            tries += 1
-            nid = pool[self.rng.randrange(n)]
-            if nid in seen or nid == exclude or nid == self.node_id:
-                continue
-            seen.add(nid)
-            m = self.table.get(nid)
-            if m is not None and m.state in (MemberState.ALIVE, MemberState.SUSPECT):
-                picked.append(m)
-        return picked
+    # ------------------------------------------------------------------ helpers
 
     def _require_running(self) -> None:
         if not self._started:
