@@ -68,6 +68,8 @@ def _facts(config: AgentConfig) -> Extension:
 
 EXTENSIONS.append(_facts)
 EXTENSIONS.append(lambda config: ClusterSettings())
+
+
 def _actions(config: AgentConfig) -> Extension:
     if config.data_dir is None:
         return Actions()
