@@ -217,3 +217,39 @@ def test_a_majority_of_three_keeps_a_leader_under_heavy_loss() -> None:
             led += any(ext(sim.hosts[n]).is_leader(sim.now) for n in ("n0", "n1", "n2"))
         assert led / 1200 >= 0.85, (seed, led / 1200)
         assert not set(leaders(sim)) & {"n3", "n4"}
+
+
+def test_a_node_cut_off_from_everyone_does_not_panic_the_cluster() -> None:
+    """Silence is no inconsistency when the silent node's own probes fail: an isolated
+    node must not enter panic (its panic would reach the leader after the heal, and
+    every node with it, until an operator's `covey recover`). Slow probing (10 s) keeps
+    its peers alive in its table long enough for 20 silent rounds."""
+    cfg = ElectionConfig(5)
+    sim = Simulation(
+        4, extensions=lambda h: [Election(cfg, VoteStore())], probe_interval=10.0, probe_timeout=2.0
+    )
+    sim.bootstrap(5)
+    sim.run_until_true(lambda: one_leader(sim) is not None, timeout=30)
+    cut = next(h for h in sim.hosts if h != leaders(sim)[0])
+    sim.network.partition([cut], [h for h in sim.hosts if h != cut])
+    sim.run_for(60.0)
+    sim.network.heal()
+    sim.run_until_true(lambda: one_leader(sim) is not None, timeout=60)
+    sim.run_for(10.0)
+    assert not events(sim, PanicEntered)
+    assert all(ext(h).panic_reason is None for h in sim.running())
+
+
+def test_elections_nobody_answers_while_members_talk_are_panic() -> None:
+    """The seed's 'election with no votes': members answer probes but never a vote."""
+    sim = make(seed=5)
+    sim.run_until_true(lambda: one_leader(sim) is not None, timeout=10)
+    leader = leaders(sim)[0]
+    asker = next(n for n in sim.hosts if n != leader)
+    for h in sim.hosts.values():
+        if h.name != asker:
+            ext(h).on_message = lambda *a, **k: None  # type: ignore[method-assign]
+    sim.crash(leader)
+    got = sim.run_until_true(lambda: ext(sim.hosts[asker]).panic_reason is not None, timeout=60)
+    assert got is not None
+    assert "elections get no answer" in str(ext(sim.hosts[asker]).panic_reason)

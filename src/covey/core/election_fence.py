@@ -199,8 +199,14 @@ class FenceMixin:
         if rnd.replies:
             self._silent = 0
             return
-        alive = sum(m.state is MemberState.ALIVE for m in self.node.table.members.values())
-        if alive < self.quorum():
+        node = self.node
+        alive = sum(m.state is MemberState.ALIVE for m in node.table.members.values())
+        cut_off = node.counters.datagrams_received == rnd.received or node.awareness.score > 0
+        if alive < self.quorum() or cut_off:
+            # Silence is inconsistent input only while the members do talk to us: a node
+            # that hears nobody, or whose own probes fail, is cut off, and its members
+            # still look alive until their suspicions run out. Its panic would reach the
+            # leader through its acks after the heal, and every node with it.
             self._silent = 0
             return
         self._silent += 1

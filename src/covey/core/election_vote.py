@@ -65,6 +65,7 @@ class _Round:
     deadline: float
     resend_at: float
     request: VoteRequest | None = None
+    received: int = 0  # the node's datagram count when the round began
     votes: set[bytes] = field(default_factory=set)
     replies: set[bytes] = field(default_factory=set)
     max_term: int = 0
@@ -147,6 +148,7 @@ class VotingMixin:
     def _start_round(self, pre: bool, term: int, now: float) -> None:
         timeout = self.cfg.vote_timeout
         rnd = _Round(pre, term, now, now + timeout, now + timeout / RESENDS)
+        rnd.received = self.node.counters.datagrams_received
         rnd.votes.add(self.node.node_id)
         self._round = rnd
         if not pre:
