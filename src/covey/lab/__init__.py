@@ -6,7 +6,7 @@ Every lab lives only inside namespaces it creates (10.77.0.0/24, no default rout
 always torn down. See docs/lab.md.
 """
 
-from .agents import PORT, LabAgent, LabCluster, Recorder
+from .agents import PORT, LabAgent, LabCluster
 from .faults import (
     Faults,
     Rule,
@@ -18,6 +18,7 @@ from .faults import (
     partition,
 )
 from .netns import RUN_ID, Host, Lab, LabError, cleanup_run, list_namespaces, unavailable_reason
+from .recorder import Recorder
 
 __all__ = [
     "PORT",
