@@ -40,6 +40,15 @@ def test_a_lossy_majority_still_elects() -> None:
     assert r.liveness_checks > 0
 
 
+def test_a_follower_that_adopts_a_higher_term_still_stands() -> None:
+    """Seed 594 (full run): a follower in a pre-vote round adopted a higher term, which
+    dropped the round and left it with no election timer; it held the highest term, so
+    its two peers could not win without it and the majority stayed leaderless. The
+    checker now also fails on any follower left without a timer."""
+    r = run_chaos(594, 2.0)
+    assert r.ok, r.violations
+
+
 def test_same_seed_replays_exactly() -> None:
     a, b = run_chaos(7, 0.2), run_chaos(7, 0.2)
     assert (a.steps, a.terms, a.fences, a.actions) == (b.steps, b.terms, b.fences, b.actions)

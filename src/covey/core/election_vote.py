@@ -213,6 +213,11 @@ class VotingMixin:
             self._step_down(now, "higher term")
         self._round = None
         self.leader_id = None
+        if self._election_at is None:
+            # A pre-vote round (a follower's) was just dropped: without this the node
+            # would never stand again (chaos seed 594: the one node with the highest term
+            # sat silent while two others could not win).
+            self._election_at = now + self.cfg.follower_wait + self._backoff()
 
     def _step_down(self, now: float, why: str) -> None:
         was_leader = self.role is Role.LEADER

@@ -7,6 +7,8 @@ the seed. After every event the simulator processes, the host it touched is chec
 * **one leader**: no two up nodes hold a valid lease at the same instant;
 * **terms only grow** on every node, across restarts (votes live in a simulated disk);
 * **one leader per term**: a term never has two different leaders;
+* **a running follower always has an election timer or a vote round** (else it would
+  never stand again);
 * **fencing**: every :class:`FenceDecision` comes from the node that holds a valid lease
   in that very term, and carries that term;
 * **liveness**: once a majority of running nodes has been connected, with little loss
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from covey.core import Event, Extension
-from covey.core.election import Election, ElectionConfig, VoteStore
+from covey.core.election import Election, ElectionConfig, Role, VoteStore
 from covey.core.election_events import FenceDecision
 
 from .network import LinkModel
@@ -112,6 +114,9 @@ class ChaosRun:
         if term < self.last_term.get(host.name, 0):
             self._fail(f"{host.name}: term went back to {term}")
         self.last_term[host.name] = term
+        idle = e.role is not Role.LEADER and e._round is None and e._election_at is None
+        if idle and host.up and not host.node.left:
+            self._fail(f"{host.name}: a follower with no election timer (never stands)")
         if not host.up or not e.is_leader(now):
             return
         self.led_at[host.name] = now
