@@ -34,6 +34,8 @@ from typing import IO, Any
 
 import psutil
 
+from covey.runtime.localcluster import free_port
+
 _PR_SET_PDEATHSIG = 1
 _libc: Any = None
 with contextlib.suppress(OSError):
@@ -118,24 +120,17 @@ class ProcessRegistry:
 
 
 def free_ports(count: int, *, avoid: Iterable[int] = ()) -> list[int]:
-    """``count`` distinct ports free for both TCP and UDP on 127.0.0.1 right now."""
+    """``count`` distinct ports free for both TCP and UDP on 127.0.0.1 right now (below
+    the ephemeral range, see covey.runtime.localcluster.free_port)."""
     chosen: list[int] = []
     taken = set(avoid)
     for _ in range(count * 50):
         if len(chosen) == count:
             break
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            if port in taken:
-                continue
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                    udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        taken.add(port)
-        chosen.append(port)
+        port = free_port()
+        if port not in taken:
+            taken.add(port)
+            chosen.append(port)
     if len(chosen) != count:
         raise RuntimeError("could not find free loopback ports")
     return chosen

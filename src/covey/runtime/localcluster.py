@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -28,8 +29,33 @@ from .config import DEFAULT_GROUP
 T = TypeVar("T")
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            return int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port free for both TCP and UDP on ``host`` right now (bound to 0, then released)."""
+    """A port free for both TCP and UDP on ``host`` right now.
+
+    Chosen below the kernel's ephemeral range: a port that bind(0) hands out can be taken
+    by any outgoing connection (the agents' own push-pulls) before the agent binds it,
+    and the agent then fails with "Address already in use".
+    """
+    low = _ephemeral_low()
+    if low > 11000:
+        for _ in range(200):
+            port = random.randrange(10000, low)
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                    tcp.bind((host, port))
+                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                        udp.bind((host, port))
+            except OSError:
+                continue
+            return port
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
             tcp.bind((host, 0))
