@@ -33,33 +33,17 @@ from .election_events import (
     Recovered,
 )
 from .election_msgs import Info, Recover
+from .election_state import ElectionState
 from .events import MemberEvent, MemberFailed, MemberJoined, MemberLeft, MemberRecovered, TraceOp
 from .member import MemberInfo
 from .types import MemberState
 
 if TYPE_CHECKING:
-    from .election import ElectionConfig, Role, _Round
-    from .node import Node
+    from .election import _Round
 
 
-class FenceMixin:
+class FenceMixin(ElectionState):
     """Fencing, heartbeat-disk and panic state of :class:`~covey.core.election.Election`."""
-
-    if TYPE_CHECKING:
-        cfg: ElectionConfig
-        role: Role
-
-        @property
-        def node(self) -> Node: ...
-
-        @property
-        def term(self) -> int: ...
-
-        def is_leader(self, now: float) -> bool: ...
-        def current_leader(self, now: float) -> bytes | None: ...
-        def quorum(self) -> int: ...
-        def _name_of(self, node_id: bytes) -> str: ...
-        def _trace(self, op: TraceOp, now: float, detail: str, n: int = 0) -> None: ...
 
     def _init_fence(self) -> None:
         #: Why this node is in panic, or None in normal mode.

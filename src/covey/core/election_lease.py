@@ -14,60 +14,20 @@ import math
 from typing import TYPE_CHECKING
 
 from .election_msgs import Heartbeat, HeartbeatAck, clip_reason
+from .election_state import ElectionState
 from .election_vote import Role
 from .events import TraceOp
-from .extension import ExtensionMessage
 from .types import Address
 
 if TYPE_CHECKING:
-    from .election import ElectionConfig
-    from .election_vote import _Round
-    from .node import Node
+    pass
 
 #: A leader heartbeat trace is recorded once per this many heartbeats.
 HEART_TRACE_EVERY = 50
 
 
-class LeaseMixin:
+class LeaseMixin(ElectionState):
     """Heartbeat and lease state of :class:`~covey.core.election.Election`."""
-
-    if TYPE_CHECKING:
-        cfg: ElectionConfig
-        role: Role
-        leader_id: bytes | None
-        leader_heard: float
-        heard_from: bytes | None
-        lease_until: float
-        stable_count: int
-        leader_stable: bool
-        member_acks: dict[bytes, float]
-        panic_reason: str | None
-        panic_gen: int
-        recover_gen: int
-        _round: _Round | None
-        _election_at: float | None
-        _next_hb: float | None
-        _hb_seq: int
-        _hb_sent: dict[int, float]
-        _acked: dict[bytes, float]
-        _stable_seq: int
-        _quiet_until: float
-
-        @property
-        def node(self) -> Node: ...
-
-        @property
-        def term(self) -> int: ...
-
-        def quorum(self) -> int: ...
-        def _adopt_term(self, term: int, now: float) -> None: ...
-        def _broadcast(self, msg: ExtensionMessage, now: float) -> None: ...
-        def _announce(self, now: float) -> None: ...
-        def _name_of(self, node_id: bytes) -> str: ...
-        def _trace(self, op: TraceOp, now: float, detail: str, n: int = 0) -> None: ...
-        def _panic(self, now: float, reason: str) -> None: ...
-        def _follow_panic(self, panic: str, gen: int, now: float) -> None: ...
-        def _config_agrees(self, expected: int, sender: bytes, now: float) -> bool: ...
 
     def _send_heartbeat(self, now: float) -> None:
         self._hb_seq += 1

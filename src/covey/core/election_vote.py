@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .election_msgs import VoteReply, VoteRequest
+from .election_state import ElectionState
 from .events import TraceOp
-from .extension import ExtensionMessage
 from .types import Address, MemberState
 
 if TYPE_CHECKING:
-    from .election import ElectionConfig
-    from .node import Node
+    pass
 
 #: Tag that makes a member ineligible when set to "no"/"false"/"0".
 ELIGIBLE_TAG = "covey.eligible"
@@ -71,42 +70,8 @@ class _Round:
     max_term: int = 0
 
 
-class VotingMixin:
+class VotingMixin(ElectionState):
     """Candidacy and voting state of :class:`~covey.core.election.Election`."""
-
-    if TYPE_CHECKING:
-        cfg: ElectionConfig
-        store: VoteStore
-        role: Role
-        leader_id: bytes | None
-        leader_heard: float
-        heard_from: bytes | None
-        lease_until: float
-        stable_count: int
-        leader_stable: bool
-        elections: int
-        _round: _Round | None
-        _election_at: float | None
-        _next_hb: float | None
-        _hb_sent: dict[int, float]
-        _acked: dict[bytes, float]
-        _stable_seq: int
-        _quiet_until: float
-
-        @property
-        def node(self) -> Node: ...
-
-        @property
-        def term(self) -> int: ...
-
-        def quorum(self) -> int: ...
-        def _broadcast(self, msg: ExtensionMessage, now: float) -> None: ...
-        def _send_heartbeat(self, now: float) -> None: ...
-        def _announce(self, now: float) -> None: ...
-        def _trace(self, op: TraceOp, now: float, detail: str, n: int = 0) -> None: ...
-        def _on_leadership(self, now: float) -> None: ...
-        def _note_silence(self, rnd: _Round, now: float) -> None: ...
-        def _config_agrees(self, expected: int, sender: bytes, now: float) -> bool: ...
 
     def _eligible(self) -> bool:
         return self.node.table.local.tags.get(ELIGIBLE_TAG, "yes").lower() not in (
