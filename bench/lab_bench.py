@@ -88,6 +88,34 @@ def _summary(delays: Sequence[float | None]) -> dict[str, Any]:
     }
 
 
+def _crash_and_host_loss(
+    lab: Lab,
+    faults: Faults,
+    names: list[str],
+    kill: Callable[[str], None],
+    failed_after: Callable[[str, str, float], float | None],
+) -> dict[str, Any]:
+    """kill -9 the last host's agent, then cut the next host's network; per survivor, the
+    seconds until it reported each one failed (``failed_after(observer, victim, t)``)."""
+
+    def detect(victim: str, observers: list[str], t_fault: float) -> list[float | None]:
+        wait(
+            lambda: all(failed_after(o, victim, t_fault) is not None for o in observers),
+            DEADLINE_S,
+            0.2,
+        )
+        return [failed_after(o, victim, t_fault) for o in observers]
+
+    crash_victim, net_victim = names[-1], names[-2]
+    t_kill = time.time()
+    kill(crash_victim)
+    crash = detect(crash_victim, names[:-1], t_kill)
+    t_cut = time.time()
+    faults.set("netdown", dead_network(lab.host(net_victim)))
+    hostloss = detect(net_victim, names[:-2], t_cut)
+    return {"crash": _summary(crash), "host_loss": _summary(hostloss)}
+
+
 # ----------------------------------------------------------------------------- covey
 
 
@@ -111,28 +139,18 @@ def run_covey(lab: Lab, faults: Faults, window: float, workdir: Path) -> dict[st
         false_failed = sum(len(rec.member_events(o, "member-failed", since=t_win)) for o in names)
         suspects = sum(len(rec.member_events(o, "member-suspect", since=t_win)) for o in names)
 
-        def detect(victim: str, observers: list[str], t_fault: float) -> list[float | None]:
-            def seen(o: str) -> float | None:
-                evs = rec.member_events(o, "member-failed", victim, since=t_fault - 1)
-                return float(evs[0]["time"]) - t_fault if evs else None
+        def failed_after(o: str, victim: str, t_fault: float) -> float | None:
+            evs = rec.member_events(o, "member-failed", victim, since=t_fault - 1)
+            return float(evs[0]["time"]) - t_fault if evs else None
 
-            wait(lambda: all(seen(o) is not None for o in observers), DEADLINE_S, 0.2)
-            return [seen(o) for o in observers]
-
-        crash_victim, net_victim = names[-1], names[-2]
-        t_kill = time.time()
-        cluster.agents[crash_victim].kill()
-        crash = detect(crash_victim, names[:-1], t_kill)
-        t_cut = time.time()
-        faults.set("netdown", dead_network(lab.host(net_victim)))
-        hostloss = detect(net_victim, names[:-2], t_cut)
         return {
             "join_s": join,
             "join_after_serving_s": join_ready,
             "false_failures": false_failed,
             "suspicions": suspects,
-            "crash": _summary(crash),
-            "host_loss": _summary(hostloss),
+            **_crash_and_host_loss(
+                lab, faults, names, lambda n: cluster.agents[n].kill(), failed_after
+            ),
         }
     finally:
         cluster.close()
@@ -251,28 +269,16 @@ def run_serf(lab: Lab, faults: Faults, window: float, workdir: Path) -> dict[str
         false_failed = serf.count("failed", t_win)
         suspects = serf.count("suspect", t_win)
 
-        def detect(victim: str, observers: list[str], t_fault: float) -> list[float | None]:
-            def seen(o: str) -> float | None:
-                t = serf.first(o, "failed", victim, t_fault)
-                return None if t is None else t - t_fault
+        def failed_after(o: str, victim: str, t_fault: float) -> float | None:
+            t = serf.first(o, "failed", victim, t_fault)
+            return None if t is None else t - t_fault
 
-            wait(lambda: all(seen(o) is not None for o in observers), DEADLINE_S, 0.2)
-            return [seen(o) for o in observers]
-
-        crash_victim, net_victim = names[-1], names[-2]
-        t_kill = time.time()
-        serf.kill(crash_victim)
-        crash = detect(crash_victim, names[:-1], t_kill)
-        t_cut = time.time()
-        faults.set("netdown", dead_network(lab.host(net_victim)))
-        hostloss = detect(net_victim, names[:-2], t_cut)
         return {
             "join_s": join,
             "join_after_serving_s": join_ready,
             "false_failures": false_failed,
             "suspicions": suspects,
-            "crash": _summary(crash),
-            "host_loss": _summary(hostloss),
+            **_crash_and_host_loss(lab, faults, names, serf.kill, failed_after),
         }
     finally:
         serf.close()
