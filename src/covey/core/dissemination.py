@@ -12,61 +12,20 @@ import math
 from typing import TYPE_CHECKING
 
 from .io import Datagram, StreamPurpose
-from .messages import Alive, Beacon, Dead, Message, Suspect
+from .messages import Alive, Beacon, Dead, Message
+from .node_state import NodeState
 from .types import Address, BeaconState, MemberState
 from .wire import FrameType, body_overhead, build_frame, encode_message_bytes, pack_body
 
 if TYPE_CHECKING:
-    from .config import CoreConfig
-    from .gossip_queue import GossipQueue
-    from .keyring import Keyring
     from .member import Member
-    from .stats import Counters
-    from .table import MemberTable
-    from .types import Rng
 
 #: Delays of the first beacons after start, before the steady beacon interval.
 _FAST_BEACONS = (0.0, 0.25, 0.5, 1.0, 2.0)
 
 
-class DisseminationMixin:
+class DisseminationMixin(NodeState):
     """The queueing and sending half of :class:`covey.core.node.Node`."""
-
-    if TYPE_CHECKING:
-        config: CoreConfig
-        keyring: Keyring
-        rng: Rng
-        table: MemberTable
-        gossip: GossipQueue
-        counters: Counters
-        wall_offset: float
-        joined: bool
-        joins_in_flight: int
-        _max_body: int
-        _prefix: bytes
-        _outbox: list[Datagram]
-        _next_gossip: float
-        _eager_at: float | None
-        _beacon_step: int
-        _next_beacon: float | None
-        _probe_order: list[bytes]
-
-        @property
-        def node_id(self) -> bytes: ...
-
-        def _apply(
-            self,
-            msg: Alive | Suspect | Dead,
-            now: float,
-            *,
-            gossip: bool = True,
-            bulk: bool = False,
-        ) -> None: ...
-        def _on_new_member_maybe(self, node_id: bytes, now: float) -> None: ...
-        def _want_sync_with(self, m: Member, now: float) -> None: ...
-        def _open_push_pull(
-            self, addr: Address, purpose: StreamPurpose, node_id: bytes | None, now: float
-        ) -> None: ...
 
     def _self_alive(self) -> Alive:
         local = self.table.local

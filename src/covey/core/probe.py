@@ -14,16 +14,13 @@ from typing import TYPE_CHECKING
 
 from .events import TraceOp
 from .io import StreamPurpose
-from .messages import Ack, Message, Nack, Ping, PingReq, Suspect
+from .messages import Ack, Nack, Ping, PingReq, Suspect
+from .node_state import NodeState
 from .types import Address, MemberState
 from .wire import FrameType, encode_message_bytes
 
 if TYPE_CHECKING:
-    from .awareness import Awareness
-    from .config import CoreConfig
     from .member import Member
-    from .table import MemberTable
-    from .types import Rng
 
 _LIVE = (MemberState.ALIVE, MemberState.SUSPECT)
 
@@ -48,34 +45,8 @@ class _Relay:
     want_nack: bool
 
 
-class ProbeMixin:
+class ProbeMixin(NodeState):
     """The probing half of :class:`covey.core.node.Node`."""
-
-    if TYPE_CHECKING:
-        config: CoreConfig
-        table: MemberTable
-        rng: Rng
-        awareness: Awareness
-
-        @property
-        def node_id(self) -> bytes: ...
-
-        def _emit(
-            self, addr: Address | None, encoded: list[bytes], now: float, *, piggyback: bool = True
-        ) -> None: ...
-        def _apply(self, msg: Suspect, now: float) -> None: ...
-        def _random_members(self, k: int, exclude: bytes | None) -> list[Member]: ...
-        def _want_sync_with(self, m: Member, now: float) -> None: ...
-        def _trace(self, op: TraceOp, now: float, detail: str, n: int = 0) -> None: ...
-        def _seal_frame(self, ftype: FrameType, msgs: list[Message], now: float) -> bytes: ...
-        def _open_stream(
-            self,
-            addr: Address,
-            data: bytes,
-            purpose: StreamPurpose,
-            node_id: bytes | None,
-            now: float,
-        ) -> None: ...
 
     def _init_probe(self, now: float) -> None:
         self._seq = 0

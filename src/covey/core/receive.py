@@ -27,6 +27,7 @@ from .messages import (
     UnknownMessage,
     decode_message,
 )
+from .node_state import NodeState
 from .types import Address, DropReason, MemberState
 from .wire import (
     MAX_STREAM_FRAME,
@@ -38,57 +39,11 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
-    from .config import CoreConfig
-    from .extension import Extension
-    from .keyring import Keyring
     from .member import Member
-    from .stats import Counters
-    from .table import MemberTable
 
 
-class ReceiveMixin:
+class ReceiveMixin(NodeState):
     """The receive path of :class:`covey.core.node.Node`."""
-
-    if TYPE_CHECKING:
-        config: CoreConfig
-        keyring: Keyring
-        table: MemberTable
-        counters: Counters
-        wall_offset: float
-        left: bool
-        _started: bool
-        _stranger_after: float
-        _told_suspect: dict[bytes, float]
-        _ext_by_type: dict[int, Extension]
-
-        @property
-        def node_id(self) -> bytes: ...
-
-        def _notify(self, now: float) -> None: ...
-        def _emit(
-            self, addr: Address | None, encoded: list[bytes], now: float, *, piggyback: bool = True
-        ) -> None: ...
-        def _seal_frame(self, ftype: FrameType, msgs: list[Message], now: float) -> bytes: ...
-        def _apply(
-            self,
-            msg: Alive | Suspect | Dead,
-            now: float,
-            *,
-            gossip: bool = True,
-            bulk: bool = False,
-        ) -> None: ...
-        def _about_self(self, msg: Alive | Suspect | Dead, now: float) -> bool: ...
-        def _self_alive(self) -> Alive: ...
-        def _on_beacon(self, b: Beacon, now: float) -> None: ...
-        def _on_ack(self, seq: int, now: float) -> None: ...
-        def _on_nack(self, seq: int) -> None: ...
-        def _on_ping_req(self, msg: PingReq, requester: Address, now: float) -> None: ...
-        def _want_sync_with(self, m: Member, now: float) -> None: ...
-        def _open_push_pull(
-            self, addr: Address, purpose: StreamPurpose, node_id: bytes | None, now: float
-        ) -> None: ...
-        def _merge_state(self, pp: PushPull, sender: bytes, now: float) -> None: ...
-        def _push_pull_message(self, *, reply: bool, join: bool) -> PushPull: ...
 
     def receive_datagram(self, data: bytes, addr: Address, *, now: float) -> None:
         """Feed one inbound datagram. Never raises on bad input: drops and counts it."""

@@ -16,16 +16,12 @@ from .events import TraceOp
 from .extension import ExtensionMessage
 from .io import StreamPurpose, StreamRequest
 from .messages import Ack, Alive, Dead, MemberRecord, Message, PushPull, Suspect
+from .node_state import NodeState
 from .types import Address, MemberState
 from .wire import MAX_STREAM_FRAME, FrameType
 
 if TYPE_CHECKING:
-    from .config import CoreConfig
-    from .extension import Extension
     from .member import Member
-    from .stats import Counters
-    from .table import MemberTable
-    from .types import Rng
 
 
 @dataclass(slots=True)
@@ -35,39 +31,8 @@ class _Pending:
     node_id: bytes | None
 
 
-class SyncMixin:
+class SyncMixin(NodeState):
     """The push-pull half of :class:`covey.core.node.Node`."""
-
-    if TYPE_CHECKING:
-        config: CoreConfig
-        table: MemberTable
-        _extensions: dict[str, Extension]
-        rng: Rng
-        counters: Counters
-
-        @property
-        def node_id(self) -> bytes: ...
-
-        _streams: list[StreamRequest]
-
-        def _apply(
-            self,
-            msg: Alive | Suspect | Dead,
-            now: float,
-            *,
-            gossip: bool = True,
-            bulk: bool = False,
-        ) -> None: ...
-        def _seal_frame(self, ftype: FrameType, msgs: list[Message], now: float) -> bytes: ...
-        def _open(
-            self, data: bytes, want: FrameType, limit: int, now: float
-        ) -> tuple[bytes, list[Message]] | None: ...
-        def _on_ack(self, seq: int, now: float) -> None: ...
-        def _notify(self, now: float) -> None: ...
-        def _dispatch(self, msg: Message, addr: Address, sender: bytes, now: float) -> None: ...
-        def _trace(self, op: TraceOp, now: float, detail: str, n: int = 0) -> None: ...
-        def _random_members(self, k: int, exclude: bytes | None) -> list[Member]: ...
-        def push_pull_scale(self) -> float: ...
 
     def _init_sync(self, now: float) -> None:
         self.seeds: list[Address] = []
