@@ -66,7 +66,7 @@ from covey.lab import (
     partition,
     unavailable_reason,
 )
-from covey.runtime.client import ClientError
+from covey.runtime.control.client import ClientError
 
 #: Core defaults (covey.core.config): the suspicion window of invariant 1 derives from them.
 PROBE_INTERVAL = 1.0
@@ -139,7 +139,7 @@ class Observer:
     """Polls every reachable agent's election names; records every leader claim.
 
     A claim is (time, node, term) from an agent whose role is ``leader`` (a leader with a
-    valid lease, see covey.core.election). Invariant 3 holds when, ordered by time, claims
+    valid lease, see covey.core.election.election). Invariant 3 holds when, ordered by time, claims
     never go back to a lower term and one term never has two leaders: a leader still
     claiming after a newer term's leader was seen is two leaders at once.
     """

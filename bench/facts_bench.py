@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from covey.runtime.client import ControlClient
+from covey.runtime.control.client import ControlClient
 from covey.runtime.localcluster import AgentProcess, LocalCluster, wait_until
 
 

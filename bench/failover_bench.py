@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from covey.runtime.client import ClientError
+from covey.runtime.control.client import ClientError
 from covey.runtime.localcluster import AgentProcess, LocalCluster, wait_until
 
 PEERS = {"cxm (6 s master timeout + 1 s vote)": 7.0, "Kubernetes Lease (15 s)": 15.0}

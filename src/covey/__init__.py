@@ -15,7 +15,7 @@ __all__ = ["Agent", "AgentConfig", "__version__"]
 
 if TYPE_CHECKING:
     from covey.runtime.agent import Agent
-    from covey.runtime.config import AgentConfig
+    from covey.runtime.config.model import AgentConfig
 
 
 def __getattr__(name: str) -> Any:
@@ -24,7 +24,7 @@ def __getattr__(name: str) -> Any:
 
         return Agent
     if name == "AgentConfig":
-        from covey.runtime.config import AgentConfig
+        from covey.runtime.config.model import AgentConfig
 
         return AgentConfig
     raise AttributeError(f"module 'covey' has no attribute {name!r}")

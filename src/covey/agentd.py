@@ -4,7 +4,7 @@ It sits outside :mod:`covey.runtime` so that it runs before asyncio is imported:
 agent never speaks TLS (remote control is Fernet-sealed, the HTTP API is plain), so the
 standard library's ``ssl`` module, which asyncio loads whenever it can, is kept out.
 That is about 4 MiB of OpenSSL bindings per agent; PyCryptodome is kept on ctypes
-rather than cffi the same way. See :mod:`covey.runtime.agentd`.
+rather than cffi the same way. See :mod:`covey.runtime.lean_process`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,6 @@ if __name__ == "__main__":
     # with pycparser at import) to ctypes: faster to start, to call, and smaller.
     sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     sys.modules.setdefault("cffi", None)  # type: ignore[arg-type]
-    from covey.runtime.agentd import main
+    from covey.runtime.lean_process import main
 
     sys.exit(main(sys.argv))

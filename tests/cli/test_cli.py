@@ -109,7 +109,7 @@ def test_bad_flags_env_and_key_file(tmp_path: Path, key_file: Path) -> None:
 
 
 def test_flags_beat_env_beat_file(tmp_path: Path, key_file: Path) -> None:
-    from covey.runtime.settings import build_config, read_env, read_toml
+    from covey.runtime.config.sources import build_config, read_env, read_toml
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(

@@ -16,8 +16,14 @@ import msgpack
 from cryptography.fernet import Fernet
 
 from covey.core import CoreConfig, Datagram, Keyring, Node, StreamRequest
-from covey.core.messages import Message, decode_message
-from covey.core.wire import FrameType, body_prefix, build_frame, encode_message_bytes, pack_body
+from covey.core.wire.frame import (
+    FrameType,
+    body_prefix,
+    build_frame,
+    encode_message_bytes,
+    pack_body,
+)
+from covey.core.wire.messages import Message, decode_message
 
 KEY = Fernet.generate_key()
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from covey.core.messages import (
+from covey.core.types import BeaconState, MemberState
+from covey.core.wire.messages import (
     Ack,
     Alive,
     Beacon,
@@ -17,7 +18,6 @@ from covey.core.messages import (
     PushPull,
     Suspect,
 )
-from covey.core.types import BeaconState, MemberState
 
 U32 = st.integers(0, 2**32 - 1)
 #: Incarnations: 63 bits, so that refuting the largest one still encodes as a uint64.

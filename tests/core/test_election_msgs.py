@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from covey.core import ConfigError, MalformedMessage
-from covey.core.election import ElectionConfig
-from covey.core.election_msgs import (
+from covey.core.election.election import ElectionConfig
+from covey.core.election.messages import (
     ELECTION_MESSAGES,
     Heartbeat,
     HeartbeatAck,
@@ -21,7 +21,7 @@ from covey.core.election_msgs import (
     VoteReply,
     VoteRequest,
 )
-from covey.core.extension import ExtensionMessage
+from covey.core.plugin import ExtensionMessage
 
 u63 = st.integers(0, (1 << 63) - 1)
 text = st.text(max_size=40)

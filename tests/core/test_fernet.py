@@ -10,7 +10,7 @@ from cryptography.fernet import InvalidToken as RefInvalid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from covey.core.fernet import FernetKey, InvalidToken, MultiKey, generate_key
+from covey.core.crypto.fernet import FernetKey, InvalidToken, MultiKey, generate_key
 
 NOW = 1_800_000_000
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from covey.core.gossip_queue import GossipQueue
+from covey.core.membership.gossip_queue import GossipQueue
 
 K1, K2, K3 = b"\x01" * 16, b"\x02" * 16, b"\x03" * 16
 

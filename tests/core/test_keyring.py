@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from covey.core import KeyError_, Keyring
 from covey.core.types import DropReason
-from covey.core.wire import FrameError, Security
+from covey.core.wire.frame import FrameError, Security
 
 OLD = Fernet.generate_key()
 NEW = Fernet.generate_key()

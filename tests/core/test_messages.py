@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from covey.core.messages import (
+from covey.core.types import BeaconState, MemberState
+from covey.core.wire.messages import (
     Ack,
     Alive,
     Beacon,
@@ -27,7 +28,6 @@ from covey.core.messages import (
     decode_message,
     encode_message,
 )
-from covey.core.types import BeaconState, MemberState
 
 from .strategies import MESSAGES
 

@@ -10,11 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from covey.core import MalformedMessage
-from covey.core.actions import Actions
-from covey.core.cluster_settings import ClusterSettings, decode_endpoint, encode_endpoint
-from covey.core.facts import VERSION_KEY, Facts
-from covey.core.messages import decode_message, encode_message, register_message
-from covey.core.shared_msgs import (
+from covey.core.state.actions import Actions
+from covey.core.state.facts.capability import VERSION_KEY, Facts
+from covey.core.state.messages import (
     KEY_LIMIT,
     MAX_KEYS,
     VALUE_LIMIT,
@@ -29,7 +27,9 @@ from covey.core.shared_msgs import (
     LimitError,
     SettingUpdate,
 )
-from covey.core.versions import VersionError, compare_versions, lowest_version, parse_version
+from covey.core.state.settings import ClusterSettings, decode_endpoint, encode_endpoint
+from covey.core.state.versions import VersionError, compare_versions, lowest_version, parse_version
+from covey.core.wire.messages import MessageTypes, encode_message
 from covey.sim import Simulation
 
 # ------------------------------------------------------------------ versions
@@ -110,15 +110,16 @@ _messages = st.one_of(
     ),
 )
 
-for _cls in (Facts, ClusterSettings, Actions):  # registers the message types
+_TYPES = MessageTypes()  # one node's table, as a node running these capabilities has
+for _cls in (Facts, ClusterSettings, Actions):
     for _m in _cls.message_types:
-        register_message(_m)
+        _TYPES.add(_m)
 
 
 @given(_messages)
 def test_every_message_round_trips_through_msgpack(msg: Any) -> None:
     wire = msgpack.unpackb(msgpack.packb(encode_message(msg)), raw=False)
-    assert decode_message(wire) == msg
+    assert _TYPES.decode(wire) == msg
 
 
 @pytest.mark.parametrize(
@@ -139,7 +140,7 @@ def test_every_message_round_trips_through_msgpack(msg: Any) -> None:
 )
 def test_malformed_arrays_are_refused(arr: list[Any]) -> None:
     with pytest.raises(MalformedMessage):
-        decode_message(arr)
+        _TYPES.decode(arr)
 
 
 # ------------------------------------------------------------------ facts behaviour
@@ -148,7 +149,7 @@ def test_malformed_arrays_are_refused(arr: list[Any]) -> None:
 def _pair() -> tuple[Simulation, Facts, Facts]:
     sim = Simulation(3, extensions=lambda h: [Facts()])
     a, b = sim.bootstrap(2)
-    fa, fb = a.node.extension("facts"), b.node.extension("facts")
+    fa, fb = a.node.capability("facts"), b.node.capability("facts")
     assert isinstance(fa, Facts) and isinstance(fb, Facts)
     return sim, fa, fb
 
@@ -168,12 +169,12 @@ def test_limits_are_enforced_with_the_field_named() -> None:
     with pytest.raises(LimitError, match="256 facts"):
         fa.set("one-more", "v", sim.now)
     assert fa.set("k0", "changed", sim.now)  # replacing an existing key is fine
-    assert len(fa.facts_of(fa.node.node_id)) == MAX_KEYS
+    assert len(fa.facts_of(fa.handle.node_id)) == MAX_KEYS
 
 
 def test_older_updates_lose_and_deletions_spread() -> None:
     sim, fa, fb = _pair()
-    aid = fa.node.node_id
+    aid = fa.handle.node_id
     fa.set("mode", "one", sim.now)
     fa.set("mode", "two", sim.now)
     sim.run_for(1.0)
@@ -189,12 +190,12 @@ def test_older_updates_lose_and_deletions_spread() -> None:
 
 def test_a_node_refutes_a_newer_copy_of_its_own_facts() -> None:
     sim, fa, fb = _pair()
-    aid = fa.node.node_id
+    aid = fa.handle.node_id
     fa.set("role", "db", sim.now)
     sim.run_for(1.0)
     # Someone claims a newer fact of ours (e.g. from before we lost our store).
-    fa.on_message(FactUpdate(aid, 99, "role", "web"), fb.node.node_id, ("n1", 7946), sim.now)
-    fa.on_message(FactUpdate(aid, 98, "ghost", "x"), fb.node.node_id, ("n1", 7946), sim.now)
+    fa.on_message(FactUpdate(aid, 99, "role", "web"), fb.handle.node_id, ("n1", 7946), sim.now)
+    fa.on_message(FactUpdate(aid, 98, "ghost", "x"), fb.handle.node_id, ("n1", 7946), sim.now)
     assert fa.seq > 99
     sim.run_for(1.0)
     assert fb.facts_of(aid) == {"role": "db"}
@@ -203,7 +204,7 @@ def test_a_node_refutes_a_newer_copy_of_its_own_facts() -> None:
 def test_settings_last_writer_wins_with_node_id_tie_break() -> None:
     sim = Simulation(4, extensions=lambda h: [ClusterSettings()])
     a, b = sim.bootstrap(2)
-    sa, sb = a.node.extension("settings"), b.node.extension("settings")
+    sa, sb = a.node.capability("settings"), b.node.capability("settings")
     assert isinstance(sa, ClusterSettings) and isinstance(sb, ClusterSettings)
     ua = sa.set("steward", "A", sim.now)
     ub = sb.set("steward", "B", sim.now)
@@ -228,7 +229,7 @@ def test_endpoints_are_checked() -> None:
 
 def test_bad_sync_state_is_ignored_not_raised() -> None:
     sim, fa, _ = _pair()
-    sender = fa.node.node_id
+    sender = fa.handle.node_id
     for junk in (None, 7, "x", [1, 2], [[b"short", 1, 2]], [[b"x" * 16, "1", 2]], {"a": 1}):
         fa.merge_sync_state(junk, sender, sim.now)
         ClusterSettings.merge_sync_state(ClusterSettings(), junk, sender, sim.now)

@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from covey.core.member import Member
-from covey.core.messages import Alive, Suspect
-from covey.core.suspicion import Suspicion, suspicion_bounds
-from covey.core.table import MemberTable
+from covey.core.membership.suspicion import Suspicion, suspicion_bounds
+from covey.core.membership.table import MemberTable
 from covey.core.types import MemberState
+from covey.core.wire.messages import Alive, Suspect
 
 
 def ids(n: int) -> list[bytes]:

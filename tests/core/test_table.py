@@ -16,9 +16,9 @@ from covey.core.events import (
     MemberUpdated,
 )
 from covey.core.member import Member
-from covey.core.messages import Alive, Dead, Suspect
-from covey.core.table import MemberTable
+from covey.core.membership.table import MemberTable
 from covey.core.types import MemberState
+from covey.core.wire.messages import Alive, Dead, Suspect
 
 LOCAL = b"\x00" * 16
 X = b"\x01" * 16

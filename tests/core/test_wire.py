@@ -9,9 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from covey.core import MAX_DATAGRAM, MAX_STREAM_FRAME, STREAM_PREFIX_LEN, Keyring
-from covey.core.messages import Message, decode_message, encode_message
 from covey.core.types import DropReason
-from covey.core.wire import (
+from covey.core.wire.frame import (
     HEADER_LEN,
     MAGIC,
     PROTOCOL_VERSION,
@@ -26,6 +25,7 @@ from covey.core.wire import (
     parse_header,
     unpack_body,
 )
+from covey.core.wire.messages import Message, decode_message, encode_message
 
 from .strategies import DATAGRAM_MESSAGES, MESSAGES, NODE_IDS
 

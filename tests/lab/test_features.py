@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from covey.lab import LabCluster, partition
-from covey.runtime.client import ClientError
+from covey.runtime.control.client import ClientError
 from covey.runtime.localcluster import wait_until
 
 from .helpers import converge

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from covey.runtime.client import ClientError
-from covey.runtime.hbdisk import format_disk, read_disk
+from covey.runtime.control.client import ClientError
+from covey.runtime.features.hbdisk import format_disk, read_disk
 from covey.runtime.localcluster import AgentProcess, LocalCluster, wait_until
 
 

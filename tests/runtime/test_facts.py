@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from covey.runtime.client import ClientError, http_get
+from covey.runtime.control.client import ClientError, http_get
 from covey.runtime.localcluster import AgentProcess, LocalCluster, free_port, wait_until
 
 CONVERGE = 90.0

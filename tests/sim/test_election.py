@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from covey.core.election import Election, ElectionConfig, VoteStore
-from covey.core.election_events import (
+from covey.core.election.election import Election, ElectionConfig, VoteStore
+from covey.core.election.events import (
     DiskSlot,
     ElectionInfo,
     FenceDecision,
@@ -15,7 +15,7 @@ from covey.sim import SimHost, Simulation
 
 
 def ext(h: SimHost) -> Election:
-    e = h.node.extension("election")
+    e = h.node.capability("election")
     assert isinstance(e, Election)
     return e
 

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from covey.core.election import ElectionConfig
+from covey.core.election.election import ElectionConfig
 from covey.sim.election_chaos import ChaosRun, run_chaos
 
 SEEDS = int(os.environ.get("COVEY_CHAOS_SEEDS", "100"))

@@ -59,14 +59,14 @@ class Notes(Extension):
 
     def add(self, text: str, now: float) -> None:
         self.notes.add(text)
-        self.node.gossip_message(b"note:" + text.encode(), Note(text), now=now)
+        self.handle.gossip(b"note:" + text.encode(), Note(text), now=now)
 
     def on_message(self, msg: ExtensionMessage, sender: bytes, addr: Address, now: float) -> None:
         assert isinstance(msg, Note)
         if msg.text not in self.notes:
             self.notes.add(msg.text)
-            self.node.emit(Noted(msg.text, now))
-            self.node.gossip_message(b"note:" + msg.text.encode(), msg, now=now)
+            self.handle.emit(Noted(msg.text, now))
+            self.handle.gossip(b"note:" + msg.text.encode(), msg, now=now)
 
     def on_stream(
         self, msg: ExtensionMessage, sender: bytes, addr: Address, now: float
@@ -94,7 +94,7 @@ class Notes(Extension):
 
 
 def notes(h: SimHost) -> Notes:
-    ext = h.node.extension("notes")
+    ext = h.node.capability("notes")
     assert isinstance(ext, Notes)
     return ext
 
@@ -148,7 +148,7 @@ def test_malformed_extension_message_is_dropped_and_counted() -> None:
     a, b = sim.hosts["n0"], sim.hosts["n1"]
     import msgpack
 
-    from covey.core.wire import FrameType, body_prefix, build_frame, pack_body
+    from covey.core.wire.frame import FrameType, body_prefix, build_frame, pack_body
 
     body = pack_body(body_prefix("sim", a.config.node_id), [msgpack.packb([90, 1, 2])])
     frame = build_frame(FrameType.DATAGRAM, b.node.keyring.security, body)

@@ -6,11 +6,11 @@ from collections import Counter
 
 from cryptography.fernet import Fernet
 
-from covey.core.actions import Actions
-from covey.core.cluster_settings import ClusterSettings
-from covey.core.facts import VERSION_KEY, Entry, Facts
-from covey.core.shared_msgs import ActionRequest, FactDigest
-from covey.core.versions import parse_version
+from covey.core.state.actions import Actions
+from covey.core.state.facts.capability import VERSION_KEY, Entry, Facts
+from covey.core.state.messages import ActionRequest, FactDigest
+from covey.core.state.settings import ClusterSettings
+from covey.core.state.versions import parse_version
 from covey.sim import LinkModel, SimHost, Simulation
 
 
@@ -71,17 +71,17 @@ class World:
         return [Facts(disk), ClusterSettings(), Actions(handler, log=log)]
 
     def facts(self, h: SimHost) -> Facts:
-        ext = h.node.extension("facts")
+        ext = h.node.capability("facts")
         assert isinstance(ext, Facts)
         return ext
 
     def settings(self, h: SimHost) -> ClusterSettings:
-        ext = h.node.extension("settings")
+        ext = h.node.capability("settings")
         assert isinstance(ext, ClusterSettings)
         return ext
 
     def actions(self, h: SimHost) -> Actions:
-        ext = h.node.extension("actions")
+        ext = h.node.capability("actions")
         assert isinstance(ext, Actions)
         return ext
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from covey.core import Address
-from covey.runtime.features import HTTP_ROUTES, load_features
+from covey.runtime.features.base import HTTP_ROUTES, load_features
 
 if TYPE_CHECKING:
     from covey.runtime.agent import Agent

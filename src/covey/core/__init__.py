@@ -5,8 +5,10 @@ point takes ``now`` and every core takes an ``rng``. The asyncio runtime and the
 simulator both drive the same :class:`Node`.
 """
 
-from .config import TAGS_LIMIT, ConfigError, CoreConfig
-from .events import (
+from covey.core.config import TAGS_LIMIT, ConfigError, CoreConfig
+from covey.core.crypto.keyring import KeyError_, Keyring
+from covey.core.effects import Datagram, StreamPurpose, StreamRequest
+from covey.core.events import (
     Event,
     MemberEvent,
     MemberFailed,
@@ -19,15 +21,13 @@ from .events import (
     TraceOp,
     TraceRecord,
 )
-from .extension import Extension, ExtensionEvent, ExtensionMessage
-from .io import Datagram, StreamPurpose, StreamRequest
-from .keyring import KeyError_, Keyring
-from .member import MemberInfo
-from .messages import MalformedMessage, register_message
-from .node import Node
-from .stats import NodeStatistics
-from .types import Address, BeaconState, DropReason, MemberState, Rng
-from .wire import MAX_DATAGRAM, MAX_STREAM_FRAME, STREAM_PREFIX_LEN
+from covey.core.member import MemberInfo
+from covey.core.membership.node import Node
+from covey.core.membership.stats import NodeStatistics
+from covey.core.plugin import Extension, ExtensionEvent, ExtensionMessage
+from covey.core.types import Address, BeaconState, DropReason, MemberState, Rng
+from covey.core.wire.frame import MAX_DATAGRAM, MAX_STREAM_FRAME, STREAM_PREFIX_LEN
+from covey.core.wire.messages import MalformedMessage, MessageTypes
 
 __all__ = [
     "MAX_DATAGRAM",
@@ -57,6 +57,7 @@ __all__ = [
     "MemberState",
     "MemberSuspect",
     "MemberUpdated",
+    "MessageTypes",
     "Node",
     "NodeStatistics",
     "Rng",
@@ -64,5 +65,4 @@ __all__ = [
     "StreamRequest",
     "TraceOp",
     "TraceRecord",
-    "register_message",
 ]

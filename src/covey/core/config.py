@@ -7,12 +7,13 @@ multiplier 4, max multiplier 6), so comparisons with Serf are like for like.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import msgpack
 
-from .messages import NODE_ID_LEN
-from .types import Address
+from covey.core.types import Address
+from covey.core.wire.messages import NODE_ID_LEN
 
 #: Most octets the msgpack-encoded tags of one node may take.
 TAGS_LIMIT = 8192
@@ -134,3 +135,10 @@ def check_tags(tags: dict[str, str]) -> None:
     size = len(msgpack.packb(tags))
     if size > TAGS_LIMIT:
         raise ConfigError(f"tags: {size} octets encoded, limit {TAGS_LIMIT}")
+
+
+def push_pull_scale(live: int) -> float:
+    """memberlist's scaling of the anti-entropy interval beyond 32 live members."""
+    if live <= 32:
+        return 1.0
+    return math.ceil(math.log2(live) - math.log2(32)) + 1.0

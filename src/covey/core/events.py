@@ -8,8 +8,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from .extension import ExtensionEvent
-from .member import MemberInfo
+from covey.core.member import MemberInfo
+from covey.core.plugin import ExtensionEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .types import Address, BeaconState, MemberState
+from covey.core.types import Address, BeaconState, MemberState
 
 
 @dataclass(slots=True)

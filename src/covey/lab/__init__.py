@@ -6,8 +6,8 @@ Every lab lives only inside namespaces it creates (10.77.0.0/24, no default rout
 always torn down. See docs/lab.md.
 """
 
-from .agents import PORT, LabAgent, LabCluster
-from .faults import (
+from covey.lab.agents import PORT, LabAgent, LabCluster
+from covey.lab.faults import (
     Faults,
     Rule,
     block_broadcast,
@@ -17,8 +17,16 @@ from .faults import (
     loss_between,
     partition,
 )
-from .netns import RUN_ID, Host, Lab, LabError, cleanup_run, list_namespaces, unavailable_reason
-from .recorder import Recorder
+from covey.lab.netns import (
+    RUN_ID,
+    Host,
+    Lab,
+    LabError,
+    cleanup_run,
+    list_namespaces,
+    unavailable_reason,
+)
+from covey.lab.recorder import Recorder
 
 __all__ = [
     "PORT",

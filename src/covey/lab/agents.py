@@ -25,12 +25,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from covey.core.fernet import generate_key
-from covey.runtime.client import ClientError, ControlClient
+from covey.core.crypto.fernet import generate_key
+from covey.lab.netns import Host, Lab
+from covey.lab.recorder import Recorder
+from covey.runtime.control.client import ClientError, ControlClient
 from covey.runtime.localcluster import wait_until
-
-from .netns import Host, Lab
-from .recorder import Recorder
 
 #: The agents' port on every lab host (one agent per host, so one port for all).
 PORT = 7946

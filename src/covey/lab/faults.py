@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from .netns import Host, Lab, run
+from covey.lab.netns import Host, Lab, run
 
 TABLE = "covey_lab"
 

@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from covey.runtime.client import ClientError
-from covey.runtime.control import LineCodec
+from covey.runtime.control.client import ClientError
+from covey.runtime.control.server import LineCodec
 
 if TYPE_CHECKING:
-    from .agents import LabAgent
+    from covey.lab.agents import LabAgent
 
 
 class Recorder:

@@ -3,11 +3,11 @@
 Importing this package loads asyncio and socket machinery; :mod:`covey.core` never does.
 """
 
-from .agent import Agent
-from .client import ClientError, ControlClient
-from .config import AgentConfig, ConfigError
-from .events import AgentEvent, ClockLeap, Subscription, event_to_json
-from .settings import build_config
+from covey.runtime.agent import Agent
+from covey.runtime.config.model import AgentConfig, ConfigError
+from covey.runtime.config.sources import build_config
+from covey.runtime.control.client import ClientError, ControlClient
+from covey.runtime.events import AgentEvent, ClockLeap, Subscription, event_to_json
 
 __all__ = [
     "Agent",

@@ -33,15 +33,13 @@ from covey.core import (
     Keyring,
     Node,
 )
-
-from .config import AgentConfig, ConfigError
-from .driver import CoreDriver
-from .events import EventHub
-from .features import AGENT_STARTED, build_extensions
-from .interfaces import DiscoveryPlan, plan_discovery
-from .queries import AgentQueries
-from .shared_api import SharedStateAPI
-from .transport import (
+from covey.runtime.config.model import AgentConfig, ConfigError
+from covey.runtime.driver import CoreDriver
+from covey.runtime.events import EventHub
+from covey.runtime.features.base import AGENT_STARTED, build_extensions
+from covey.runtime.features.shared_api import SharedStateAPI
+from covey.runtime.net.interfaces import DiscoveryPlan, plan_discovery
+from covey.runtime.net.transport import (
     StreamFrameError,
     UdpProtocol,
     discovery_receive_sockets,
@@ -50,6 +48,7 @@ from .transport import (
     read_frame,
     unicast_socket,
 )
+from covey.runtime.queries import AgentQueries
 
 log = logging.getLogger("covey.agent")
 
@@ -89,8 +88,9 @@ class Agent(AgentQueries, SharedStateAPI):
         #: inode of the control socket we created (so we never unlink another agent's)
         self.control_inode: int | None = None
         self.node = Node(self._core_config(), self._keyring(), rng=self._rng, now=time.monotonic())
-        for ext in build_extensions(config):
-            self.node.add_extension(ext)
+        exts, self._effect_writers = build_extensions(config)
+        for ext in exts:
+            self.node.add_capability(ext)
         self.started_at = time.time()
 
     def _core_config(self) -> CoreConfig:
@@ -169,6 +169,7 @@ class Agent(AgentQueries, SharedStateAPI):
                     publish=self.hub.publish,
                     stream_timeout=self.config.stream_timeout,
                     clock_leap=self.config.clock_leap,
+                    effect_writers=self._effect_writers,
                 )
                 self._driver.start(self.config.join, self._incarnation)
                 for started in AGENT_STARTED:
@@ -223,7 +224,7 @@ class Agent(AgentQueries, SharedStateAPI):
                 )
                 self._transports.append(t)
                 self._senders.append((t, dest))
-            from .control import start_control_servers
+            from covey.runtime.control.server import start_control_servers
 
             self._servers.extend(await start_control_servers(self, self._spawn_handler))
             if c.http is not None:
@@ -274,7 +275,7 @@ class Agent(AgentQueries, SharedStateAPI):
         for task in list(self._tasks):
             task.cancel()
         self.hub.close()
-        from .control import remove_control_socket
+        from covey.runtime.control.server import remove_control_socket
 
         remove_control_socket(self)
         self._servers.clear()

@@ -19,9 +19,9 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from covey.core import Address, Datagram, Node, StreamRequest
-
-from .events import AgentEvent, ClockLeap
-from .transport import StreamFrameError, exchange
+from covey.core.effects import Effect
+from covey.runtime.events import AgentEvent, ClockLeap
+from covey.runtime.net.transport import StreamFrameError, exchange
 
 log = logging.getLogger("covey.driver")
 
@@ -40,6 +40,8 @@ class CoreDriver:
         publish: receives every core and runtime event.
         stream_timeout: seconds one outgoing TCP exchange may take.
         clock_leap: wall-clock jumps above this many seconds are reported.
+        effect_writers: per effect type, what makes it durable (effects of other types
+            need no disk here and are dropped).
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class CoreDriver:
         publish: Callable[[AgentEvent], None],
         stream_timeout: float,
         clock_leap: float,
+        effect_writers: dict[type[Effect], Callable[[Effect], None]] | None = None,
     ) -> None:
         self.node = node
         self.loop = asyncio.get_running_loop()
@@ -61,6 +64,7 @@ class CoreDriver:
         self._publish = publish
         self._stream_timeout = stream_timeout
         self._clock_leap = clock_leap
+        self._effect_writers = effect_writers or {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._streams: set[int] = set()
@@ -177,6 +181,11 @@ class CoreDriver:
 
     def _pump(self, now: float) -> None:
         node = self.node
+        # Durable state first: what a step persists is on disk before its datagrams leave.
+        for effect in node.effects_to_apply():
+            writer = self._effect_writers.get(type(effect))
+            if writer is not None:
+                writer(effect)
         for dgram in node.datagrams_to_send(now=now):
             self._send(dgram)
         for req in node.streams_to_open(now=now):

@@ -21,10 +21,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from covey.core.fernet import generate_key
-
-from .client import ClientError, ControlClient
-from .config import DEFAULT_GROUP
+from covey.core.crypto.fernet import generate_key
+from covey.runtime.config.model import DEFAULT_GROUP
+from covey.runtime.control.client import ClientError, ControlClient
 
 T = TypeVar("T")
 

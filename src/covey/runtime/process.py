@@ -11,8 +11,8 @@ import logging
 import signal
 import sys
 
-from .agent import Agent
-from .config import AgentConfig
+from covey.runtime.agent import Agent
+from covey.runtime.config.model import AgentConfig
 
 log = logging.getLogger("covey.process")
 

@@ -14,13 +14,12 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Self
 
 from covey.core import MemberInfo, MemberState, Node, NodeStatistics
-
-from .config import AgentConfig, ConfigError
-from .events import EventHub, Subscription
+from covey.runtime.config.model import AgentConfig, ConfigError
+from covey.runtime.events import EventHub, Subscription
 
 if TYPE_CHECKING:
-    from .driver import CoreDriver
-    from .interfaces import DiscoveryPlan
+    from covey.runtime.driver import CoreDriver
+    from covey.runtime.net.interfaces import DiscoveryPlan
 
 _STATES = {s.label: s for s in MemberState}
 
@@ -97,7 +96,7 @@ class AgentQueries:
         Also the election ``mode`` (normal/panic) and why. Raises ControlError when the
         election is off.
         """
-        from .election_feature import names
+        from covey.runtime.features.election import names
 
         return names(self)  # type: ignore[arg-type]
 

@@ -9,7 +9,7 @@ Example::
     sim.run_until_true(sim.converged, timeout=60)
 """
 
-from .network import LinkModel, Network
-from .world import STREAM_TIMEOUT, HostState, SimHost, Simulation
+from covey.sim.network import LinkModel, Network
+from covey.sim.world import STREAM_TIMEOUT, HostState, SimHost, Simulation
 
 __all__ = ["STREAM_TIMEOUT", "HostState", "LinkModel", "Network", "SimHost", "Simulation"]

@@ -28,11 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from covey.core import Event, Extension
-from covey.core.election import Election, ElectionConfig, Role, VoteStore
-from covey.core.election_events import FenceDecision
-
-from .network import LinkModel
-from .world import HostState, SimHost, Simulation
+from covey.core.election.election import Election, ElectionConfig, Role, VoteStore
+from covey.core.election.events import FenceDecision
+from covey.sim.network import LinkModel
+from covey.sim.world import HostState, SimHost, Simulation
 
 _CALL = 4  # the simulator's scripted-action event kind
 
@@ -103,7 +102,7 @@ class ChaosRun:
 
     @staticmethod
     def ext(host: SimHost) -> Election:
-        e = host.node.extension("election")
+        e = host.node.capability("election")
         assert isinstance(e, Election)
         return e
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from covey.core import CoreConfig, Event, Extension, Keyring, MemberState, Node
+from covey.core.effects import Effect
 from covey.core.member import Member
 from covey.core.types import Address
-
-from .network import LinkModel, Network
+from covey.sim.network import LinkModel, Network
 
 #: Seconds after which an unanswered stream request fails (as the asyncio runtime does).
 STREAM_TIMEOUT = 2.0
@@ -62,6 +62,7 @@ class SimHost:
     sent_bytes: int = 0
     received: int = 0
     restarts: int = 0
+    effects: int = 0
 
     @property
     def up(self) -> bool:
@@ -108,6 +109,8 @@ class Simulation:
         self.hosts: dict[str, SimHost] = {}
         self.by_address: dict[Address, SimHost] = {}
         self.listeners: list[EventListener] = []
+        #: Called with (host, effect) for every durable effect a core hands out.
+        self.effect_listeners: list[Callable[[SimHost, Effect], None]] = []
         self._heap: list[tuple[float, int, int, tuple[Any, ...]]] = []
         self._seq = 0
         self.steps = 0
@@ -153,7 +156,7 @@ class Simulation:
     def _attach(self, host: SimHost) -> None:
         if self.extensions is not None:
             for ext in self.extensions(host):
-                host.node.add_extension(ext)
+                host.node.add_capability(ext)
 
     def _boot(self, host: SimHost, incarnation: int = 0) -> None:
         host.node.start(now=self.now, incarnation=incarnation)
@@ -353,6 +356,12 @@ class Simulation:
         node = host.node
         now = self.now
         net = self.network
+        # Simulated disks are written at once: a capability's records (the election's
+        # VoteStore, ...) live in objects the scenario keeps across restarts.
+        for effect in node.effects_to_apply():
+            host.effects += 1
+            for hook in self.effect_listeners:
+                hook(host, effect)
         for d in node.datagrams_to_send(now=now):
             host.sent += 1
             host.sent_bytes += len(d.data)

@@ -1,0 +1,259 @@
+"""``covey agent``: run an agent until SIGTERM/SIGINT.
+
+Settings come from flags, then ``COVEY_*`` environment variables, then the ``--config``
+TOML file, then defaults. A bad value prints one line naming the field (``covey: config
+error: bind: port must be 1..65535``) and exits with status 2; nothing is started.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from covey.cli.app import EXIT_CONFIG, _fail, app
+
+
+@app.command(no_args_is_help=False)
+def agent(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="TOML configuration file.", show_default=False)
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Node name (env COVEY_NAME; default: host name).", show_default=False),
+    ] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="Cluster name (env COVEY_CLUSTER; default: covey).", show_default=False),
+    ] = None,
+    bind: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT for UDP and TCP (env COVEY_BIND; default: 0.0.0.0:7946).",
+            show_default=False,
+        ),
+    ] = None,
+    advertise: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT peers should use, if not the bind address (env COVEY_ADVERTISE).",
+            show_default=False,
+        ),
+    ] = None,
+    interface: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--interface",
+            help="Interface name or IPv4 address for discovery beacons; repeatable "
+            "(default: every non-loopback IPv4 interface that is up).",
+            show_default=False,
+        ),
+    ] = None,
+    multicast: Annotated[
+        str | None,
+        typer.Option(
+            help="GROUP:PORT of discovery beacons; a broadcast address selects broadcast "
+            "(default: 239.192.77.1:7947, shared by every agent on a host).",
+            show_default=False,
+        ),
+    ] = None,
+    no_multicast: Annotated[
+        bool, typer.Option("--no-multicast", help="No multicast/broadcast discovery; use --join.")
+    ] = False,
+    join: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--join", help="HOST:PORT of a member to join through; repeatable.", show_default=False
+        ),
+    ] = None,
+    key_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File of Fernet keys, one per line; the first encrypts (env COVEY_KEY_FILE).",
+            show_default=False,
+        ),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Directory for the node identity and the control socket.", show_default=False
+        ),
+    ] = None,
+    http: Annotated[
+        str | None,
+        typer.Option(help="HOST:PORT of the HTTP status API (off by default).", show_default=False),
+    ] = None,
+    control: Annotated[
+        Path | None,
+        typer.Option(
+            help="Unix control socket (default: DATA_DIR/covey.sock, else /tmp/covey-NAME.sock).",
+            show_default=False,
+        ),
+    ] = None,
+    rpc: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT of the Fernet-authenticated remote control endpoint.",
+            show_default=False,
+        ),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="KEY=VALUE tag; repeatable.", show_default=False),
+    ] = None,
+    plaintext: Annotated[
+        bool, typer.Option("--plaintext", help="Send and accept unencrypted traffic (no key file).")
+    ] = False,
+    probe_interval: Annotated[
+        float | None,
+        typer.Option(help="Seconds between probes (default: 1.0).", show_default=False),
+    ] = None,
+    probe_timeout: Annotated[
+        float | None,
+        typer.Option(help="Seconds to wait for a probe ack (default: 0.5).", show_default=False),
+    ] = None,
+    gossip_interval: Annotated[
+        float | None,
+        typer.Option(help="Seconds between gossip rounds (default: 0.2).", show_default=False),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(help="debug, info, warning or error (default: info).", show_default=False),
+    ] = None,
+    local_version: Annotated[
+        str | None,
+        typer.Option(
+            help="This node's version (integer or dotted), shared as a fact.", show_default=False
+        ),
+    ] = None,
+    version_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding this node's version (re-read on change).", show_default=False
+        ),
+    ] = None,
+    fact: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fact", help="KEY=VALUE fact published at start; repeatable.", show_default=False
+        ),
+    ] = None,
+    export_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Mirror the shared state into this directory, one file per key.",
+            show_default=False,
+        ),
+    ] = None,
+    export_command: Annotated[
+        str | None,
+        typer.Option(
+            help="Shell command run per change of the shared state (env + stdin).",
+            show_default=False,
+        ),
+    ] = None,
+    event_handler: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--event-handler",
+            help="Shell command run per event (COVEY_EVENT...); repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    action_handler: Annotated[
+        str | None,
+        typer.Option(help="Shell command that runs cluster-wide actions here.", show_default=False),
+    ] = None,
+    versions_count_failed: Annotated[
+        bool,
+        typer.Option(
+            "--versions-count-failed", help="Count failed (not left) members in the lowest version."
+        ),
+    ] = False,
+    expected_votes: Annotated[
+        int | None,
+        typer.Option(
+            help="Cluster size for the election quorum (same on every node); turns the "
+            "leader election on.",
+            show_default=False,
+        ),
+    ] = None,
+    two_node: Annotated[
+        bool, typer.Option("--two-node", help="Two-node election mode (expected votes 2).")
+    ] = False,
+    election_heartbeat: Annotated[
+        float | None,
+        typer.Option(
+            help="Leader heartbeat interval in seconds (default: 0.2).", show_default=False
+        ),
+    ] = None,
+    fence_command: Annotated[
+        str | None,
+        typer.Option(
+            help="Shell command the leader runs to fence a failed node.", show_default=False
+        ),
+    ] = None,
+    heartbeat_disk: Annotated[
+        Path | None,
+        typer.Option(help="Shared heartbeat disk (see `covey disk format`).", show_default=False),
+    ] = None,
+) -> None:
+    """Run a covey agent until SIGTERM/SIGINT (graceful leave; a second Ctrl-C forces exit).
+
+    Example (loopback only):
+    covey agent --name a --cluster demo --bind 127.0.0.1:7946 --interface 127.0.0.1 --key-file key
+    """
+    from covey.runtime.config.model import ConfigError
+    from covey.runtime.config.sources import build_config, read_env, read_toml
+
+    flags: dict[str, object] = {
+        "name": name,
+        "cluster": cluster,
+        "bind": bind,
+        "advertise": advertise,
+        "interface": interface,
+        "multicast": False if no_multicast else multicast,
+        "join": join,
+        "key_file": key_file,
+        "data_dir": data_dir,
+        "http": http,
+        "control": control,
+        "rpc": rpc,
+        "tag": tag,
+        "plaintext": True if plaintext else None,
+        "probe_interval": probe_interval,
+        "probe_timeout": probe_timeout,
+        "gossip_interval": gossip_interval,
+        "log_level": log_level,
+        "local_version": local_version,
+        "version_file": version_file,
+        "fact": fact,
+        "export_dir": export_dir,
+        "export_command": export_command,
+        "event_handler": event_handler,
+        "action_handler": action_handler,
+        "versions_count_failed": True if versions_count_failed else None,
+        "expected_votes": expected_votes,
+        "two_node": True if two_node else None,
+        "election_heartbeat": election_heartbeat,
+        "fence_command": fence_command,
+        "heartbeat_disk": heartbeat_disk,
+    }
+    try:
+        if no_multicast and multicast:
+            raise ConfigError("multicast", "--multicast and --no-multicast exclude each other")
+        file_settings = read_toml(config) if config is not None else {}
+        env_settings = read_env(os.environ)
+        cfg = build_config(file_settings, env_settings, flags)
+        from covey.runtime.lean_process import exec_agent
+
+        # The long-running agent leaves the CLI's modules behind; it reports interface and
+        # identity errors itself, in the same one-line form, before binding anything.
+        exec_agent(cfg)
+    except ConfigError as exc:
+        raise _fail(f"config error: {exc}", EXIT_CONFIG) from None
+    except OSError as exc:
+        raise _fail(f"cannot start: {exc}") from None

@@ -1,0 +1,1 @@
+"""Encryption: covey's Fernet tokens and the keyring that seals and opens frames."""

@@ -1,0 +1,128 @@
+"""Authenticated encryption of frames with Fernet, key rotation, replay and duplicate checks.
+
+The keyring holds one or more Fernet keys: the first encrypts, every key decrypts
+(:class:`~covey.core.crypto.fernet.MultiKey`), so a new key can be added everywhere, then
+promoted, then the old one removed, without downtime. A token whose Fernet timestamp is
+older than the replay window is refused as stale; a token seen before inside the window
+is refused as a duplicate. Wall-clock time is passed in by the caller: this module reads
+no clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from covey.core.crypto.fernet import InvalidToken, MultiKey
+from covey.core.types import DropReason
+from covey.core.wire.frame import HEADER_LEN, MAX_DATAGRAM, FrameError, Security
+
+#: Fernet token overhead before base64: version, timestamp, IV, HMAC.
+_FERNET_FIXED = 1 + 8 + 16 + 32
+#: Most entries the duplicate filter keeps; beyond that the oldest go first.
+_SEEN_LIMIT = 200_000
+
+
+class KeyError_(ValueError):
+    """A key given to the keyring is not a valid Fernet key."""
+
+
+class Keyring:
+    """Seals and opens frame payloads.
+
+    Args:
+        keys: Fernet keys (url-safe base64, 32 bytes decoded); the first encrypts. Empty
+            only together with ``plaintext=True``.
+        replay_window: seconds a token stays acceptable after it was made.
+        plaintext: explicit opt-in to send and accept unencrypted frames.
+    """
+
+    def __init__(
+        self, keys: list[bytes], *, replay_window: float = 60.0, plaintext: bool = False
+    ) -> None:
+        if not keys and not plaintext:
+            raise KeyError_("no keys given and plain-text mode not chosen")
+        if replay_window <= 0:
+            raise KeyError_("replay window must be positive")
+        self._multi: MultiKey | None = None
+        if keys:
+            for i, key in enumerate(keys):
+                try:
+                    MultiKey([key])
+                except ValueError as exc:
+                    raise KeyError_(f"key {i + 1} is not a Fernet key: {exc}") from None
+            self._multi = MultiKey(keys)
+        self.plaintext = plaintext and not keys
+        self.replay_window = replay_window
+        self._ttl = max(1, int(replay_window))
+        self._seen: dict[bytes, int] = {}
+
+    @property
+    def security(self) -> Security:
+        """The security octet this keyring writes."""
+        return Security.PLAIN if self.plaintext else Security.FERNET
+
+    def max_body(self, datagram_limit: int = MAX_DATAGRAM) -> int:
+        """Largest body that still fits a datagram of ``datagram_limit`` once sealed."""
+        room = datagram_limit - HEADER_LEN
+        if self.plaintext:
+            return room
+        raw = (room // 4) * 3  # base64 with padding: 4 chars per 3 octets
+        blocks = (raw - _FERNET_FIXED) // 16
+        return blocks * 16 - 1  # PKCS7 always adds at least one octet
+
+    def seal(self, body: bytes, wall: float) -> bytes:
+        """Encrypt ``body`` (or pass it through in plain-text mode)."""
+        if self._multi is None:
+            return body
+        return self._multi.encrypt_at_time(body, int(wall))
+
+    def open(self, security: Security, payload: bytes, wall: float) -> bytes:
+        """Authenticate and decrypt a payload, or raise :class:`FrameError`."""
+        if security is Security.PLAIN:
+            if not self.plaintext:
+                raise FrameError(DropReason.PLAINTEXT_REFUSED)
+            return payload
+        if self._multi is None:
+            raise FrameError(DropReason.ENCRYPTED_UNEXPECTED)
+        try:
+            raw = base64.urlsafe_b64decode(payload)
+        except (binascii.Error, ValueError):
+            raise FrameError(DropReason.MALFORMED, "token is not base64") from None
+        if len(raw) < _FERNET_FIXED + 16:
+            raise FrameError(DropReason.TRUNCATED, "token too short")
+        if base64.urlsafe_b64encode(raw) != payload:
+            # Lenient decoding would let altered bytes through; only the canonical form counts.
+            raise FrameError(DropReason.MALFORMED, "token is not canonical base64")
+        stamp = int.from_bytes(raw[1:9], "big")
+        now = int(wall)
+        try:
+            body = self._multi.decrypt_at_time(payload, self._ttl, now)
+        except InvalidToken:
+            # Authentic-but-old tokens and forged ones look alike to Fernet; tell them
+            # apart by the (unauthenticated) stamp only for the counter's sake.
+            if stamp + self._ttl < now and self._authentic(payload):
+                raise FrameError(DropReason.STALE) from None
+            raise FrameError(DropReason.BAD_KEY) from None
+        self._remember(raw[-32:], stamp, now)
+        return body
+
+    def _authentic(self, payload: bytes) -> bool:
+        assert self._multi is not None
+        try:
+            self._multi.decrypt_at_time(payload, None, 0)
+        except InvalidToken:
+            return False
+        return True
+
+    def _remember(self, mac: bytes, stamp: int, now: int) -> None:
+        if mac in self._seen:
+            raise FrameError(DropReason.DUPLICATE)
+        seen = self._seen
+        # Insertion order is roughly stamp order; drop expired entries from the front.
+        while seen:
+            first = next(iter(seen))
+            if seen[first] + self._ttl >= now and len(seen) < _SEEN_LIMIT:
+                break
+            del seen[first]
+        seen[mac] = stamp

@@ -1,0 +1,1 @@
+"""Leader election with terms, quorum, leases and fencing (seed 001)."""

@@ -1,0 +1,1 @@
+"""Membership: SWIM probes with Lifeguard, gossip, beacons, push-pull, the member table."""

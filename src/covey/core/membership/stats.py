@@ -1,0 +1,59 @@
+"""Counters a core keeps about its own traffic, and the frozen record it reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from covey.core.types import DropReason
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatistics:
+    """A snapshot of one core's counters.
+
+    Attributes:
+        datagrams_sent / bytes_sent / datagrams_received / bytes_received: traffic totals.
+        streams_opened / streams_served: TCP exchanges initiated and answered.
+        drops: inbound frames dropped, per :class:`DropReason` value.
+        health: Lifeguard local health score (0 = healthy).
+        incarnation: this node's incarnation.
+        members: counts of members per state label.
+    """
+
+    datagrams_sent: int
+    bytes_sent: int
+    datagrams_received: int
+    bytes_received: int
+    streams_opened: int
+    streams_served: int
+    drops: dict[str, int]
+    health: int
+    incarnation: int
+    members: dict[str, int] = field(default_factory=dict)
+
+
+class Counters:
+    """Mutable counters behind :class:`NodeStatistics`."""
+
+    __slots__ = (
+        "bytes_received",
+        "bytes_sent",
+        "datagrams_received",
+        "datagrams_sent",
+        "drops",
+        "streams_opened",
+        "streams_served",
+    )
+
+    def __init__(self) -> None:
+        self.datagrams_sent = 0
+        self.bytes_sent = 0
+        self.datagrams_received = 0
+        self.bytes_received = 0
+        self.streams_opened = 0
+        self.streams_served = 0
+        self.drops: dict[DropReason, int] = {}
+
+    def drop(self, reason: DropReason) -> None:
+        """Count one dropped frame."""
+        self.drops[reason] = self.drops.get(reason, 0) + 1

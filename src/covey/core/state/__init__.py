@@ -1,0 +1,1 @@
+"""Shared state (seed 000): facts, versions, cluster-wide actions and settings."""

@@ -1,0 +1,310 @@
+"""Cluster-wide actions: run a named handler once on every live node (seed 000's zstop).
+
+Theory of operation. ``start(name, payload)`` stamps an ``ActionRequest`` with a fresh
+random id and the origin's Lamport time, and spreads it by gossip (keyed by id). Every
+node that hears of it for the first time remembers the id (so duplicates from gossip,
+push-pull or retransmission are ignored: *exactly once* per node) and holds it for
+``hold`` seconds, then delivers due actions in Lamport order ``(lamport, origin, id)`` —
+concurrent actions from different nodes that arrive within the hold run in the same order
+everywhere. Delivery calls the handler; its outcome goes back to the origin over TCP
+(``ActionResult``, answered by ``ActionAck``), so the sender learns who applied the action
+and with what result. The origin expects an answer from every member that was live when
+it started the action and still is; what is missing at the caller's timeout is reported.
+
+Push-pull carries the actions heard in the last :data:`SYNC_WINDOW` seconds, so a node that
+lost every gossip copy (or joined within that window) still runs them. Remembered ids
+expire after :data:`SEEN_TTL`. With an :class:`ActionLog` (the runtime's SQLite file in
+the data directory) a node records each id *before* it runs the handler, and a restarted
+node refuses the ids it recorded: exactly once across restarts, except that a crash
+between the record and the handler's end leaves that action not run here (reported to
+the origin as missing), never run twice.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from covey.core.plugin import Extension, ExtensionEvent, ExtensionMessage
+from covey.core.state.messages import ActionAck, ActionRequest, ActionResult, check_key, check_value
+from covey.core.types import MemberState
+from covey.core.wire.messages import MalformedMessage
+
+if TYPE_CHECKING:
+    from covey.core.types import Address
+
+#: Seconds an action id is remembered after it was first heard.
+SEEN_TTL = 600.0
+#: Seconds an action is carried in push-pull after it was first heard.
+SYNC_WINDOW = 30.0
+#: Most recent actions carried in one push-pull.
+SYNC_MAX = 64
+
+
+class ActionLog(Protocol):
+    """Where a node keeps the ids of the actions it ran, across restarts."""
+
+    def load(self) -> tuple[int, list[bytes]]:
+        """(Lamport clock, ids recorded within the last SEEN_TTL seconds)."""
+        ...
+
+    def save(self, action_id: bytes, clock: int) -> None:
+        """Record that ``action_id`` runs here (before its handler runs)."""
+        ...
+
+
+#: The handler: returns (ok, result) at once, or None to answer later with ``complete``.
+Handler = Callable[[ActionRequest], "tuple[bool, str] | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class ActionDelivered(ExtensionEvent):
+    """Action ``name`` from ``origin`` is being run here (once)."""
+
+    action_id: bytes
+    origin: bytes
+    lamport: int
+    name: str
+    payload: str
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "action",
+            "id": self.action_id.hex(),
+            "origin": self.origin.hex(),
+            "lamport": self.lamport,
+            "name": self.name,
+            "payload": self.payload,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ActionAnswered(ExtensionEvent):
+    """Node ``node`` answered our action ``action_id``."""
+
+    action_id: bytes
+    node: str
+    ok: bool
+    result: str
+    at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "action_result",
+            "id": self.action_id.hex(),
+            "node": self.node,
+            "ok": self.ok,
+            "result": self.result,
+        }
+
+
+@dataclass(slots=True)
+class Outstanding:
+    """An action we started: who should answer, who did."""
+
+    request: ActionRequest
+    expected: set[bytes]
+    results: dict[bytes, tuple[bool, str]] = field(default_factory=dict)
+
+
+class Actions(Extension):
+    """Cluster-wide actions, delivered once per node in Lamport order.
+
+    Args:
+        handler: runs an action here (see :data:`Handler`); None answers "no handler".
+        hold: seconds an action waits before delivery, so close ones are ordered alike.
+        log: records the ids run here, so a restarted node runs none twice (None: memory).
+    """
+
+    name = "actions"
+    message_types = (ActionRequest, ActionResult, ActionAck)
+
+    def __init__(
+        self, handler: Handler | None = None, *, hold: float = 0.1, log: ActionLog | None = None
+    ) -> None:
+        super().__init__()
+        self.handler = handler
+        self.hold = hold
+        self.log = log
+        self.clock = 0
+        self._ran_before: set[bytes] = set()  # ids a past life of this node ran
+        if log is not None:
+            self.clock, ids = log.load()
+            self._ran_before = set(ids)
+        self.seen: dict[bytes, tuple[float, ActionRequest]] = {}
+        self.outstanding: dict[bytes, Outstanding] = {}
+        self.delivered = 0
+        self._queue: list[tuple[float, int, bytes, bytes, ActionRequest]] = []
+        self._next_expiry: float | None = None
+        self._now = 0.0
+        self._window_end: float | None = None  # a timer, so _now passes the sync window
+
+    def start(self, name: str, payload: str, now: float) -> bytes:
+        """Send action ``name`` with ``payload`` to every live node (us included); its id.
+
+        Raises:
+            LimitError: bad name or payload.
+        """
+        check_key(name, "name")
+        check_value(payload, "payload")
+        self.clock += 1
+        rng = self.handle.rng  # the core's Rng offers randrange, not randbytes
+        action_id = b"".join(rng.randrange(1 << 32).to_bytes(4, "big") for _ in range(4))
+        req = ActionRequest(action_id, self.handle.node_id, self.clock, name, payload)
+        live = {
+            nid
+            for nid, m in self.handle.members.members.items()
+            if m.state in (MemberState.ALIVE, MemberState.SUSPECT)
+        }
+        self.outstanding[action_id] = Outstanding(req, live)
+        self._receive(req, now)
+        return action_id
+
+    def pending(self, action_id: bytes) -> set[bytes]:
+        """Members still expected to answer our action (those still live)."""
+        out = self.outstanding.get(action_id)
+        if out is None:
+            return set()
+        table = self.handle.members
+        return {
+            nid
+            for nid in out.expected - out.results.keys()
+            if (m := table.get(nid)) is not None
+            and m.state in (MemberState.ALIVE, MemberState.SUSPECT)
+        }
+
+    def complete(self, action_id: bytes, ok: bool, result: str, now: float) -> None:
+        """Report the outcome of a handler that answered later (result cut to fit)."""
+        entry = self.seen.get(action_id)
+        if entry is None:
+            return
+        self._answer(entry[1], ok, _fit(result), now)
+
+    # ------------------------------------------------------------------ receiving
+
+    def _receive(self, req: ActionRequest, now: float) -> None:
+        self._now = max(self._now, now)
+        self.clock = max(self.clock, req.lamport)
+        if req.action_id in self.seen or req.action_id in self._ran_before:
+            return
+        self.seen[req.action_id] = (now, req)
+        self._window_end = now + SYNC_WINDOW
+        if self._next_expiry is None:
+            self._next_expiry = now + SEEN_TTL
+        self.handle.gossip(b"a" + req.action_id, req, now=now)
+        heapq.heappush(self._queue, (now + self.hold, req.lamport, req.origin, req.action_id, req))
+
+    def on_message(self, msg: ExtensionMessage, sender: bytes, addr: Address, now: float) -> None:
+        if isinstance(msg, ActionRequest):
+            self._receive(msg, now)
+
+    def on_stream(
+        self, msg: ExtensionMessage, sender: bytes, addr: Address, now: float
+    ) -> list[ExtensionMessage]:
+        if isinstance(msg, ActionResult):
+            self._record(msg.action_id, sender, msg.ok, msg.result, now)
+            return [ActionAck(msg.action_id)]
+        self.on_message(msg, sender, addr, now)
+        return []
+
+    def _record(self, action_id: bytes, node_id: bytes, ok: bool, result: str, now: float) -> None:
+        out = self.outstanding.get(action_id)
+        if out is None or node_id in out.results:
+            return
+        out.results[node_id] = (ok, result)
+        m = self.handle.members.get(node_id)
+        self.handle.emit(ActionAnswered(action_id, m.name if m else node_id.hex(), ok, result, now))
+
+    def _answer(self, req: ActionRequest, ok: bool, result: str, now: float) -> None:
+        if req.origin == self.handle.node_id:
+            self._record(req.action_id, req.origin, ok, result, now)
+            return
+        origin = self.handle.members.get(req.origin)
+        if origin is not None:
+            msg = ActionResult(req.action_id, ok, result)
+            self.handle.open_stream(origin.address, [msg], now=now)
+
+    # ------------------------------------------------------------------ timers
+
+    def next_deadline(self) -> float | None:
+        due = [self._queue[0][0]] if self._queue else []
+        due += [t for t in (self._next_expiry, self._window_end) if t is not None]
+        return min(due, default=None)
+
+    def on_timer(self, now: float) -> None:
+        self._now = max(self._now, now)
+        if self._window_end is not None and now >= self._window_end:
+            self._window_end = None
+        while self._queue and self._queue[0][0] <= now:
+            # Everything due goes in Lamport order (the heap orders by due time first).
+            batch = []
+            while self._queue and self._queue[0][0] <= now:
+                batch.append(heapq.heappop(self._queue))
+            for *_, req in sorted(batch, key=lambda e: e[1:4]):
+                self._deliver(req, now)
+        if self._next_expiry is not None and now >= self._next_expiry:
+            self._expire(now)
+
+    def on_start(self, now: float) -> None:
+        if self._ran_before and self._next_expiry is None:
+            self._next_expiry = now + SEEN_TTL  # then the past life's ids expire too
+
+    def _deliver(self, req: ActionRequest, now: float) -> None:
+        if self.log is not None:
+            try:
+                self.log.save(req.action_id, self.clock)
+            except ValueError:
+                # Unrecorded, it could run twice after a restart: do not run it at all.
+                self._answer(req, False, "cannot record the action (store error)", now)
+                return
+        self.delivered += 1
+        self.handle.emit(
+            ActionDelivered(req.action_id, req.origin, req.lamport, req.name, req.payload, now)
+        )
+        if self.handler is None:
+            self._answer(req, False, f"no handler for action {req.name!r}", now)
+            return
+        try:
+            outcome = self.handler(req)
+        except Exception as exc:  # the handler's bug must not break the protocol
+            outcome = (False, _fit(f"handler raised {type(exc).__name__}: {exc}"))
+        if outcome is not None:
+            self._answer(req, outcome[0], _fit(outcome[1]), now)
+
+    def _expire(self, now: float) -> None:
+        self._ran_before.clear()  # recorded at least SEEN_TTL ago by now
+        for action_id, (at, _) in list(self.seen.items()):
+            if at + SEEN_TTL <= now:
+                del self.seen[action_id]
+                self.outstanding.pop(action_id, None)
+        oldest = min((at for at, _ in self.seen.values()), default=None)
+        self._next_expiry = None if oldest is None else oldest + SEEN_TTL
+
+    # ------------------------------------------------------------------ anti-entropy
+
+    def sync_state(self) -> Any:
+        # sync_state gets no clock: "now" is the latest time the node showed us.
+        recent = sorted(
+            (e for e in self.seen.values() if self._now - e[0] <= SYNC_WINDOW),
+            key=lambda e: -e[0],
+        )[:SYNC_MAX]
+        return [req.to_array() for _, req in recent] or None
+
+    def merge_sync_state(self, state: Any, sender: bytes, now: float) -> None:
+        if not isinstance(state, list) or len(state) > SYNC_MAX:
+            return
+        for arr in state:
+            try:
+                req = ActionRequest.from_array(arr)
+            except MalformedMessage:
+                continue
+            self._receive(req, now)
+
+
+def _fit(text: str) -> str:
+    """Cut ``text`` to the result limit (on a character boundary)."""
+    data = text.replace("\x00", "").encode()[:1024]
+    return data.decode(errors="ignore")

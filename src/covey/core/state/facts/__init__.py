@@ -1,0 +1,1 @@
+"""Facts: the per-node key/value state every node publishes and every node stores."""

@@ -1,0 +1,1 @@
+"""The wire format: sealed frames, message arrays and their checked field codecs."""

@@ -1,0 +1,1 @@
+"""Agent configuration: the validated record and the sources it is merged from."""

@@ -1,0 +1,285 @@
+"""Agent configuration: one frozen, validated record (sources are merged in ``settings``).
+
+Every value is checked before anything binds a socket; a bad one raises :class:`ConfigError`
+whose message starts with the field's name (``bind: port must be 1..65535``), which the CLI
+prints as one line before exiting with status 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import socket
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from covey.core import Address
+from covey.core import ConfigError as CoreConfigError
+from covey.core.config import check_tags
+from covey.core.crypto.fernet import FernetKey
+
+#: Default multicast group of the discovery beacons (organisation-local scope, RFC 2365).
+DEFAULT_GROUP = "239.192.77.1"
+#: Default port of the agent (UDP and TCP).
+DEFAULT_PORT = 7946
+#: Default port of the discovery beacons: one port for every agent, so that many agents
+#: on one host share it (SO_REUSEPORT) and hear each other, as seed 004 asks.
+DEFAULT_BEACON_PORT = 7947
+#: Environment variables start with this.
+ENV_PREFIX = "COVEY_"
+#: Longest path a unix socket address can hold on Linux (sun_path minus the final NUL).
+_UNIX_PATH_MAX = 107
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; ``str(err)`` is ``"<field>: <what is wrong>"``."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    """Everything one covey agent needs to run.
+
+    Attributes:
+        name: this node's name (default: the host name).
+        cluster: cluster name; frames of other clusters are dropped and counted.
+        bind: (host, port) of the UDP socket and TCP listener; one port for both.
+        advertise: (host, port) peers should use, when ``bind`` is a wildcard or NAT'ed
+            address; default: ``bind``, or the first chosen interface when ``bind`` is
+            0.0.0.0.
+        interfaces: interface names or IPv4 addresses that carry discovery beacons; empty
+            means every non-loopback IPv4 interface that is up.
+        multicast: (group, port) of the discovery beacons; a broadcast address instead of
+            a multicast group selects broadcast. ``None``: 239.192.77.1:7947.
+        discovery: False disables multicast/broadcast discovery (``--no-multicast``).
+        join: static (host, port) seeds contacted by TCP push-pull at start.
+        key_file: file of Fernet keys, one per line, the first one encrypts.
+        keys: the keys themselves (read from ``key_file``, or given directly by API users).
+        plaintext: explicit opt-in to unencrypted traffic (no keys at all).
+        data_dir: directory for the node's persistent identity and the control socket.
+        http: (host, port) of the HTTP status API, or None.
+        control: path of the local control socket (default: ``<data_dir>/covey.sock``, else
+            ``/tmp/covey-<name>.sock``).
+        rpc: (host, port) of the authenticated TCP control endpoint, or None.
+        tags: initial key/value metadata.
+        probe_interval / probe_timeout / gossip_interval: protocol timings in seconds.
+        stream_timeout: seconds an outgoing TCP exchange may take in total.
+        clock_leap: wall-clock jumps larger than this (seconds) are reported as events.
+        log_level: debug, info, warning or error.
+        local_version: this node's software version (integer or dotted), published as
+            the ``covey.version`` fact; ``version_file`` instead reads it from a file
+            (re-read when it changes).
+        facts: facts (key → value) published at start.
+        export_dir: directory the shared state is mirrored into, one file per key.
+        export_command: shell command run once per change of the shared state.
+        event_handlers: shell commands run for every event (Serf-style, COVEY_EVENT...).
+        action_handler: shell command that runs cluster-wide actions here.
+        versions_count_failed: count failed (not left) members in the lowest version.
+        expected_votes: cluster size for the election quorum; setting it turns the
+            election on (must be the same on every node).
+        two_node: two-node election mode (expected_votes 2, wait_for_all, tie-breaker).
+        election_heartbeat: leader heartbeat interval; lease and waits scale with it.
+        fence_command: shell command the leader runs to fence a failed node.
+        heartbeat_disk: shared heartbeat disk (file or block device, ``covey disk format``).
+    """
+
+    name: str = field(default_factory=socket.gethostname)
+    cluster: str = "covey"
+    bind: Address = ("0.0.0.0", DEFAULT_PORT)
+    advertise: Address | None = None
+    interfaces: tuple[str, ...] = ()
+    multicast: Address | None = None
+    discovery: bool = True
+    join: tuple[Address, ...] = ()
+    key_file: Path | None = None
+    keys: tuple[bytes, ...] = ()
+    plaintext: bool = False
+    data_dir: Path | None = None
+    http: Address | None = None
+    control: Path | None = None
+    rpc: Address | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    probe_interval: float = 1.0
+    probe_timeout: float = 0.5
+    gossip_interval: float = 0.2
+    stream_timeout: float = 2.0
+    clock_leap: float = 5.0
+    log_level: str = "info"
+    local_version: str | None = None
+    version_file: Path | None = None
+    facts: dict[str, str] = field(default_factory=dict)
+    export_dir: Path | None = None
+    export_command: str | None = None
+    event_handlers: tuple[str, ...] = ()
+    action_handler: str | None = None
+    versions_count_failed: bool = False
+    expected_votes: int | None = None
+    two_node: bool = False
+    election_heartbeat: float = 0.2
+    fence_command: str | None = None
+    heartbeat_disk: Path | None = None
+
+    def __post_init__(self) -> None:
+        _check_text("name", self.name)
+        _check_text("cluster", self.cluster)
+        _check_address("bind", self.bind, allow_zero_port=False)
+        for fname in ("advertise", "http", "rpc"):
+            value = getattr(self, fname)
+            if value is not None:
+                _check_address(fname, value, allow_zero_port=False)
+        if self.advertise is not None and _is_wildcard(self.advertise[0]):
+            raise ConfigError("advertise", "must be a concrete address, not a wildcard")
+        for addr in self.join:
+            _check_address("join", addr, allow_zero_port=False)
+        if self.multicast is not None:
+            _check_address("multicast", self.multicast, allow_zero_port=False)
+            check_ipv4("multicast", self.multicast[0])
+        for name in self.interfaces:
+            if not name:
+                raise ConfigError("interface", "empty interface name")
+        if self.plaintext and (self.keys or self.key_file is not None):
+            raise ConfigError("plaintext", "cannot be combined with a key file")
+        if not self.plaintext and not self.keys:
+            raise ConfigError("key_file", "required (or choose plain text with --plaintext)")
+        for i, key in enumerate(self.keys, 1):
+            try:
+                FernetKey(key)
+            except ValueError:
+                raise ConfigError("key_file", f"key {i} is not a Fernet key") from None
+        try:
+            check_tags(self.tags)
+        except CoreConfigError as exc:
+            raise ConfigError("tag", str(exc).removeprefix("tags: ")) from None
+        for fname in (
+            "probe_interval",
+            "probe_timeout",
+            "gossip_interval",
+            "stream_timeout",
+            "clock_leap",
+        ):
+            value = getattr(self, fname)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise ConfigError(fname.replace("_", "-"), "must be a positive number")
+        if self.probe_timeout >= self.probe_interval:
+            raise ConfigError("probe-timeout", "must be shorter than probe-interval")
+        if self.log_level not in ("debug", "info", "warning", "error"):
+            raise ConfigError("log_level", "must be debug, info, warning or error")
+        _check_election(self)
+        if len(os.fsencode(str(self.control_path))) > _UNIX_PATH_MAX:
+            raise ConfigError("control", f"path longer than {_UNIX_PATH_MAX} bytes")
+        _check_shared_state(self)
+
+    @property
+    def control_path(self) -> Path:
+        """Where the local control socket lives."""
+        if self.control is not None:
+            return self.control
+        if self.data_dir is not None:
+            return self.data_dir / "covey.sock"
+        return Path(f"/tmp/covey-{self.name}.sock")
+
+    @property
+    def multicast_group(self) -> Address:
+        """The (group, port) discovery beacons go to."""
+        return self.multicast or (DEFAULT_GROUP, DEFAULT_BEACON_PORT)
+
+    def with_changes(self, **changes: Any) -> AgentConfig:
+        """A copy with some fields replaced (validated again)."""
+        return replace(self, **changes)
+
+
+# ------------------------------------------------------------------ value checks
+
+
+def _check_text(fname: str, value: str) -> None:
+    if not isinstance(value, str) or not value or len(value) > 255:
+        raise ConfigError(fname, "must be 1 to 255 characters")
+    if any(c in value for c in "/\x00\n") and fname == "name":
+        raise ConfigError(fname, "must not contain '/', NUL or newlines")
+
+
+def _is_wildcard(host: str) -> bool:
+    return host in ("0.0.0.0", "")
+
+
+def check_ipv4(fname: str, host: str) -> ipaddress.IPv4Address:
+    try:
+        return ipaddress.IPv4Address(host)
+    except ValueError:
+        raise ConfigError(fname, f"{host!r} is not an IPv4 address") from None
+
+
+def _check_address(fname: str, addr: Address, *, allow_zero_port: bool) -> None:
+    host, port = addr
+    if not isinstance(host, str) or not host:
+        raise ConfigError(fname, "needs a host")
+    low = 0 if allow_zero_port else 1
+    if not isinstance(port, int) or not low <= port <= 65535:
+        raise ConfigError(fname, f"port must be {low}..65535")
+
+
+def _check_shared_state(c: AgentConfig) -> None:
+    from covey.core.state.messages import LimitError, check_key, check_value
+    from covey.core.state.versions import VersionError, parse_version
+
+    if c.local_version is not None and c.version_file is not None:
+        raise ConfigError("version", "give local_version or version_file, not both")
+    if c.local_version is not None:
+        try:
+            parse_version(c.local_version)
+        except VersionError as exc:
+            raise ConfigError("local_version", str(exc)) from None
+    if c.version_file is not None:
+        read_version_file(c.version_file)
+    try:
+        for k, v in c.facts.items():
+            check_key(k)
+            check_value(v)
+    except LimitError as exc:
+        raise ConfigError("fact", str(exc)) from None
+    for fname in ("export_command", "action_handler"):
+        value = getattr(c, fname)
+        if value is not None and not value.strip():
+            raise ConfigError(fname.replace("_", "-"), "empty command")
+    if any(not h.strip() for h in c.event_handlers):
+        raise ConfigError("event-handler", "empty command")
+
+
+def read_version_file(path: Path) -> str:
+    """The version held in ``path`` (surrounding white space ignored).
+
+    Raises:
+        ConfigError: the file cannot be read or holds no valid version.
+    """
+    from covey.core.state.versions import VersionError, parse_version
+
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError("version_file", f"cannot read {path}: {reason}") from None
+    try:
+        parse_version(text)
+    except VersionError as exc:
+        raise ConfigError("version_file", f"{path}: {exc}") from None
+    return text
+
+
+def _check_election(c: AgentConfig) -> None:
+    ev = c.expected_votes
+    if ev is not None and (type(ev) is not int or not 1 <= ev <= 10_000):
+        raise ConfigError("expected_votes", "must be an integer in 1..10000")
+    if c.two_node and ev not in (None, 2):
+        raise ConfigError("two_node", "needs expected_votes = 2")
+    h = c.election_heartbeat
+    if not (isinstance(h, int | float) and math.isfinite(h) and 0.01 <= h <= 60):
+        raise ConfigError("election_heartbeat", "must be a number of seconds in 0.01..60")
+    if ev is None and not c.two_node:
+        for fname in ("fence_command", "heartbeat_disk"):
+            if getattr(c, fname) is not None:
+                raise ConfigError(fname, "needs the election (set expected_votes)")

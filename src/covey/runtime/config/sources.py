@@ -1,0 +1,286 @@
+"""Where agent settings come from: TOML file, ``COVEY_*`` environment, flags — merged.
+
+Precedence is flags > environment > file > defaults. Every source maps setting keys
+(``bind``, ``interface``, ``tag``...) to values that are either typed already or text as
+found in the environment (lists comma-separated). :func:`build_config` parses them, reads
+the key file and returns a validated :class:`AgentConfig`, raising :class:`ConfigError`
+(``"<field>: <problem>"``) on the first bad value.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from covey.core import Address
+from covey.core.crypto.fernet import FernetKey
+from covey.runtime.config.model import (
+    DEFAULT_BEACON_PORT,
+    DEFAULT_PORT,
+    ENV_PREFIX,
+    AgentConfig,
+    ConfigError,
+    check_ipv4,
+)
+
+# ------------------------------------------------------------------ parsers
+
+
+def parse_address(fname: str, value: object, default_port: int | None = None) -> Address:
+    """Parse ``host:port`` (or a [host, port] pair) into an address, naming ``fname``."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        host, port = value
+    elif isinstance(value, str):
+        host, sep, port_text = value.strip().rpartition(":")
+        if not sep:
+            if default_port is None:
+                raise ConfigError(fname, f"{value!r} is not HOST:PORT")
+            host, port_text = value.strip(), str(default_port)
+        host = host.strip("[]")
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ConfigError(fname, f"port {port_text!r} is not a number") from None
+    else:
+        raise ConfigError(fname, f"{value!r} is not HOST:PORT")
+    if not isinstance(host, str) or not host:
+        raise ConfigError(fname, "needs a host")
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise ConfigError(fname, "port must be 1..65535")
+    return (host, port)
+
+
+def _as_list(value: object) -> list[Any]:
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, list | tuple):
+        return list(value)
+    return [value]
+
+
+def _parse_bool(fname: str, value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off", ""):
+            return False
+    raise ConfigError(fname, f"{value!r} is not a boolean")
+
+
+def _parse_float(fname: str, value: object) -> float:
+    if isinstance(value, bool):
+        raise ConfigError(fname, f"{value!r} is not a number")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    raise ConfigError(fname, f"{value!r} is not a number")
+
+
+def _parse_int(fname: str, value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(fname, f"{value!r} is not an integer")
+
+
+def _parse_path(fname: str, value: object) -> Path:
+    if isinstance(value, os.PathLike):
+        return Path(value).expanduser()
+    return Path(_parse_str(fname, value)).expanduser()
+
+
+def _parse_str(fname: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(fname, f"{value!r} is not text")
+    return value
+
+
+def parse_tags(fname: str, value: object) -> dict[str, str]:
+    """Parse a tag table, or ``KEY=VALUE`` items (a list, or comma-separated text)."""
+    if isinstance(value, Mapping):
+        out: dict[str, str] = {}
+        for k, v in value.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise ConfigError(fname, "keys and values must be text")
+            out[k] = v
+        return out
+    out = {}
+    for item in _as_list(value):
+        if not isinstance(item, str) or "=" not in item:
+            raise ConfigError(fname, f"{item!r} is not KEY=VALUE")
+        k, _, v = item.partition("=")
+        if not k:
+            raise ConfigError(fname, f"{item!r} has an empty key")
+        out[k] = v
+    return out
+
+
+def _parse_multicast(fname: str, value: object) -> tuple[bool, Address | None]:
+    if value is False or (isinstance(value, str) and value.lower() in ("off", "none", "false")):
+        return False, None
+    if isinstance(value, str) and ":" not in value:
+        return True, (check_ipv4(fname, value).compressed, 0)  # port filled in below
+    return True, parse_address(fname, value)
+
+
+def load_keys(path: Path) -> tuple[bytes, ...]:
+    """Read a key file: one Fernet key per line, blank lines and ``#`` comments ignored."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError("key_file", f"cannot read {path}: {reason}") from None
+    keys: list[bytes] = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            FernetKey(line.encode())
+        except ValueError:
+            raise ConfigError("key_file", f"{path}:{lineno} is not a Fernet key") from None
+        keys.append(line.encode())
+    if not keys:
+        raise ConfigError("key_file", f"{path} holds no key")
+    return tuple(keys)
+
+
+# ------------------------------------------------------------------ merging sources
+
+Parser = Callable[[str, object], object]
+
+#: Settings a TOML file, environment variable or flag may give: key → (field, parser).
+_SETTINGS: dict[str, tuple[str, Parser]] = {
+    "name": ("name", _parse_str),
+    "cluster": ("cluster", _parse_str),
+    "bind": ("bind", parse_address),
+    "advertise": ("advertise", parse_address),
+    "interface": ("interfaces", lambda f, v: tuple(_parse_str(f, x) for x in _as_list(v))),
+    "multicast": ("multicast", _parse_multicast),
+    "join": (
+        "join",
+        lambda f, v: tuple(parse_address(f, x, DEFAULT_PORT) for x in _as_list(v)),
+    ),
+    "key_file": ("key_file", _parse_path),
+    "plaintext": ("plaintext", _parse_bool),
+    "data_dir": ("data_dir", _parse_path),
+    "http": ("http", parse_address),
+    "control": ("control", _parse_path),
+    "rpc": ("rpc", parse_address),
+    "tag": ("tags", parse_tags),
+    "probe_interval": ("probe_interval", _parse_float),
+    "probe_timeout": ("probe_timeout", _parse_float),
+    "gossip_interval": ("gossip_interval", _parse_float),
+    "stream_timeout": ("stream_timeout", _parse_float),
+    "clock_leap": ("clock_leap", _parse_float),
+    "log_level": ("log_level", lambda f, v: _parse_str(f, v).lower()),
+    "local_version": ("local_version", lambda f, v: _parse_str(f, str(v))),
+    "version_file": ("version_file", _parse_path),
+    "fact": ("facts", parse_tags),
+    "export_dir": ("export_dir", _parse_path),
+    "export_command": ("export_command", _parse_str),
+    "event_handler": (
+        "event_handlers",
+        lambda f, v: tuple(_parse_str(f, x) for x in (v if isinstance(v, list | tuple) else [v])),
+    ),
+    "action_handler": ("action_handler", _parse_str),
+    "versions_count_failed": ("versions_count_failed", _parse_bool),
+    "expected_votes": ("expected_votes", lambda f, v: _parse_int(f, v)),
+    "two_node": ("two_node", _parse_bool),
+    "election_heartbeat": ("election_heartbeat", _parse_float),
+    "fence_command": ("fence_command", _parse_str),
+    "heartbeat_disk": ("heartbeat_disk", _parse_path),
+}
+#: Plural spellings accepted in TOML files.
+_ALIASES = {
+    "interfaces": "interface",
+    "tags": "tag",
+    "facts": "fact",
+    "event_handlers": "event_handler",
+}
+
+#: The environment variables read, for the documentation.
+ENV_VARS = tuple(ENV_PREFIX + key.upper() for key in _SETTINGS)
+
+
+def read_toml(path: Path) -> dict[str, object]:
+    """Read a TOML config file into raw settings (keys as in :data:`_SETTINGS`)."""
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config", f"{path}: {exc}") from None
+    # Accept a [covey] or [agent] table as well as top-level keys.
+    for table in ("agent", "covey"):
+        inner = data.get(table)
+        if isinstance(inner, dict):
+            data = {**{k: v for k, v in data.items() if k != table}, **inner}
+    out: dict[str, object] = {}
+    for key, value in data.items():
+        norm = key.replace("-", "_")
+        norm = _ALIASES.get(norm, norm)
+        if norm not in _SETTINGS:
+            raise ConfigError(key, f"unknown setting in {path}")
+        out[norm] = value
+    return out
+
+
+def read_env(environ: Mapping[str, str]) -> dict[str, object]:
+    """Raw settings from ``COVEY_*`` environment variables (lists are comma-separated)."""
+    out: dict[str, object] = {}
+    for key in _SETTINGS:
+        value = environ.get(ENV_PREFIX + key.upper())
+        if value is not None and value != "":
+            out[key] = value
+    for alias, key in _ALIASES.items():
+        value = environ.get(ENV_PREFIX + alias.upper())
+        if value and key not in out:
+            out[key] = value
+    return out
+
+
+def build_config(*sources: Mapping[str, object]) -> AgentConfig:
+    """Merge raw settings, lowest precedence first, into a validated :class:`AgentConfig`.
+
+    Each source maps setting keys (``bind``, ``interface``, ``tag``...) to values that are
+    either already typed or text as found in the environment. ``None`` values are absent.
+    Reads the key file, so every error shows before any socket exists.
+    """
+    merged: dict[str, object] = {}
+    for source in sources:
+        for key, value in source.items():
+            if value is None or (isinstance(value, list | tuple) and not value):
+                continue
+            merged[key.replace("-", "_")] = value
+    kwargs: dict[str, Any] = {}
+    for key, value in merged.items():
+        if key not in _SETTINGS:
+            raise ConfigError(key, "unknown setting")
+        fname, parser = _SETTINGS[key]
+        if fname == "multicast":
+            kwargs["discovery"], kwargs["multicast"] = _parse_multicast(key, value)
+        else:
+            kwargs[fname] = parser(key, value)
+    group = kwargs.get("multicast")
+    if group is not None and group[1] == 0:
+        kwargs["multicast"] = (group[0], DEFAULT_BEACON_PORT)
+    key_file = kwargs.get("key_file")
+    if key_file is not None and not kwargs.get("plaintext"):
+        kwargs["keys"] = load_keys(key_file)
+    return AgentConfig(**kwargs)

@@ -1,0 +1,1 @@
+"""The control channel: JSON lines over a unix socket or a sealed TCP endpoint."""

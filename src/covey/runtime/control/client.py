@@ -1,0 +1,186 @@
+"""Blocking clients for a running agent: the unix control socket, the sealed RPC endpoint
+and the HTTP status API. Used by the CLI, the demo and the tests.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import socket
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from covey.core import Address
+from covey.runtime.config.model import ConfigError
+from covey.runtime.control.server import ControlError, LineCodec, SealedCodec
+
+
+class ClientError(Exception):
+    """The agent could not be reached, or it refused the request (message says which)."""
+
+
+class ControlClient:
+    """Talks the newline-delimited JSON control protocol to one agent.
+
+    Args:
+        path: the agent's unix control socket, or
+        rpc: the (host, port) of its ``--rpc`` endpoint, together with
+        keys: the cluster's Fernet keys (required for ``rpc``).
+        timeout: seconds to wait for connect and for each answer.
+    """
+
+    def __init__(
+        self,
+        path: Path | str | None = None,
+        *,
+        rpc: Address | None = None,
+        keys: list[bytes] | None = None,
+        timeout: float = 5.0,
+    ) -> None:
+        if (path is None) == (rpc is None):
+            raise ValueError("give exactly one of path and rpc")
+        if rpc is not None and not keys:
+            raise ValueError("the rpc endpoint needs the cluster keys")
+        self.path = None if path is None else Path(path)
+        self.rpc = rpc
+        self.timeout = timeout
+        self._codec: LineCodec = SealedCodec(keys) if rpc is not None and keys else LineCodec()
+
+    def _connect(self) -> socket.socket:
+        try:
+            if self.path is not None:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(self.timeout)
+                try:
+                    sock.connect(str(self.path))
+                except BaseException:
+                    sock.close()
+                    raise
+                return sock
+            assert self.rpc is not None
+            return socket.create_connection(self.rpc, timeout=self.timeout)
+        except OSError as exc:
+            where = self.path if self.rpc is None else f"{self.rpc[0]}:{self.rpc[1]}"
+            raise ClientError(f"cannot reach the agent at {where}: {exc.strerror or exc}") from None
+
+    def _decode(self, line: bytes) -> Any:
+        if not line:
+            raise ClientError("the agent closed the connection without answering")
+        try:
+            return self._codec.decode(line)
+        except ControlError:
+            # Refusals of unauthenticated requests come back in plain JSON.
+            try:
+                plain = json.loads(line)
+            except ValueError:
+                raise ClientError("cannot open the agent's answer (wrong key?)") from None
+            if isinstance(plain, dict) and plain.get("ok") is False:
+                raise ClientError(str(plain.get("error"))) from None
+            raise ClientError("unexpected answer from the agent") from None
+
+    def request(self, op: str, **args: object) -> Any:
+        """Send one request and return its ``result``; raises :class:`ClientError`."""
+        with self._connect() as sock:
+            sock.sendall(self._codec.encode({"op": op, **args}))
+            with sock.makefile("rb") as fh:
+                try:
+                    answer = self._decode(fh.readline())
+                except TimeoutError:
+                    raise ClientError("the agent did not answer in time") from None
+        if not isinstance(answer, dict) or "ok" not in answer:
+            raise ClientError("malformed answer from the agent")
+        if not answer["ok"]:
+            raise ClientError(str(answer.get("error", "request refused")))
+        return answer.get("result")
+
+    def monitor(self) -> Iterator[dict[str, Any]]:
+        """Yield event objects until the agent stops (or the caller stops iterating)."""
+        with self._connect() as sock:
+            sock.sendall(self._codec.encode({"op": "monitor"}))
+            sock.settimeout(None)
+            with sock.makefile("rb") as fh:
+                first = self._decode(fh.readline())
+                if not isinstance(first, dict) or not first.get("ok"):
+                    raise ClientError(str(first.get("error") if isinstance(first, dict) else first))
+                for line in fh:
+                    event = self._decode(line)
+                    if isinstance(event, dict):
+                        yield event
+
+    # Convenience wrappers.
+
+    def members(self) -> list[dict[str, Any]]:
+        """Every member the agent knows."""
+        return list(self.request("members"))
+
+    def info(self) -> dict[str, Any]:
+        """Self, counters and drop reasons."""
+        return dict(self.request("info"))
+
+    def self_member(self) -> dict[str, Any]:
+        """The agent's own record."""
+        return dict(self.request("self"))
+
+
+def http_get(url: str, path: str, timeout: float = 5.0) -> Any:
+    """GET ``url`` + ``path`` from an agent's HTTP API and decode the JSON body."""
+    import urllib.error  # only the CLI needs it: keeps http/email out of the agent
+    import urllib.request
+
+    full = url.rstrip("/") + path
+    if "://" not in full:
+        full = "http://" + full
+    try:
+        with urllib.request.urlopen(full, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise ClientError(f"{full}: HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ClientError(f"cannot reach {full}: {reason}") from None
+
+
+def control_path(control: Path | None, name: str | None, environ: Mapping[str, str]) -> Path:
+    """Find a local agent's control socket: explicit path, $COVEY_CONTROL, by name, or the
+    only ``/tmp/covey-*.sock``. Raises :class:`ClientError` when none or several match."""
+    if control is not None:
+        return control
+    if environ.get("COVEY_CONTROL"):
+        return Path(environ["COVEY_CONTROL"])
+    if environ.get("COVEY_DATA_DIR"):
+        return Path(environ["COVEY_DATA_DIR"]) / "covey.sock"
+    name = name or environ.get("COVEY_NAME")
+    if name:
+        return Path(f"/tmp/covey-{name}.sock")
+    found = sorted(glob.glob("/tmp/covey-*.sock"))
+    if len(found) == 1:
+        return Path(found[0])
+    if not found:
+        raise ClientError("no agent found: give --control PATH or --name NAME")
+    raise ClientError(f"several agents found ({', '.join(found)}): give --control or --name")
+
+
+def connect(
+    *,
+    control: Path | None = None,
+    name: str | None = None,
+    rpc: str | None = None,
+    key_file: Path | None = None,
+    environ: Mapping[str, str],
+) -> ControlClient:
+    """A client for the agent the CLI options designate (``--rpc`` needs a key file).
+
+    Raises:
+        ConfigError: ``rpc`` or the key file is wrong.
+        ClientError: no local agent could be designated.
+    """
+    from covey.runtime.config.sources import load_keys, parse_address
+
+    if rpc is not None:
+        if key_file is None and environ.get("COVEY_KEY_FILE"):
+            key_file = Path(environ["COVEY_KEY_FILE"])
+        if key_file is None:
+            raise ConfigError("key_file", "required with --rpc")
+        return ControlClient(rpc=parse_address("rpc", rpc), keys=list(load_keys(key_file)))
+    return ControlClient(control_path(control, name, environ))

@@ -1,0 +1,264 @@
+"""Control endpoints: a unix socket for local requests, a Fernet-sealed TCP one for remote.
+
+Protocol: newline-delimited JSON. A request is ``{"op": ..., ...}``; the answer is
+``{"ok": true, "result": ...}`` or ``{"ok": false, "error": "..."}``. Operations:
+
+* ``members`` — every known member (``MemberInfo.to_json()`` shape);
+* ``self`` — this node's record; ``info`` — self, counters and drop reasons;
+* ``tags`` with ``set`` (object) and/or ``delete`` (list) — change our tags;
+* ``leave`` — answer, then leave gracefully and stop;
+* ``monitor`` — answer, then one event object per line until the client disconnects.
+
+On the remote endpoint (``--rpc``) every line in both directions is a Fernet token sealed
+with the cluster key (the first key seals, any key opens), so only key holders can use it.
+Tokens older than :data:`RPC_TTL` seconds or seen before are refused (no replays).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+
+from covey.core.crypto.fernet import InvalidToken, MultiKey
+from covey.runtime.events import event_to_json
+from covey.runtime.features.base import CONTROL_OPS, load_features
+
+if TYPE_CHECKING:
+    from covey.runtime.agent import Agent
+
+log = logging.getLogger("covey.control")
+
+#: Seconds a sealed RPC line stays acceptable.
+RPC_TTL = 60
+#: Longest request line accepted.
+LINE_LIMIT = 1 << 20
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]
+SpawnHandler = Callable[[Handler], Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]]
+
+
+class ControlError(Exception):
+    """A request was refused; the message goes back to the client."""
+
+
+class LineCodec:
+    """Plain JSON lines (the unix socket: the file mode is the access control)."""
+
+    def encode(self, obj: object) -> bytes:
+        """One JSON object as a line."""
+        return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+    def decode(self, line: bytes) -> Any:
+        """Parse one line; raises ControlError."""
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise ControlError("request is not JSON") from None
+
+
+class SealedCodec(LineCodec):
+    """JSON lines sealed as Fernet tokens with the cluster keys (the RPC endpoint)."""
+
+    def __init__(self, keys: list[bytes], *, ttl: int = RPC_TTL) -> None:
+        self._fernet = MultiKey(keys)
+        self._ttl = ttl
+        self._seen: dict[bytes, float] = {}
+
+    def encode(self, obj: object) -> bytes:
+        """Seal one JSON object into a token line."""
+        line = super().encode(obj).rstrip(b"\n")
+        return self._fernet.encrypt_at_time(line, int(time.time())) + b"\n"
+
+    def decode(self, line: bytes) -> Any:
+        """Open one token line; raises ControlError when it is forged, old or replayed."""
+        token = line.strip()
+        try:
+            plain = self._fernet.decrypt_at_time(token, self._ttl, int(time.time()))
+        except InvalidToken:
+            raise ControlError("unauthenticated") from None
+        now = time.monotonic()
+        for seen, at in list(self._seen.items()):
+            if at + 2 * self._ttl < now:
+                del self._seen[seen]
+        if token in self._seen:
+            raise ControlError("replayed request")
+        self._seen[token] = now
+        return super().decode(plain)
+
+
+async def start_control_servers(agent: Agent, spawn: SpawnHandler) -> list[asyncio.Server]:
+    """Bind the unix control socket and, if configured, the RPC endpoint (not yet serving)."""
+    servers: list[asyncio.Server] = []
+    path = agent.config.control_path
+    _clear_stale_socket(path)
+    plain = LineCodec()
+    server = await asyncio.start_unix_server(
+        spawn(lambda r, w: serve_connection(agent, r, w, plain)),
+        path=str(path),
+        limit=LINE_LIMIT,
+        start_serving=False,
+    )
+    servers.append(server)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o600)  # local requests: only the agent's user
+        agent.control_inode = path.stat().st_ino
+    if agent.config.rpc is not None:
+        if not agent.config.keys:
+            raise OSError("rpc: the remote control endpoint needs a key file")
+        sealed = SealedCodec(list(agent.config.keys))
+        host, port = agent.config.rpc
+        servers.append(
+            await asyncio.start_server(
+                spawn(lambda r, w: serve_connection(agent, r, w, sealed)),
+                host,
+                port,
+                limit=LINE_LIMIT,
+                reuse_address=True,
+                start_serving=False,
+            )
+        )
+    return servers
+
+
+def _clear_stale_socket(path: os.PathLike[str]) -> None:
+    """Remove a socket file left by a dead agent; refuse if a live one answers there."""
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(1.0)
+    try:
+        probe.connect(p)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.unlink(p)
+        return
+    finally:
+        probe.close()
+    raise OSError(f"control: another agent is listening on {p}")
+
+
+def remove_control_socket(agent: Agent) -> None:
+    """Unlink the control socket if it is still the one this agent created."""
+    path = agent.config.control_path
+    with contextlib.suppress(OSError):
+        if agent.control_inode is not None and path.stat().st_ino == agent.control_inode:
+            path.unlink()
+    agent.control_inode = None
+
+
+async def serve_connection(
+    agent: Agent, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, codec: LineCodec
+) -> None:
+    """Answer requests on one connection until the client closes it."""
+    while True:
+        try:
+            line = await reader.readline()
+        except ValueError:
+            writer.write(LineCodec().encode({"ok": False, "error": "request line too long"}))
+            return
+        except OSError:
+            return
+        if not line:
+            return
+        if not line.strip():
+            continue
+        try:
+            request = codec.decode(line)
+        except ControlError as exc:
+            # The client cannot open a sealed answer if it has not the key: answer plainly.
+            writer.write(LineCodec().encode({"ok": False, "error": str(exc)}))
+            agent_counters(agent)["rpc_refused"] += 1
+            return
+        op = request.get("op") if isinstance(request, dict) else None
+        try:
+            result = handle_request(agent, request)
+            if inspect.isawaitable(result):
+                # Feature operations may wait (an action collecting its results).
+                result = await result
+        except ControlError as exc:
+            writer.write(codec.encode({"ok": False, "error": str(exc)}))
+        except ValueError as exc:  # ConfigError from bad tags
+            writer.write(codec.encode({"ok": False, "error": str(exc)}))
+        else:
+            writer.write(codec.encode({"ok": True, "result": result}))
+            if op == "monitor":
+                await writer.drain()
+                await _monitor(agent, reader, writer, codec)
+                return
+            if op == "leave":
+                await writer.drain()
+                agent.request_shutdown()
+                return
+        await writer.drain()
+
+
+def agent_counters(agent: Agent) -> Any:
+    """The runtime counters of the agent's driver (a throwaway dict before it runs)."""
+    driver = agent._driver
+    return driver.counters if driver is not None else {"rpc_refused": 0}
+
+
+def handle_request(agent: Agent, request: object) -> object:
+    """Run one control operation and return its result; raises ControlError."""
+    if not isinstance(request, dict) or not isinstance(request.get("op"), str):
+        raise ControlError('request must be an object with an "op" string')
+    op = request["op"]
+    if not agent.ready and op != "info":
+        raise ControlError("agent is shutting down")
+    if op == "members":
+        return [m.to_json() for m in agent.members()]
+    if op == "self":
+        return agent.local().to_json()
+    if op == "info":
+        return agent.info()
+    if op == "tags":
+        set_ = request.get("set") or {}
+        delete = request.get("delete") or []
+        if not isinstance(set_, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in set_.items()
+        ):
+            raise ControlError('"set" must map text to text')
+        if not isinstance(delete, list) or not all(isinstance(k, str) for k in delete):
+            raise ControlError('"delete" must be a list of keys')
+        return agent.update_tags(set_, delete).to_json()
+    if op in ("leave", "monitor"):
+        return "leaving" if op == "leave" else "monitoring"
+    load_features()
+    handler = CONTROL_OPS.get(op)
+    if handler is not None:
+        return handler(agent, request)
+    known = ", ".join(["members", "self", "info", "tags", "leave", "monitor", *CONTROL_OPS])
+    raise ControlError(f"unknown op {op!r} ({known})")
+
+
+async def _monitor(
+    agent: Agent, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, codec: LineCodec
+) -> None:
+    """Stream events until the client disconnects or the agent stops."""
+    with agent.events() as sub:
+        gone = asyncio.ensure_future(reader.read(1))  # EOF (b"") when the client leaves
+        nxt: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                nxt = asyncio.ensure_future(sub.get())
+                done, _ = await asyncio.wait({gone, nxt}, return_when=asyncio.FIRST_COMPLETED)
+                if gone in done:
+                    return
+                event = nxt.result()
+                if event is None:
+                    return
+                writer.write(codec.encode(event_to_json(event, agent.node.wall_offset)))
+                await writer.drain()
+        finally:
+            gone.cancel()
+            if nxt is not None:
+                nxt.cancel()

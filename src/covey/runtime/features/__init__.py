@@ -1,0 +1,1 @@
+"""Runtime features: a core capability with its control operations, routes and background work."""

@@ -1,0 +1,1 @@
+"""Sockets: the UDP/TCP transport and the choice of beacon interfaces."""

@@ -1,0 +1,169 @@
+"""Sockets: the unicast UDP socket, discovery senders/receivers, and TCP stream framing.
+
+Several agents may share one host. Each binds its own unicast port; the discovery receive
+socket is shared through SO_REUSEADDR + SO_REUSEPORT on the group port (the kernel hands a
+copy of every multicast or broadcast datagram to each such socket, while unicast datagrams
+would be load-balanced — which is why unicast traffic never goes to that socket). Beacons
+leave through one small socket per chosen interface, so IP_MULTICAST_IF never has to be
+switched under a queued datagram.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import struct
+from collections.abc import Callable
+from typing import cast
+
+from covey.core import MAX_STREAM_FRAME, STREAM_PREFIX_LEN, Address
+from covey.runtime.net.interfaces import DiscoveryPlan
+
+log = logging.getLogger("covey.transport")
+
+#: Linux: deliver to a wildcard-bound socket only the groups it joined itself.
+_IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
+#: Largest datagram read; the core rejects anything above its own limit and counts it.
+RECV_BUFFER = 65535
+
+DatagramHandler = Callable[[bytes, Address], None]
+
+
+class StreamFrameError(Exception):
+    """A TCP peer sent a length prefix above :data:`MAX_STREAM_FRAME`."""
+
+
+class UdpProtocol(asyncio.DatagramProtocol):
+    """Hands every datagram to ``handler``; errors are logged, never raised into asyncio."""
+
+    def __init__(self, handler: DatagramHandler, label: str) -> None:
+        self._handler = handler
+        self._label = label
+        self.transport: asyncio.DatagramTransport | None = None
+        self.errors = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (3.11's selector transport does not subclass DatagramTransport, hence the cast)
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self._handler(data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors from earlier sends (port unreachable...): SWIM copes with loss.
+        self.errors += 1
+        log.debug("%s socket error: %s", self._label, exc)
+
+
+def _udp_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setblocking(False)
+    return sock
+
+
+def unicast_socket(bind: Address) -> socket.socket:
+    """The agent's own UDP socket (no SO_REUSEPORT: two agents must not share a port)."""
+    sock = _udp_socket()
+    try:
+        if bind[0] in ("0.0.0.0", ""):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
+        sock.bind(bind)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def discovery_receive_sockets(plan: DiscoveryPlan) -> list[socket.socket]:
+    """Sockets that receive beacons: one on the multicast group, or one per broadcast address."""
+    out: list[socket.socket] = []
+    try:
+        if plan.broadcast:
+            for addr in sorted({dest for _, dest in plan.destinations()}):
+                sock = _udp_socket()
+                out.append(sock)
+                _share_port(sock)
+                sock.bind((addr, plan.port))
+        elif plan.interfaces:
+            sock = _udp_socket()
+            out.append(sock)
+            _share_port(sock)
+            # Bound to the group address, it receives only the group's traffic.
+            sock.bind((plan.group, plan.port))
+            for iface in plan.interfaces:
+                mreq = socket.inet_aton(plan.group) + socket.inet_aton(iface.address)
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreq)
+    except BaseException:
+        for sock in out:
+            sock.close()
+        raise
+    return out
+
+
+def discovery_send_sockets(plan: DiscoveryPlan) -> list[tuple[socket.socket, Address]]:
+    """One sending socket per chosen interface, with the destination it sends beacons to."""
+    out: list[tuple[socket.socket, Address]] = []
+    try:
+        for iface, dest in plan.destinations():
+            sock = _udp_socket()
+            out.append((sock, (dest, plan.port)))
+            if plan.broadcast:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            else:
+                sock.setsockopt(
+                    socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(iface.address)
+                )
+                # Other agents on this very host must hear us too.
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+            # Bound to the interface address, so the datagram leaves by that interface.
+            sock.bind((iface.address, 0))
+    except BaseException:
+        for sock, _ in out:
+            sock.close()
+        raise
+    return out
+
+
+def _share_port(sock: socket.socket) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+
+
+# ------------------------------------------------------------------ TCP framing
+
+
+def frame_stream(data: bytes) -> bytes:
+    """Prefix a frame with its four-octet big-endian length."""
+    return struct.pack(">I", len(data)) + data
+
+
+async def read_frame(reader: asyncio.StreamReader) -> bytes:
+    """Read one length-prefixed frame; raises IncompleteReadError or StreamFrameError."""
+    head = await reader.readexactly(STREAM_PREFIX_LEN)
+    (length,) = struct.unpack(">I", head)
+    if length > MAX_STREAM_FRAME:
+        raise StreamFrameError(f"stream frame of {length} octets is too large")
+    return await reader.readexactly(length)
+
+
+async def exchange(address: Address, data: bytes, timeout: float) -> bytes:
+    """Connect, send one frame, read one reply frame; the whole exchange within ``timeout``.
+
+    Raises ConnectionRefusedError when nothing listens, TimeoutError, OSError,
+    IncompleteReadError or StreamFrameError otherwise.
+    """
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(address[0], address[1])
+        try:
+            writer.write(frame_stream(data))
+            await writer.drain()
+            return await read_frame(reader)
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()

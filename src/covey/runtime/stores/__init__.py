@@ -1,0 +1,1 @@
+"""Durable stores: what must survive a restart, one interface per need."""

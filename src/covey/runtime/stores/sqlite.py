@@ -1,0 +1,135 @@
+"""The agent's shared state on disk: SQLite (stdlib ``sqlite3``) in the data directory.
+
+Its own facts (:class:`SqliteFactStore`) and the ids of the actions it ran
+(:class:`SqliteActionLog`), in one file.
+
+One table of (key, seq, value) — deleted facts keep their row with a NULL value, so the
+deletion's sequence number survives too — and the node's fact counter. Written in WAL
+mode with ``synchronous=NORMAL``: a change is durable against a process crash at once,
+and against a power cut after the next checkpoint, which is what a restarted agent needs
+to re-assert its facts (peers hold copies; a lost tail is refuted, see core/facts.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from covey.core.state.actions import SEEN_TTL
+from covey.core.state.facts.capability import Entry
+from covey.runtime.config.model import ConfigError
+
+#: The database file inside the data directory.
+FILENAME = "facts.db"
+
+
+def _connect(path: Path, table: str) -> sqlite3.Connection:
+    """Open the file in WAL mode with ``table`` and the shared ``meta`` table in place."""
+    try:
+        db = sqlite3.connect(str(path), isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(f"CREATE TABLE IF NOT EXISTS {table}")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
+        )
+    except sqlite3.Error as exc:
+        raise ConfigError("data_dir", f"cannot open {path}: {exc}") from None
+    return db
+
+
+def _write(
+    db: sqlite3.Connection, path: Path, sql: str, row: tuple[object, ...], meta: str, value: int
+) -> None:
+    """One row and one meta value in one transaction; ValueError if the database refuses."""
+    try:
+        with db:
+            db.execute("BEGIN")
+            db.execute(sql, row)
+            db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (meta, value))
+    except sqlite3.Error as exc:
+        raise ValueError(f"store: cannot save to {path}: {exc}") from None
+
+
+class SqliteFactStore:
+    """A :class:`covey.core.state.facts.capability.FactStore` backed by ``<data_dir>/facts.db``.
+
+    Raises:
+        ConfigError: the file cannot be opened or is not a covey facts database.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = _connect(path, "facts (key TEXT PRIMARY KEY, seq INTEGER NOT NULL, value TEXT)")
+
+    def load(self) -> tuple[int, dict[str, Entry]]:
+        """(counter, key → (seq, value or None)) as last saved."""
+        try:
+            rows = self._db.execute("SELECT key, seq, value FROM facts").fetchall()
+            meta = self._db.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()
+        except sqlite3.Error as exc:
+            raise ConfigError("data_dir", f"{self.path} is unreadable: {exc}") from None
+        entries: dict[str, Entry] = {}
+        for key, seq, value in rows:
+            if (
+                isinstance(key, str)
+                and isinstance(seq, int)
+                and (value is None or isinstance(value, str))
+            ):
+                entries[key] = (seq, value)
+        counter = int(meta[0]) if meta else 0
+        return max([counter, *(s for s, _ in entries.values())]), entries
+
+    def save(self, seq: int, key: str, value: str | None) -> None:
+        """Record one change of our own facts (and the counter) in one transaction.
+
+        Raises:
+            ValueError: the database refused the write (disk full...); nothing changed.
+        """
+        sql = "INSERT OR REPLACE INTO facts (key, seq, value) VALUES (?, ?, ?)"
+        _write(self._db, self.path, sql, (key, seq, value), "seq", seq)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+
+class SqliteActionLog:
+    """A :class:`covey.core.state.actions.ActionLog` in the same file: ids of actions run here.
+
+    Rows older than :data:`~covey.core.state.actions.SEEN_TTL` (wall clock) are dropped when
+    the log is loaded; the Lamport clock is kept too, so it never goes back.
+
+    Raises:
+        ConfigError: the file cannot be opened.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = _connect(path, "actions (id BLOB PRIMARY KEY, at REAL NOT NULL)")
+
+    def load(self) -> tuple[int, list[bytes]]:
+        """(Lamport clock, ids recorded within the last SEEN_TTL seconds)."""
+        try:
+            with self._db:
+                self._db.execute("DELETE FROM actions WHERE at < ?", (time.time() - SEEN_TTL,))
+            rows = self._db.execute("SELECT id FROM actions").fetchall()
+            meta = self._db.execute("SELECT value FROM meta WHERE name = 'lamport'").fetchone()
+        except sqlite3.Error as exc:
+            raise ConfigError("data_dir", f"{self.path} is unreadable: {exc}") from None
+        ids = [r[0] for r in rows if isinstance(r[0], bytes)]
+        return (int(meta[0]) if meta else 0), ids
+
+    def save(self, action_id: bytes, clock: int) -> None:
+        """Record one action id and the clock in one transaction.
+
+        Raises:
+            ValueError: the database refused the write; the action must not run.
+        """
+        sql = "INSERT OR REPLACE INTO actions (id, at) VALUES (?, ?)"
+        _write(self._db, self.path, sql, (action_id, time.time()), "lamport", clock)
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
