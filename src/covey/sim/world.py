@@ -14,18 +14,19 @@ host), *paused* (a stalled process: inputs queue up and are handled on resume).
 from __future__ import annotations
 
 import dataclasses
-import enum
 import heapq
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from covey.core import CoreConfig, Event, Extension, Keyring, MemberState, Node
+from covey.core import CoreConfig, Extension, Keyring, MemberState, Node
 from covey.core.effects import Effect
 from covey.core.member import Member
 from covey.core.types import Address
+from covey.sim.hosts import EventListener, HostState, SimHost
 from covey.sim.network import LinkModel, Network
+
+__all__ = ["STREAM_TIMEOUT", "EventListener", "HostState", "SimHost", "Simulation"]
 
 #: Seconds after which an unanswered stream request fails (as the asyncio runtime does).
 STREAM_TIMEOUT = 2.0
@@ -33,44 +34,6 @@ STREAM_TIMEOUT = 2.0
 BACKLOG_LIMIT = 2000
 
 _TIMER, _DGRAM, _STREAM_REQ, _STREAM_RESP, _CALL = range(5)
-
-
-class HostState(enum.Enum):
-    """What a simulated host is doing."""
-
-    RUNNING = "running"
-    CRASHED = "crashed"
-    DOWN = "down"
-    PAUSED = "paused"
-
-
-@dataclass(eq=False)
-class SimHost:
-    """One simulated host running one core."""
-
-    name: str
-    address: Address
-    config: CoreConfig
-    node: Node
-    state: HostState = HostState.RUNNING
-    seeds: list[Address] = field(default_factory=list)
-    events: list[tuple[float, Event]] = field(default_factory=list)
-    backlog: list[tuple[Any, ...]] = field(default_factory=list)
-    timer_at: float | None = None
-    timer_version: int = 0
-    sent: int = 0
-    sent_bytes: int = 0
-    received: int = 0
-    restarts: int = 0
-    effects: int = 0
-
-    @property
-    def up(self) -> bool:
-        """True while the process runs (paused counts: it is alive, merely slow)."""
-        return self.state in (HostState.RUNNING, HostState.PAUSED)
-
-
-EventListener = Callable[[SimHost, float, Event], None]
 
 
 class Simulation:
