@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from covey.cli.app import EXIT_CONFIG, _fail, app
+from covey.cli.options import EXIT_CONFIG, _fail, app
 
 
 @app.command(no_args_is_help=False)

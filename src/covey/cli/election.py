@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from covey.cli.app import (
+from covey.cli.options import (
     EXIT_CONFIG,
     HttpOpt,
     JsonOpt,

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from covey.cli.app import (
+from covey.cli.options import (
     EXIT_CONFIG,
     HttpOpt,
     JsonOpt,

@@ -1,0 +1,187 @@
+"""What every ``covey`` command shares: the Typer app, the option types, the agent target.
+
+The command groups (``covey.cli.agent``, ``inspect``, ``tools``, ``election``, ``facts``)
+each import this module and add their commands to :data:`app`; ``covey.cli.app`` imports
+them in the order they appear in ``--help``. Nothing here imports a command module, so
+there is no import cycle.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(
+    name="covey",
+    help="covey: machines that know each other. Discovery by multicast beacons, SWIM "
+    "membership, Fernet encryption.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+EXIT_CONFIG = 2
+EXIT_UNREACHABLE = 1
+
+
+# ---------------------------------------------------------------- shared option types
+
+ControlOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--control",
+        help="Unix control socket of the agent (default: $COVEY_CONTROL, the agent named by "
+        "--name / $COVEY_NAME, or the only /tmp/covey-*.sock).",
+        show_default=False,
+    ),
+]
+NameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--name", help="Name of a local agent (finds /tmp/covey-NAME.sock).", show_default=False
+    ),
+]
+RpcOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc",
+        help="HOST:PORT of a remote agent's authenticated control endpoint (needs --key-file).",
+        show_default=False,
+    ),
+]
+KeyFileOpt = Annotated[
+    Path | None,
+    typer.Option("--key-file", help="Cluster key file, for --rpc.", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+HttpOpt = Annotated[
+    str | None,
+    typer.Option("--http", help="URL of an agent's HTTP API instead.", show_default=False),
+]
+
+
+def _fail(message: str, code: int = EXIT_UNREACHABLE) -> typer.Exit:
+    # Plain write: one line, never wrapped to the terminal width.
+    sys.stderr.write(f"covey: {message}\n")
+    return typer.Exit(code)
+
+
+def _client(control: Path | None, name: str | None, rpc: str | None, key_file: Path | None) -> Any:
+    from covey.runtime.config.model import ConfigError
+    from covey.runtime.control.client import ClientError, connect
+
+    try:
+        return connect(control=control, name=name, rpc=rpc, key_file=key_file, environ=os.environ)
+    except ConfigError as exc:
+        raise _fail(f"config error: {exc}", EXIT_CONFIG) from None
+    except ClientError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _request(client: Any, op: str, **args: object) -> Any:
+    from covey.runtime.control.client import ClientError
+
+    try:
+        return client.request(op, **args)
+    except ClientError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _query(
+    http: str | None,
+    path: str,
+    control: Path | None,
+    name: str | None,
+    rpc: str | None,
+    key_file: Path | None,
+    op: str,
+    **args: object,
+) -> Any:
+    """Ask a running agent: ``GET path`` on its HTTP API, or ``op`` on its control socket."""
+    if http is not None:
+        from covey.runtime.control.client import ClientError, http_get
+
+        try:
+            return http_get(http, path)
+        except ClientError as exc:
+            raise _fail(str(exc)) from None
+    return _request(_client(control, name, rpc, key_file), op, **args)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The running agent a command talks to (``--control``, ``--name``, ``--rpc``)."""
+
+    control: Path | None
+    name: str | None
+    rpc: str | None
+    key_file: Path | None
+
+    def client(self) -> Any:
+        """A connected control client; a clear one-line error and exit status if none."""
+        return _client(self.control, self.name, self.rpc, self.key_file)
+
+    def request(self, op: str, **args: object) -> Any:
+        """One control request; its result."""
+        return _request(self.client(), op, **args)
+
+    def query(self, http: str | None, path: str, op: str, **args: object) -> Any:
+        """``GET path`` on the agent's HTTP API when ``http`` is given, else ``op``."""
+        return _query(http, path, self.control, self.name, self.rpc, self.key_file, op, **args)
+
+
+_TARGET_OPTIONS = (
+    ("control", ControlOpt),
+    ("name", NameOpt),
+    ("rpc", RpcOpt),
+    ("key_file", KeyFileOpt),
+)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def agent_command(typer_app: typer.Typer, command_name: str | None = None) -> Callable[[F], F]:
+    """Register a command that reaches a running agent.
+
+    The command gets the ``--control``, ``--name``, ``--rpc`` and ``--key-file`` options
+    and receives them as one keyword argument ``target`` (a :class:`Target`).
+    """
+
+    def register(func: F) -> F:
+        sig = inspect.signature(func, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "target"]
+        kw_only = inspect.Parameter.KEYWORD_ONLY
+        extra = [
+            inspect.Parameter(n, kw_only, default=None, annotation=a) for n, a in _TARGET_OPTIONS
+        ]
+
+        @functools.wraps(func)
+        def command(**kw: Any) -> Any:
+            target = Target(*(kw.pop(n) for n, _ in _TARGET_OPTIONS))
+            return func(target=target, **kw)
+
+        command.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
+        typer_app.command(command_name)(command)
+        return func
+
+    return register
+
+
+def _plain(text: str) -> None:
+    """Print text as is: no rich markup, no highlighting, no wrapping."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _print_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")
