@@ -29,7 +29,7 @@ from covey.core.wire.messages import (
     encode_message,
 )
 
-from .strategies import MESSAGES
+from ..strategies import MESSAGES
 
 A = b"\xaa" * 16
 B = b"\xbb" * 16

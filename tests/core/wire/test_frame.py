@@ -27,7 +27,7 @@ from covey.core.wire.frame import (
 )
 from covey.core.wire.messages import Message, decode_message, encode_message
 
-from .strategies import DATAGRAM_MESSAGES, MESSAGES, NODE_IDS
+from ..strategies import DATAGRAM_MESSAGES, MESSAGES, NODE_IDS
 
 KEY = Fernet.generate_key()
 SENDER = b"\x01" * 16

@@ -1,0 +1,1 @@
+"""Tests of covey.core.membership: the SWIM node and its parts."""

@@ -1,0 +1,1 @@
+"""Tests of covey.core.wire: frames, fields and the message codec."""
