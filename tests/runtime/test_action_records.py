@@ -36,7 +36,7 @@ def _recorded(db: Path) -> int:
 
 async def test_the_action_id_is_on_disk_when_the_handler_runs(tmp_path: Path) -> None:
     async with Agent(_config(tmp_path, "rec")) as agent:
-        db = agent.config.data_dir / FILENAME  # type: ignore[operator]
+        db = tmp_path / agent.config.name / FILENAME
         seen: list[int] = []
 
         def handler(payload: str) -> str:
@@ -51,9 +51,14 @@ async def test_the_action_id_is_on_disk_when_the_handler_runs(tmp_path: Path) ->
 
 async def test_an_action_whose_record_fails_is_refused_not_run(tmp_path: Path) -> None:
     async with Agent(_config(tmp_path, "norec")) as agent:
-        db = agent.config.data_dir / FILENAME  # type: ignore[operator]
+        db = tmp_path / agent.config.name / FILENAME
         ran: list[str] = []
-        agent.on_action("zstop", lambda payload: ran.append(payload) or "ran")
+
+        def handler(payload: str) -> str:
+            ran.append(payload)
+            return "ran"
+
+        agent.on_action("zstop", handler)
         with sqlite3.connect(db) as conn:
             conn.execute("DROP TABLE actions")  # every later record of an action fails
         out = await agent.run_action("zstop", "vm-7", timeout=TIMEOUT)

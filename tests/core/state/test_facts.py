@@ -15,8 +15,8 @@ from covey.core.state.messages import FactPull, FactUpdate
 from ..fakes import FakeHandle, add_member, attach, node_id, set_state
 
 
-def _facts(**kw: object) -> tuple[Facts, FakeHandle]:
-    f = Facts(**kw)  # type: ignore[arg-type]
+def _facts() -> tuple[Facts, FakeHandle]:
+    f = Facts()
     h = attach(f, FakeHandle(1))
     add_member(h, f, 2)
     return f, h

@@ -121,6 +121,10 @@ class Outstanding:
 class Actions(Extension):
     """Cluster-wide actions, delivered once per node in Lamport order.
 
+    Each delivery persists a :class:`RecordAction` and emits an :class:`ActionDelivered`;
+    whoever runs the handlers answers it once with :meth:`answer` (an action nobody
+    answers is reported to its origin as missing).
+
     Args:
         hold: seconds an action waits before delivery, so close ones are ordered alike.
         restored: (Lamport clock, ids) the store recorded in a past life of this node;
