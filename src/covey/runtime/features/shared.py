@@ -259,12 +259,15 @@ class SharedRuntime:
                 if isinstance(event, EffectFailed) and isinstance(event.effect, RecordAction):
                     unrecorded.add(event.effect.action_id)
                 elif isinstance(event, ActionDelivered):
-                    if event.action_id in unrecorded:
-                        # Unrecorded, it could run twice after a restart: do not run it.
-                        unrecorded.discard(event.action_id)
-                        self._answer(event.action_id, False, UNRECORDED)
-                    else:
-                        self._on_action(event)
+                    try:
+                        if event.action_id in unrecorded:
+                            # Unrecorded, it could run twice after a restart: do not run it.
+                            unrecorded.discard(event.action_id)
+                            self._answer(event.action_id, False, UNRECORDED)
+                        else:
+                            self._on_action(event)
+                    except Exception:  # one action's failure must not stop the runner
+                        log.exception("action %s failed", event.name)
 
     def _on_action(self, d: ActionDelivered) -> None:
         """Run one delivered action: a Python handler, else the command; answer its origin."""
