@@ -6,46 +6,53 @@ from collections import Counter
 
 from cryptography.fernet import Fernet
 
-from covey.core.state.actions import Actions
-from covey.core.state.facts.capability import VERSION_KEY, Entry, Facts
-from covey.core.state.messages import ActionRequest, FactDigest
+from covey.core.effects import Effect
+from covey.core.events import Event
+from covey.core.state.actions import ActionDelivered, Actions, RecordAction
+from covey.core.state.facts.capability import VERSION_KEY, Entry, Facts, SaveFact
+from covey.core.state.messages import FactDigest
 from covey.core.state.settings import ClusterSettings
 from covey.core.state.versions import parse_version
 from covey.sim import LinkModel, SimHost, Simulation
 
 
 class MemoryStore:
-    """A FactStore that outlives the simulated process (the host's disk)."""
+    """A host's disk for its own facts: outlives the simulated process."""
 
     def __init__(self) -> None:
         self.seq = 0
         self.entries: dict[str, Entry] = {}
 
-    def load(self) -> tuple[int, dict[str, Entry]]:
+    def restored(self) -> tuple[int, dict[str, Entry]]:
         return self.seq, dict(self.entries)
 
-    def save(self, seq: int, key: str, value: str | None) -> None:
-        self.seq = seq
-        self.entries[key] = (seq, value)
+    def write(self, effect: SaveFact) -> None:
+        self.seq = effect.seq
+        self.entries[effect.key] = (effect.seq, effect.value)
 
 
 class MemoryActionLog:
-    """An ActionLog that outlives the simulated process."""
+    """A host's disk for the ids of the actions it ran: outlives the simulated process."""
 
     def __init__(self) -> None:
         self.clock = 0
         self.ids: list[bytes] = []
 
-    def load(self) -> tuple[int, list[bytes]]:
+    def restored(self) -> tuple[int, list[bytes]]:
         return self.clock, list(self.ids)
 
-    def save(self, action_id: bytes, clock: int) -> None:
-        self.ids.append(action_id)
-        self.clock = clock
+    def write(self, effect: RecordAction) -> None:
+        self.ids.append(effect.action_id)
+        self.clock = effect.clock
 
 
 class World:
-    """A simulation whose hosts run facts, settings and actions, with disks and handlers."""
+    """A simulation whose hosts run facts, settings and actions, with disks and handlers.
+
+    The scenario plays the runtime's part: it writes each host's effects to that host's
+    disks (the simulator applies a step's effects before its events), and runs the action
+    handler on every ``ActionDelivered``, answering through ``Actions.answer``.
+    """
 
     def __init__(
         self, seed: int, *, loss: float = 0.0, action_logs: bool = True, **kw: object
@@ -56,19 +63,27 @@ class World:
         self.sim = Simulation(
             seed, extensions=self._extensions, link=LinkModel(loss=loss, delay=0.002), **kw
         )
+        self.sim.effect_listeners.append(self._write)
+        self.sim.listeners.append(self._on_event)
 
     def _extensions(self, h: SimHost) -> list[Facts | ClusterSettings | Actions]:
         disk = self.disks.setdefault(h.name, MemoryStore())
-        runs = self.runs.setdefault(h.name, Counter())
-
-        def handler(req: ActionRequest) -> tuple[bool, str]:
-            runs[req.action_id] += 1
-            return True, f"{req.name} done on {h.name}"
-
-        log = None
+        self.runs.setdefault(h.name, Counter())
+        restored = None
         if self.action_logs is not None:
-            log = self.action_logs.setdefault(h.name, MemoryActionLog())
-        return [Facts(disk), ClusterSettings(), Actions(handler, log=log)]
+            restored = self.action_logs.setdefault(h.name, MemoryActionLog()).restored()
+        return [Facts(restored=disk.restored()), ClusterSettings(), Actions(restored=restored)]
+
+    def _write(self, h: SimHost, effect: Effect) -> None:
+        if isinstance(effect, SaveFact):
+            self.disks[h.name].write(effect)
+        elif isinstance(effect, RecordAction) and self.action_logs is not None:
+            self.action_logs[h.name].write(effect)
+
+    def _on_event(self, h: SimHost, now: float, event: Event) -> None:
+        if isinstance(event, ActionDelivered):
+            self.runs[h.name][event.action_id] += 1
+            self.actions(h).answer(event.action_id, True, f"{event.name} done on {h.name}", now)
 
     def facts(self, h: SimHost) -> Facts:
         ext = h.node.capability("facts")

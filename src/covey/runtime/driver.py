@@ -3,7 +3,10 @@
 Every entry into the core goes through :meth:`CoreDriver._call`: read the clock once, call
 the core, then *pump* — send the datagrams it produced, start the TCP exchanges it asked
 for, publish its events and re-arm the single ``loop.call_at`` at its next deadline. There
-is no polling loop: the core decides when it next needs to run.
+is no polling loop: the core decides when it next needs to run. A step's durable effects
+are written first of all; a writer that raises is logged, counted (``effect_error``) and
+published as :class:`~covey.runtime.events.EffectFailed` *before* the step's events, and
+the other effects, datagrams and events of the step still go out.
 
 Nothing that arrives from the network may raise out of here. Exceptions in a receive path
 are caught, counted as ``internal_error`` and logged with their traceback.
@@ -20,7 +23,7 @@ from typing import Any, TypeVar
 
 from covey.core import Address, Datagram, Node, StreamRequest
 from covey.core.effects import Effect
-from covey.runtime.events import AgentEvent, ClockLeap
+from covey.runtime.events import AgentEvent, ClockLeap, EffectFailed
 from covey.runtime.net.transport import StreamFrameError, exchange
 
 log = logging.getLogger("covey.driver")
@@ -41,7 +44,7 @@ class CoreDriver:
         stream_timeout: seconds one outgoing TCP exchange may take.
         clock_leap: wall-clock jumps above this many seconds are reported.
         effect_writers: per effect type, what makes it durable (effects of other types
-            need no disk here and are dropped).
+            need no disk here and are dropped). A writer reports a failed write by raising.
     """
 
     def __init__(
@@ -181,11 +184,20 @@ class CoreDriver:
 
     def _pump(self, now: float) -> None:
         node = self.node
-        # Durable state first: what a step persists is on disk before its datagrams leave.
+        # Durable state first: what a step persists is on disk before its datagrams leave
+        # and before its events are published (handlers run on events).
         for effect in node.effects_to_apply():
             writer = self._effect_writers.get(type(effect))
-            if writer is not None:
+            if writer is None:
+                continue
+            try:
                 writer(effect)
+            except Exception as exc:
+                # Tell the subscribers before the step's events, so none acts on an event
+                # whose record is missing (see EffectFailed).
+                self.counters["effect_error"] += 1
+                log.error("cannot write %s: %s", type(effect).__name__, exc)
+                self._publish(EffectFailed(now, effect, str(exc)))
         for dgram in node.datagrams_to_send(now=now):
             self._send(dgram)
         for req in node.streams_to_open(now=now):

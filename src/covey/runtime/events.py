@@ -1,9 +1,9 @@
 """Runtime events and their fan-out to any number of subscribers.
 
 The core's events (member joined/updated/suspect/failed/left/recovered/reaped, traces) are
-joined by the runtime's own (:class:`ClockLeap`). Each subscriber gets a bounded queue; a
-subscriber that stops reading loses its oldest events (counted) rather than growing memory
-or slowing the protocol down.
+joined by the runtime's own (:class:`ClockLeap`, :class:`EffectFailed`). Each subscriber
+gets a bounded queue; a subscriber that stops reading loses its oldest events (counted)
+rather than growing memory or slowing the protocol down.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from covey.core import (
     MemberUpdated,
     TraceRecord,
 )
+from covey.core.effects import Effect
 
 #: Events a slow subscriber may have queued before its oldest are dropped.
 QUEUE_LIMIT = 4096
@@ -45,7 +46,26 @@ class ClockLeap:
     delta: float
 
 
-AgentEvent = Event | ClockLeap
+@dataclass(frozen=True, slots=True)
+class EffectFailed:
+    """A durable effect could not be written (its writer raised).
+
+    Published before the events of the core step that handed the effect out, so a
+    subscriber that acts on those events (the action runner: no handler may run for an
+    unrecorded action) learns of the failure first.
+
+    Attributes:
+        at: monotonic time of the step.
+        effect: the effect that is not on disk.
+        error: the writer's message.
+    """
+
+    at: float
+    effect: Effect
+    error: str
+
+
+AgentEvent = Event | ClockLeap | EffectFailed
 
 _KINDS: dict[type, str] = {
     MemberJoined: "member-joined",
@@ -57,6 +77,7 @@ _KINDS: dict[type, str] = {
     MemberReaped: "member-reaped",
     TraceRecord: "trace",
     ClockLeap: "clock-leap",
+    EffectFailed: "effect-failed",
 }
 
 
@@ -80,6 +101,8 @@ def event_to_json(event: AgentEvent, wall_offset: float) -> dict[str, object]:
         out.update(op=event.op.value, node=event.node, detail=event.detail, n=event.n)
     elif isinstance(event, ClockLeap):
         out["delta"] = event.delta
+    elif isinstance(event, EffectFailed):
+        out.update(effect=type(event.effect).__name__, error=event.error)
     return out
 
 

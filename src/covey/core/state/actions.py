@@ -6,16 +6,23 @@ node that hears of it for the first time remembers the id (so duplicates from go
 push-pull or retransmission are ignored: *exactly once* per node) and holds it for
 ``hold`` seconds, then delivers due actions in Lamport order ``(lamport, origin, id)`` —
 concurrent actions from different nodes that arrive within the hold run in the same order
-everywhere. Delivery calls the handler; its outcome goes back to the origin over TCP
-(``ActionResult``, answered by ``ActionAck``), so the sender learns who applied the action
-and with what result. The origin expects an answer from every member that was live when
-it started the action and still is; what is missing at the caller's timeout is reported.
+everywhere.
+
+The core never runs a handler itself. Delivering an action hands out a
+:class:`RecordAction` effect (``handle.persist``) and then emits :class:`ActionDelivered`;
+the runtime writes a step's effects before it publishes that step's events, so whoever
+runs handlers on ``ActionDelivered`` (the agent's action runner, a simulation scenario)
+runs one only once the id is on disk. It reports the outcome with :meth:`Actions.answer`,
+which sends it back to the origin over TCP (``ActionResult``, answered by ``ActionAck``),
+so the sender learns who applied the action and with what result. If the record could not
+be written, the runner must not run the handler and answers a refusal instead. The origin
+expects an answer from every member that was live when it started the action and still
+is; what is missing at the caller's timeout is reported.
 
 Push-pull carries the actions heard in the last :data:`SYNC_WINDOW` seconds, so a node that
 lost every gossip copy (or joined within that window) still runs them. Remembered ids
-expire after :data:`SEEN_TTL`. With an :class:`ActionLog` (the runtime's SQLite file in
-the data directory) a node records each id *before* it runs the handler, and a restarted
-node refuses the ids it recorded: exactly once across restarts, except that a crash
+expire after :data:`SEEN_TTL`. A restarted node is given the ids its store recorded
+(``restored``) and refuses them: exactly once across restarts, except that a crash
 between the record and the handler's end leaves that action not run here (reported to
 the origin as missing), never run twice.
 """
@@ -23,10 +30,11 @@ the origin as missing), never run twice.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from covey.core.effects import Effect
 from covey.core.plugin import Extension, ExtensionEvent, ExtensionMessage
 from covey.core.state.messages import ActionAck, ActionRequest, ActionResult, check_key, check_value
 from covey.core.types import MemberState
@@ -43,25 +51,25 @@ SYNC_WINDOW = 30.0
 SYNC_MAX = 64
 
 
-class ActionLog(Protocol):
-    """Where a node keeps the ids of the actions it ran, across restarts."""
+#: What a node's store recorded at start: (Lamport clock, ids of the last SEEN_TTL seconds).
+Restored = tuple[int, Iterable[bytes]]
 
-    def load(self) -> tuple[int, list[bytes]]:
-        """(Lamport clock, ids recorded within the last SEEN_TTL seconds)."""
-        ...
-
-    def save(self, action_id: bytes, clock: int) -> None:
-        """Record that ``action_id`` runs here (before its handler runs)."""
-        ...
+#: The refusal a runner answers when the record of an action could not be written.
+UNRECORDED = "cannot record the action (store error)"
 
 
-#: The handler: returns (ok, result) at once, or None to answer later with ``complete``.
-Handler = Callable[[ActionRequest], "tuple[bool, str] | None"]
+@dataclass(frozen=True, slots=True)
+class RecordAction(Effect):
+    """Record that action ``action_id`` runs here, and the Lamport ``clock``, durably:
+    written before the :class:`ActionDelivered` of the same step is published."""
+
+    action_id: bytes
+    clock: int
 
 
 @dataclass(frozen=True, slots=True)
 class ActionDelivered(ExtensionEvent):
-    """Action ``name`` from ``origin`` is being run here (once)."""
+    """Action ``name`` from ``origin`` is to run here (once); answer with ``Actions.answer``."""
 
     action_id: bytes
     origin: bytes
@@ -113,27 +121,27 @@ class Outstanding:
 class Actions(Extension):
     """Cluster-wide actions, delivered once per node in Lamport order.
 
+    Each delivery persists a :class:`RecordAction` and emits an :class:`ActionDelivered`;
+    whoever runs the handlers answers it once with :meth:`answer` (an action nobody
+    answers is reported to its origin as missing).
+
     Args:
-        handler: runs an action here (see :data:`Handler`); None answers "no handler".
         hold: seconds an action waits before delivery, so close ones are ordered alike.
-        log: records the ids run here, so a restarted node runs none twice (None: memory).
+        restored: (Lamport clock, ids) the store recorded in a past life of this node;
+            those ids are never delivered again (None: nothing stored, or memory only).
     """
 
     name = "actions"
     message_types = (ActionRequest, ActionResult, ActionAck)
 
-    def __init__(
-        self, handler: Handler | None = None, *, hold: float = 0.1, log: ActionLog | None = None
-    ) -> None:
+    def __init__(self, *, hold: float = 0.1, restored: Restored | None = None) -> None:
         super().__init__()
-        self.handler = handler
         self.hold = hold
-        self.log = log
         self.clock = 0
         self._ran_before: set[bytes] = set()  # ids a past life of this node ran
-        if log is not None:
-            self.clock, ids = log.load()
-            self._ran_before = set(ids)
+        if restored is not None:
+            self.clock, self._ran_before = restored[0], set(restored[1])
+        self._unanswered: set[bytes] = set()  # delivered here, outcome not reported yet
         self.seen: dict[bytes, tuple[float, ActionRequest]] = {}
         self.outstanding: dict[bytes, Outstanding] = {}
         self.delivered = 0
@@ -176,12 +184,17 @@ class Actions(Extension):
             and m.state in (MemberState.ALIVE, MemberState.SUSPECT)
         }
 
-    def complete(self, action_id: bytes, ok: bool, result: str, now: float) -> None:
-        """Report the outcome of a handler that answered later (result cut to fit)."""
-        entry = self.seen.get(action_id)
-        if entry is None:
-            return
-        self._answer(entry[1], ok, _fit(result), now)
+    def answer(self, action_id: bytes, ok: bool, result: str, now: float) -> bool:
+        """Report the outcome of an action delivered here (``result`` cut to fit).
+
+        Each delivery is answered once: False (nothing sent) for an id that was not
+        delivered here, was answered already, or has expired.
+        """
+        if action_id not in self._unanswered:
+            return False
+        self._unanswered.discard(action_id)
+        self._reply(self.seen[action_id][1], ok, _fit(result), now)
+        return True
 
     # ------------------------------------------------------------------ receiving
 
@@ -218,7 +231,7 @@ class Actions(Extension):
         m = self.handle.members.get(node_id)
         self.handle.emit(ActionAnswered(action_id, m.name if m else node_id.hex(), ok, result, now))
 
-    def _answer(self, req: ActionRequest, ok: bool, result: str, now: float) -> None:
+    def _reply(self, req: ActionRequest, ok: bool, result: str, now: float) -> None:
         if req.origin == self.handle.node_id:
             self._record(req.action_id, req.origin, ok, result, now)
             return
@@ -253,26 +266,14 @@ class Actions(Extension):
             self._next_expiry = now + SEEN_TTL  # then the past life's ids expire too
 
     def _deliver(self, req: ActionRequest, now: float) -> None:
-        if self.log is not None:
-            try:
-                self.log.save(req.action_id, self.clock)
-            except ValueError:
-                # Unrecorded, it could run twice after a restart: do not run it at all.
-                self._answer(req, False, "cannot record the action (store error)", now)
-                return
+        # The record first: the runtime writes it before it publishes the event below,
+        # and handlers run on the event, so none runs for an id that is not on disk.
+        self.handle.persist(RecordAction(req.action_id, self.clock))
         self.delivered += 1
+        self._unanswered.add(req.action_id)
         self.handle.emit(
             ActionDelivered(req.action_id, req.origin, req.lamport, req.name, req.payload, now)
         )
-        if self.handler is None:
-            self._answer(req, False, f"no handler for action {req.name!r}", now)
-            return
-        try:
-            outcome = self.handler(req)
-        except Exception as exc:  # the handler's bug must not break the protocol
-            outcome = (False, _fit(f"handler raised {type(exc).__name__}: {exc}"))
-        if outcome is not None:
-            self._answer(req, outcome[0], _fit(outcome[1]), now)
 
     def _expire(self, now: float) -> None:
         self._ran_before.clear()  # recorded at least SEEN_TTL ago by now
@@ -280,6 +281,7 @@ class Actions(Extension):
             if at + SEEN_TTL <= now:
                 del self.seen[action_id]
                 self.outstanding.pop(action_id, None)
+                self._unanswered.discard(action_id)
         oldest = min((at for at, _ in self.seen.values()), default=None)
         self._next_expiry = None if oldest is None else oldest + SEEN_TTL
 

@@ -11,6 +11,13 @@ once the agent runs, a :class:`SharedRuntime` that
 * runs cluster-wide actions with Python handlers (``agent.on_action``) or the
   ``--action-handler`` command, and reports each outcome to the action's origin.
 
+Durable writes are effects: the factories return each capability with the writer of its
+effects (``SaveFact`` → :class:`SqliteFactStore`, ``RecordAction`` →
+:class:`SqliteActionLog`), and the capability gets what the store held at construction.
+Actions run on the ``ActionDelivered`` event, which the driver publishes only after the
+step's ``RecordAction`` was written; if that write failed, the driver published an
+``EffectFailed`` first and the action is refused instead of run.
+
 Control operations and HTTP routes live in runtime/shared_ops.py.
 """
 
@@ -23,8 +30,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from covey.core import Extension
-from covey.core.state.actions import Actions
+from covey.core.effects import Effect
+from covey.core.state.actions import UNRECORDED, ActionDelivered, Actions, RecordAction
 from covey.core.state.facts.capability import (
     VERSION_KEY,
     FactChanged,
@@ -32,12 +39,12 @@ from covey.core.state.facts.capability import (
     FactsEvent,
     LowestVersionChanged,
     NodeFactsDropped,
+    SaveFact,
 )
-from covey.core.state.messages import ActionRequest
 from covey.core.state.settings import ClusterSettings, SettingChanged
 from covey.runtime.config.model import AgentConfig, ConfigError, read_version_file
-from covey.runtime.events import event_kind, event_to_json
-from covey.runtime.features.base import AGENT_STARTED, EXTENSIONS
+from covey.runtime.events import EffectFailed, Subscription, event_kind, event_to_json
+from covey.runtime.features.base import AGENT_STARTED, EXTENSIONS, Built, EffectWriter
 from covey.runtime.features.exporters import CommandRunner, DirectoryExporter, run_command
 from covey.runtime.stores.sqlite import FILENAME, SqliteActionLog, SqliteFactStore
 
@@ -53,26 +60,30 @@ ActionFn = Callable[[str], "str | Awaitable[str]"]
 FactCallback = Callable[[FactsEvent], None]
 
 
-def _facts(config: AgentConfig) -> Extension:
-    store = None
-    if config.data_dir is not None:
-        store = SqliteFactStore(config.data_dir / FILENAME)
+def _facts(config: AgentConfig) -> Built:
     if config.export_dir is not None:
         try:
             config.export_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError("export_dir", f"cannot create {config.export_dir}: {exc}") from None
-    return Facts(store, count_failed=config.versions_count_failed)
+    if config.data_dir is None:
+        return Facts(count_failed=config.versions_count_failed)
+    store = SqliteFactStore(config.data_dir / FILENAME)
+    facts = Facts(restored=store.load(), count_failed=config.versions_count_failed)
+    writers: dict[type[Effect], EffectWriter] = {SaveFact: store.write}
+    return facts, writers
 
 
 EXTENSIONS.append(_facts)
 EXTENSIONS.append(lambda config: ClusterSettings())
 
 
-def _actions(config: AgentConfig) -> Extension:
+def _actions(config: AgentConfig) -> Built:
     if config.data_dir is None:
         return Actions()
-    return Actions(log=SqliteActionLog(config.data_dir / FILENAME))
+    log = SqliteActionLog(config.data_dir / FILENAME)
+    writers: dict[type[Effect], EffectWriter] = {RecordAction: log.write}
+    return Actions(restored=log.load()), writers
 
 
 EXTENSIONS.append(_actions)
@@ -115,7 +126,8 @@ class SharedRuntime:
         agent, c = self.agent, self.agent.config
         assert agent._driver is not None
         self.facts.listeners.append(self._on_facts)
-        self.actions.handler = self._on_action
+        # Subscribed before the first step after start, so no ActionDelivered is missed.
+        agent._spawn(self._run_actions(agent.events()))
         initial = dict(c.facts)
         if c.local_version is not None:
             initial[VERSION_KEY] = c.local_version.strip()
@@ -235,37 +247,64 @@ class SharedRuntime:
 
     # ------------------------------------------------------------------ actions
 
-    def _on_action(self, req: ActionRequest) -> tuple[bool, str] | None:
-        """The core delivers an action here (once); answer now or later."""
-        fn = self.action_fns.get(req.name)
+    async def _run_actions(self, sub: Subscription) -> None:
+        """Run each delivered action, unless the driver reported its record as failed.
+
+        The driver publishes a step's ``EffectFailed`` before the step's events, so a
+        refused record is known here before its ``ActionDelivered`` arrives.
+        """
+        unrecorded: set[bytes] = set()
+        with sub:
+            async for event in sub:
+                if isinstance(event, EffectFailed) and isinstance(event.effect, RecordAction):
+                    unrecorded.add(event.effect.action_id)
+                elif isinstance(event, ActionDelivered):
+                    try:
+                        if event.action_id in unrecorded:
+                            # Unrecorded, it could run twice after a restart: do not run it.
+                            unrecorded.discard(event.action_id)
+                            self._answer(event.action_id, False, UNRECORDED)
+                        else:
+                            self._on_action(event)
+                    except Exception:  # one action's failure must not stop the runner
+                        log.exception("action %s failed", event.name)
+
+    def _on_action(self, d: ActionDelivered) -> None:
+        """Run one delivered action: a Python handler, else the command; answer its origin."""
+        fn = self.action_fns.get(d.name)
         if fn is not None:
             try:
-                out = fn(req.payload)
+                out = fn(d.payload)
             except Exception as exc:
-                return False, f"{type(exc).__name__}: {exc}"
+                self._answer(d.action_id, False, f"{type(exc).__name__}: {exc}")
+                return
             if inspect.isawaitable(out):
-                self.agent._spawn(self._finish(req, _awaited(out)))
-                return None
-            return True, str(out)
+                self.agent._spawn(self._finish(d.action_id, _awaited(out)))
+            else:
+                self._answer(d.action_id, True, str(out))
+            return
         command = self.agent.config.action_handler
         if command is None:
-            return False, f"no handler for action {req.name!r}"
+            self._answer(d.action_id, False, f"no handler for action {d.name!r}")
+            return
         env = {
             "COVEY_EVENT": "action",
-            "COVEY_ACTION": req.name,
-            "COVEY_ACTION_ID": req.action_id.hex(),
-            "COVEY_ACTION_ORIGIN": self._name(req.origin),
-            "COVEY_LAMPORT": str(req.lamport),
+            "COVEY_ACTION": d.name,
+            "COVEY_ACTION_ID": d.action_id.hex(),
+            "COVEY_ACTION_ORIGIN": self._name(d.origin),
+            "COVEY_LAMPORT": str(d.lamport),
         }
-        coro = run_command(self.action_runner, command, env, req.payload.encode())
-        self.agent._spawn(self._finish(req, _as_outcome(coro)))
-        return None
+        coro = run_command(self.action_runner, command, env, d.payload.encode())
+        self.agent._spawn(self._finish(d.action_id, _as_outcome(coro)))
 
-    async def _finish(self, req: ActionRequest, outcome: Awaitable[tuple[bool, str]]) -> None:
+    async def _finish(self, action_id: bytes, outcome: Awaitable[tuple[bool, str]]) -> None:
         ok, result = await outcome
+        self._answer(action_id, ok, result)
+
+    def _answer(self, action_id: bytes, ok: bool, result: str) -> None:
         driver = self.agent._driver
         if driver is not None and not driver.closed:
-            driver.call(lambda now: self.actions.complete(req.action_id, ok, result, now))
+            driver.call(lambda now: self.actions.answer(action_id, ok, result, now))
 
 
 async def _awaited(aw: Awaitable[Any]) -> tuple[bool, str]:

@@ -1,13 +1,18 @@
 """The agent's shared state on disk: SQLite (stdlib ``sqlite3``) in the data directory.
 
 Its own facts (:class:`SqliteFactStore`) and the ids of the actions it ran
-(:class:`SqliteActionLog`), in one file.
+(:class:`SqliteActionLog`), in one file. Each class reads what is there with ``load()``
+(given to the capability at construction) and carries out its capability's effects with
+``write(effect)``, which the runtime driver calls before the step's datagrams leave and
+its events are published; a write the database refuses raises ValueError, which the
+driver reports as an ``EffectFailed`` event (see runtime/driver.py).
 
 One table of (key, seq, value) — deleted facts keep their row with a NULL value, so the
 deletion's sequence number survives too — and the node's fact counter. Written in WAL
 mode with ``synchronous=NORMAL``: a change is durable against a process crash at once,
 and against a power cut after the next checkpoint, which is what a restarted agent needs
-to re-assert its facts (peers hold copies; a lost tail is refuted, see core/facts.py).
+to re-assert its facts (peers hold copies; a lost tail is refuted, see
+core/state/facts/capability.py).
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ import sqlite3
 import time
 from pathlib import Path
 
-from covey.core.state.actions import SEEN_TTL
-from covey.core.state.facts.capability import Entry
+from covey.core.effects import Effect
+from covey.core.state.actions import SEEN_TTL, RecordAction
+from covey.core.state.facts.events import Entry, SaveFact
 from covey.runtime.config.model import ConfigError
 
 #: The database file inside the data directory.
@@ -53,7 +59,7 @@ def _write(
 
 
 class SqliteFactStore:
-    """A :class:`covey.core.state.facts.capability.FactStore` backed by ``<data_dir>/facts.db``.
+    """Our own facts in ``<data_dir>/facts.db``: the writer of :class:`SaveFact` effects.
 
     Raises:
         ConfigError: the file cannot be opened or is not a covey facts database.
@@ -81,14 +87,16 @@ class SqliteFactStore:
         counter = int(meta[0]) if meta else 0
         return max([counter, *(s for s, _ in entries.values())]), entries
 
-    def save(self, seq: int, key: str, value: str | None) -> None:
-        """Record one change of our own facts (and the counter) in one transaction.
+    def write(self, effect: Effect) -> None:
+        """Record one :class:`SaveFact` (the change and the counter) in one transaction.
 
         Raises:
             ValueError: the database refused the write (disk full...); nothing changed.
         """
+        assert isinstance(effect, SaveFact)
         sql = "INSERT OR REPLACE INTO facts (key, seq, value) VALUES (?, ?, ?)"
-        _write(self._db, self.path, sql, (key, seq, value), "seq", seq)
+        row = (effect.key, effect.seq, effect.value)
+        _write(self._db, self.path, sql, row, "seq", effect.seq)
 
     def close(self) -> None:
         """Close the database."""
@@ -96,7 +104,7 @@ class SqliteFactStore:
 
 
 class SqliteActionLog:
-    """A :class:`covey.core.state.actions.ActionLog` in the same file: ids of actions run here.
+    """The ids of the actions run here, in the same file: the writer of :class:`RecordAction`.
 
     Rows older than :data:`~covey.core.state.actions.SEEN_TTL` (wall clock) are dropped when
     the log is loaded; the Lamport clock is kept too, so it never goes back.
@@ -121,14 +129,16 @@ class SqliteActionLog:
         ids = [r[0] for r in rows if isinstance(r[0], bytes)]
         return (int(meta[0]) if meta else 0), ids
 
-    def save(self, action_id: bytes, clock: int) -> None:
-        """Record one action id and the clock in one transaction.
+    def write(self, effect: Effect) -> None:
+        """Record one :class:`RecordAction` (the id and the clock) in one transaction.
 
         Raises:
             ValueError: the database refused the write; the action must not run.
         """
+        assert isinstance(effect, RecordAction)
         sql = "INSERT OR REPLACE INTO actions (id, at) VALUES (?, ?)"
-        _write(self._db, self.path, sql, (action_id, time.time()), "lamport", clock)
+        row = (effect.action_id, time.time())
+        _write(self._db, self.path, sql, row, "lamport", effect.clock)
 
     def close(self) -> None:
         """Close the database."""

@@ -20,13 +20,18 @@ Membership decides whose facts are kept: a member that left, or was reaped, has 
 dropped and refused until it joins again; a failed member keeps them (it may come back).
 If a node hears of its own facts with a newer ``seq`` than it knows (it lost its store),
 it jumps its counter past that and re-publishes what it really holds — the same
-refutation SWIM uses for incarnations. Published facts survive a restart through a
-:class:`FactStore` given by the runtime (SQLite in the data directory).
+refutation SWIM uses for incarnations.
+
+Published facts survive a restart as **effects**: every change of our own facts is handed
+out as a :class:`SaveFact` through ``handle.persist``, which the runtime makes durable
+(SQLite in the data directory) before anything of that step leaves the node; what the
+store held is given back at construction (``restored``). The anti-entropy (digests,
+pulls, the stranger sweep) is an :class:`~.sync.AntiEntropy` component each Facts owns.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from covey.core.events import MemberEvent, MemberJoined, MemberLeft, MemberReaped, MemberRecovered
 from covey.core.plugin import Extension, ExtensionMessage
@@ -34,12 +39,13 @@ from covey.core.state.facts.events import (
     Entry,
     FactChanged,
     FactsEvent,
-    FactStore,
     Listener,
     LowestVersionChanged,
     NodeFactsDropped,
+    Restored,
+    SaveFact,
 )
-from covey.core.state.facts.sync import FORGET_LIMIT, SWEEP_INTERVAL, FactsSyncMixin, _Origin
+from covey.core.state.facts.sync import FORGET_LIMIT, AntiEntropy, Origin
 from covey.core.state.messages import (
     MAX_KEYS,
     FactBatch,
@@ -61,23 +67,25 @@ __all__ = [
     "VERSION_KEY",
     "Entry",
     "FactChanged",
-    "FactStore",
     "Facts",
     "FactsEvent",
     "Listener",
     "LowestVersionChanged",
     "NodeFactsDropped",
+    "Restored",
+    "SaveFact",
 ]
 
 #: The well-known fact that carries a node's software version.
 VERSION_KEY = "covey.version"
 
 
-class Facts(FactsSyncMixin, Extension):
-    """The facts extension: publish ours, hold everyone's, compute the lowest version.
+class Facts(Extension):
+    """The facts capability: publish ours, hold everyone's, compute the lowest version.
 
     Args:
-        store: keeps our own facts across restarts (None: memory only).
+        restored: (counter, key → (seq, value or None)) of our own facts as the store
+            held them at start (None: nothing stored, or memory only).
         count_failed: count failed (not left) members in the lowest version.
         digest_interval: seconds between digest exchanges with one random member (scaled
             like push-pull in large clusters); closes holes gossip left much sooner than
@@ -89,40 +97,37 @@ class Facts(FactsSyncMixin, Extension):
 
     def __init__(
         self,
-        store: FactStore | None = None,
         *,
+        restored: Restored | None = None,
         count_failed: bool = False,
         digest_interval: float = 2.0,
     ) -> None:
         super().__init__()
-        self.digest_interval = digest_interval
-        self._next_digest: float | None = None
-        self._busy_until = 0.0
-        self.store = store
         self.count_failed = count_failed
-        self.origins: dict[bytes, _Origin] = {}
+        self.origins: dict[bytes, Origin] = {}
         self.seq = 0
         self.listeners: list[Listener] = []
         self.listener_errors = 0
+        self.sync = AntiEntropy(self, digest_interval)
         self._forgotten: dict[bytes, float] = {}
-        self._pulled: dict[bytes, float] = {}
         self._lowest: str | None = None
-        self._own_loaded: dict[str, Entry] = {}
-        self._strangers: dict[bytes, float] = {}  # origin -> first seen without a member
-        self._next_sweep: float | None = None
-        if store is not None:
-            self.seq, self._own_loaded = store.load()
+        self._own_restored: dict[str, Entry] = {}
+        if restored is not None:
+            self.seq, self._own_restored = restored[0], dict(restored[1])
+
+    @property
+    def digest_interval(self) -> float:
+        """Seconds between digest exchanges while busy (see the class docstring)."""
+        return self.sync.digest_interval
 
     # ------------------------------------------------------------------ our facts
 
     def on_start(self, now: float) -> None:
         own = self._origin(self.handle.node_id)
-        for key, (seq, value) in self._own_loaded.items():
+        for key, (seq, value) in self._own_restored.items():
             own.put(key, seq, value)
         self.seq = max(self.seq, own.max_seq)
-        self._next_sweep = now + SWEEP_INTERVAL
-        self._next_digest = now + self.digest_interval * (0.5 + self.handle.rng.random())
-        self._busy(now)
+        self.sync.start(now)
         self._check_lowest(now)
 
     def set(self, key: str, value: str, now: float) -> bool:
@@ -157,8 +162,7 @@ class Facts(FactsSyncMixin, Extension):
 
     def _publish(self, key: str, value: str | None, now: float) -> None:
         self.seq += 1
-        if self.store is not None:
-            self.store.save(self.seq, key, value)
+        self.handle.persist(SaveFact(self.seq, key, value))
         self._store(self.handle.node_id, key, self.seq, value, now)
         self._spread(FactUpdate(self.handle.node_id, self.seq, key, value), now, direct=True)
 
@@ -223,15 +227,15 @@ class Facts(FactsSyncMixin, Extension):
         elif isinstance(msg, FactNotice):
             o = self.origins.get(msg.origin)
             behind = o is None or o.max_seq < msg.seq
-            if behind and msg.origin != self.handle.node_id and self._accepting(msg.origin):
-                self._pull(addr, [msg.origin], now)
+            if behind and msg.origin != self.handle.node_id and self.accepting(msg.origin):
+                self.sync.pull(addr, [msg.origin], now)
         elif isinstance(msg, FactBatch):
             news: set[bytes] = set()
             for origin, key, seq, value in msg.entries:
                 if self._apply(origin, key, seq, value, now):
                     news.add(origin)
             for origin in news:
-                self._pulled.pop(origin, None)
+                self.sync.forget_pull(origin)
                 notice = FactNotice(origin, self.origins[origin].max_seq)
                 self.handle.gossip(b"n" + origin, notice, now=now)
             if news:
@@ -241,13 +245,14 @@ class Facts(FactsSyncMixin, Extension):
         self, msg: ExtensionMessage, sender: bytes, addr: Address, now: float
     ) -> list[ExtensionMessage]:
         if isinstance(msg, FactDigest):
-            return [self._answer_digest(msg, sender, now)]
+            return [self.sync.answer_digest(msg, sender, now)]
         if not isinstance(msg, FactPull):
             self.on_message(msg, sender, addr, now)
             return []
-        return [self._batch(msg.origins)]
+        return [self.sync.batch(msg.origins)]
 
-    def _accepting(self, origin: bytes) -> bool:
+    def accepting(self, origin: bytes) -> bool:
+        """False for a node that left or was reaped: its facts are refused until it joins."""
         if origin in self._forgotten:
             return False
         m = self.handle.members.get(origin)
@@ -258,7 +263,7 @@ class Facts(FactsSyncMixin, Extension):
         if origin == self.handle.node_id:
             self._refute(key, seq, value, now)
             return False
-        if not self._accepting(origin):
+        if not self.accepting(origin):
             return False
         o = self.origins.get(origin)
         old = None if o is None else o.entries.get(key)
@@ -282,16 +287,21 @@ class Facts(FactsSyncMixin, Extension):
 
     def _store(self, origin: bytes, key: str, seq: int, value: str | None, now: float) -> None:
         self._origin(origin).put(key, seq, value)
-        self._busy(now)
+        self.sync.busy(now)
         m = self.handle.members.get(origin)
         name = m.name if m is not None else origin.hex()
         self._tell(FactChanged(name, origin, key, value, seq, now))
 
-    def _origin(self, origin: bytes) -> _Origin:
+    def _origin(self, origin: bytes) -> Origin:
         o = self.origins.get(origin)
         if o is None:
-            o = self.origins[origin] = _Origin()
+            o = self.origins[origin] = Origin()
         return o
+
+    def drop_origin(self, origin: bytes, now: float) -> None:
+        """Forget every fact of ``origin``, a node the member table does not know."""
+        if self.origins.pop(origin, None) is not None:
+            self._tell(NodeFactsDropped(origin.hex(), origin, now))
 
     def _tell(self, event: FactsEvent) -> None:
         self.handle.emit(event)
@@ -315,25 +325,26 @@ class Facts(FactsSyncMixin, Extension):
             return
         if isinstance(event, MemberLeft | MemberReaped):
             if self.origins.pop(nid, None) is not None:
-                self._pulled.pop(nid, None)
+                self.sync.forget_pull(nid)
                 self._tell(NodeFactsDropped(event.member.name, nid, now))
             if len(self._forgotten) >= FORGET_LIMIT:
                 self._forgotten.pop(next(iter(self._forgotten)))
             self._forgotten[nid] = now
         elif isinstance(event, MemberJoined | MemberRecovered):
             self._forgotten.pop(nid, None)
-            self._busy(now)
+            self.sync.busy(now)
         self._check_lowest(now)
 
     def next_deadline(self) -> float | None:
-        digest = self._next_digest
-        if self._next_sweep is None or digest is None or digest > self._busy_until:
-            return self._next_sweep
-        return min(self._next_sweep, digest)
+        return self.sync.next_deadline()
 
     def on_timer(self, now: float) -> None:
-        digest = self._next_digest
-        if digest is not None and digest <= now < self._busy_until:
-            self._digest_round(now)
-        if self._next_sweep is not None and now >= self._next_sweep:
-            self._sweep(now)
+        self.sync.on_timer(now)
+
+    # ------------------------------------------------------------------ push-pull
+
+    def sync_state(self) -> Any:
+        return self.sync.sync_state()
+
+    def merge_sync_state(self, state: Any, sender: bytes, now: float) -> None:
+        self.sync.merge_sync_state(state, sender, now)

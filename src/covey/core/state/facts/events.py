@@ -1,26 +1,27 @@
-"""The facts extension's events, listener type and store protocol (see ``capability``)."""
+"""The facts capability's events, listener type and durable effect (see ``capability``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from covey.core.effects import Effect
 from covey.core.plugin import ExtensionEvent
 
 Entry = tuple[int, str | None]  # (seq, value or None for deleted)
+#: What a node's store held of its own facts at start: (counter, key → entry).
+Restored = tuple[int, dict[str, Entry]]
 
 
-class FactStore(Protocol):
-    """Where a node keeps its own facts across restarts (the runtime's SQLite file)."""
+@dataclass(frozen=True, slots=True)
+class SaveFact(Effect):
+    """Make one change of our own facts durable: ``key`` is ``value`` (None: deleted) at
+    ``seq``, which is also the node's fact counter from now on."""
 
-    def load(self) -> tuple[int, dict[str, Entry]]:
-        """(counter, key → (seq, value or None)) as last saved."""
-        ...
-
-    def save(self, seq: int, key: str, value: str | None) -> None:
-        """Record one change of our own facts."""
-        ...
+    seq: int
+    key: str
+    value: str | None
 
 
 @dataclass(frozen=True, slots=True)

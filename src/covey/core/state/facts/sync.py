@@ -1,4 +1,4 @@
-"""Anti-entropy of the facts extension (mixed into :class:`~.capability.Facts`).
+"""Anti-entropy of the facts capability: a component each :class:`~.capability.Facts` owns.
 
 Every origin's facts carry a digest kept incrementally: the highest ``seq`` and a
 fingerprint of the (key, seq) pairs, so equal digests mean equal facts. Every
@@ -14,16 +14,15 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from covey.core.config import push_pull_scale
-from covey.core.state.facts.events import Entry, NodeFactsDropped
+from covey.core.state.facts.events import Entry
 from covey.core.state.messages import FactBatch, FactDigest, FactPull
 from covey.core.types import MemberState
 
 if TYPE_CHECKING:
     from covey.core.plugin import Handle
-    from covey.core.state.facts.events import FactsEvent
     from covey.core.types import Address
 
 #: Digest exchanges go on for this many intervals after the last change a node saw;
@@ -47,7 +46,7 @@ def _fingerprint(key: str, seq: int) -> int:
     )
 
 
-class _Origin:
+class Origin:
     """The facts of one node, with the digest kept incrementally."""
 
     __slots__ = ("entries", "fp", "max_seq")
@@ -69,49 +68,117 @@ class _Origin:
         return {k: v for k, (_, v) in self.entries.items() if v is not None}
 
 
-class FactsSyncMixin:
-    """Digest exchange, pulls and the stranger sweep of the facts extension."""
+class FactTable(Protocol):
+    """What the anti-entropy reads of its owner: the fact table and who is accepted."""
 
-    if TYPE_CHECKING:
-        origins: dict[bytes, _Origin]
-        seq: int
-        digest_interval: float
-        _pulled: dict[bytes, float]
-        _strangers: dict[bytes, float]
-        _next_digest: float | None
-        _busy_until: float
-        _next_sweep: float | None
+    @property
+    def handle(self) -> Handle: ...
+    @property
+    def origins(self) -> dict[bytes, Origin]:
+        """node id → that node's facts (the table itself, not a copy)."""
+        ...
 
-        @property
-        def handle(self) -> Handle: ...
+    @property
+    def seq(self) -> int:
+        """Our own fact counter."""
+        ...
 
-        def _accepting(self, origin: bytes) -> bool: ...
-        def _tell(self, event: FactsEvent) -> None: ...
+    def accepting(self, origin: bytes) -> bool:
+        """False for a node that left or was reaped: its facts are refused."""
+        ...
 
-    def _answer_digest(self, msg: FactDigest, sender: bytes, now: float) -> FactBatch:
+    def drop_origin(self, origin: bytes, now: float) -> None:
+        """Forget every fact of ``origin`` (and tell the listeners)."""
+        ...
+
+
+class AntiEntropy:
+    """Digest exchanges, pulls and the stranger sweep over one node's fact table.
+
+    Owns its own schedule (the next digest, the busy window, the next sweep) and the pull
+    backoff; reads and prunes the owner's table through :class:`FactTable`.
+
+    Args:
+        table: the owner's fact table (the :class:`~.capability.Facts` it belongs to).
+        digest_interval: seconds between digest exchanges while busy (see ``Facts``).
+    """
+
+    def __init__(self, table: FactTable, digest_interval: float) -> None:
+        self.table = table
+        self.digest_interval = digest_interval
+        self._next_digest: float | None = None
+        self._busy_until = 0.0
+        self._next_sweep: float | None = None
+        self._pulled: dict[bytes, float] = {}  # origin -> when we last pulled it
+        self._strangers: dict[bytes, float] = {}  # origin -> first seen without a member
+
+    def start(self, now: float) -> None:
+        """The node started: schedule the first sweep and digest, and be busy a while."""
+        self._next_sweep = now + SWEEP_INTERVAL
+        rng = self.table.handle.rng
+        self._next_digest = now + self.digest_interval * (0.5 + rng.random())
+        self.busy(now)
+
+    def forget_pull(self, origin: bytes) -> None:
+        """``origin``'s facts came in (or were dropped): a new pull may go at once."""
+        self._pulled.pop(origin, None)
+
+    # ------------------------------------------------------------------ schedule
+
+    def next_deadline(self) -> float | None:
+        """The next sweep, or the next digest exchange when it falls in the busy window."""
+        digest = self._next_digest
+        if self._next_sweep is None or digest is None or digest > self._busy_until:
+            return self._next_sweep
+        return min(self._next_sweep, digest)
+
+    def on_timer(self, now: float) -> None:
+        """Run the digest exchange and the sweep that are due."""
+        digest = self._next_digest
+        if digest is not None and digest <= now < self._busy_until:
+            self._digest_round(now)
+        if self._next_sweep is not None and now >= self._next_sweep:
+            self._sweep(now)
+
+    def busy(self, now: float) -> None:
+        """Something changed: exchange digests for the next BUSY_ROUNDS intervals."""
+        if now + self.digest_interval <= self._busy_until:
+            return  # the hot path of a burst: nothing to move yet
+        if self._next_digest is not None and self._next_digest < now:
+            # Idle until now: the first exchange comes one interval later, not at once
+            # (gossip is still carrying the change).
+            rng = self.table.handle.rng
+            self._next_digest = now + self.digest_interval * (0.5 + rng.random())
+        self._busy_until = now + BUSY_ROUNDS * self.digest_interval
+
+    # ------------------------------------------------------------------ exchanges
+
+    def answer_digest(self, msg: FactDigest, sender: bytes, now: float) -> FactBatch:
         """Send what differs from the peer's digest; pull what the peer has that we lack."""
+        origins, handle = self.table.origins, self.table.handle
         theirs = {o: (s, fp) for o, s, fp in msg.digest}
-        send = [o for o, e in self.origins.items() if theirs.get(o) != (e.max_seq, e.fp)]
+        send = [o for o, e in origins.items() if theirs.get(o) != (e.max_seq, e.fp)]
         want = []
         for origin, (max_seq, _) in theirs.items():
-            o = self.origins.get(origin)
+            o = origins.get(origin)
             if o is not None and (o.max_seq > max_seq or theirs[origin] == (o.max_seq, o.fp)):
                 continue
-            if origin == self.handle.node_id:
-                if max_seq > self.seq:
+            if origin == handle.node_id:
+                if max_seq > self.table.seq:
                     want.append(origin)
-            elif self._accepting(origin) and self.handle.members.get(origin) is not None:
+            elif self.table.accepting(origin) and handle.members.get(origin) is not None:
                 want.append(origin)
-        m = self.handle.members.get(sender)
+        m = handle.members.get(sender)
         if want and m is not None:
-            self._pull(m.address, want, now)
-        return self._batch(send)
+            self.pull(m.address, want, now)
+        return self.batch(send)
 
-    def _batch(self, origins: Iterable[bytes]) -> FactBatch:
+    def batch(self, origins: Iterable[bytes]) -> FactBatch:
+        """Every entry of ``origins`` we hold, up to BATCH_BUDGET octets."""
         entries: list[tuple[bytes, str, int, str | None]] = []
         budget = BATCH_BUDGET
         for origin in origins:
-            o = self.origins.get(origin)
+            o = self.table.origins.get(origin)
             if o is None or budget <= 0:
                 continue
             for key, (seq, value) in o.entries.items():
@@ -119,26 +186,17 @@ class FactsSyncMixin:
                 budget -= 48 + len(key) + len(value or "")
         return FactBatch(tuple(entries))
 
-    def _pull(self, addr: Address, origins: list[bytes], now: float) -> None:
+    def pull(self, addr: Address, origins: list[bytes], now: float) -> None:
+        """Ask ``addr`` for the facts of ``origins`` (those not pulled in PULL_BACKOFF)."""
         wanted = [o for o in origins if self._pulled.get(o, -1e18) + PULL_BACKOFF <= now]
         if not wanted:
             return
         for o in wanted:
             self._pulled[o] = now
-        self.handle.open_stream(addr, [FactPull(tuple(wanted))], now=now)
-
-    def _busy(self, now: float) -> None:
-        """Something changed: exchange digests for the next BUSY_ROUNDS intervals."""
-        if now + self.digest_interval <= self._busy_until:
-            return  # the hot path of a burst: nothing to move yet
-        if self._next_digest is not None and self._next_digest < now:
-            # Idle until now: the first exchange comes one interval later, not at once
-            # (gossip is still carrying the change).
-            self._next_digest = now + self.digest_interval * (0.5 + self.handle.rng.random())
-        self._busy_until = now + BUSY_ROUNDS * self.digest_interval
+        self.table.handle.open_stream(addr, [FactPull(tuple(wanted))], now=now)
 
     def _digest_round(self, now: float) -> None:
-        node = self.handle
+        node = self.table.handle
         scale = push_pull_scale(node.members.live_count)
         self._next_digest = now + self.digest_interval * scale * (0.75 + 0.5 * node.rng.random())
         live = node.members.live_count - 1
@@ -150,7 +208,7 @@ class FactsSyncMixin:
             if nid == node.node_id or m.state not in (MemberState.ALIVE, MemberState.SUSPECT):
                 continue
             if k == 0:
-                digest = tuple((o, e.max_seq, e.fp) for o, e in self.origins.items())
+                digest = tuple((o, e.max_seq, e.fp) for o, e in self.table.origins.items())
                 node.open_stream(m.address, [FactDigest(digest)], now=now)
                 return
             k -= 1
@@ -164,28 +222,30 @@ class FactsSyncMixin:
         member at all. Such facts are dropped here.
         """
         self._next_sweep = now + SWEEP_INTERVAL
-        table = self.handle.members
-        for origin in list(self.origins):
-            if origin == self.handle.node_id or table.get(origin) is not None:
+        handle, origins = self.table.handle, self.table.origins
+        for origin in list(origins):
+            if origin == handle.node_id or handle.members.get(origin) is not None:
                 self._strangers.pop(origin, None)
                 continue
             first = self._strangers.setdefault(origin, now)
             if now - first >= STRANGER_GRACE:
-                del self.origins[origin]
                 del self._strangers[origin]
-                self._tell(NodeFactsDropped(origin.hex(), origin, now))
+                self.table.drop_origin(origin, now)
         for origin in list(self._strangers):
-            if origin not in self.origins:
+            if origin not in origins:
                 del self._strangers[origin]
 
-    # ------------------------------------------------------------------ anti-entropy
+    # ------------------------------------------------------------------ push-pull
 
     def sync_state(self) -> Any:
-        return [[nid, o.max_seq, o.fp] for nid, o in self.origins.items()]
+        """Our digest for a push-pull: [[origin, highest seq, fingerprint], ...]."""
+        return [[nid, o.max_seq, o.fp] for nid, o in self.table.origins.items()]
 
     def merge_sync_state(self, state: Any, sender: bytes, now: float) -> None:
+        """Pull from ``sender`` the origins its push-pull digest shows us behind on."""
         if not isinstance(state, list) or len(state) > 4 * FORGET_LIMIT:
             return
+        handle, origins = self.table.handle, self.table.origins
         want: list[bytes] = []
         for item in state:
             if (
@@ -198,15 +258,15 @@ class FactsSyncMixin:
             ):
                 continue
             origin, max_seq, fp = item
-            o = self.origins.get(origin)
+            o = origins.get(origin)
             if o is not None and (o.max_seq, o.fp) == (max_seq, fp):
                 continue
-            if origin == self.handle.node_id:
-                if max_seq > self.seq:
+            if origin == handle.node_id:
+                if max_seq > self.table.seq:
                     want.append(origin)  # our own facts from a past life: refute them
-            elif self._accepting(origin) and self.handle.members.get(origin) is not None:
+            elif self.table.accepting(origin) and handle.members.get(origin) is not None:
                 # Push-pull merges members first: a real member is known by now.
                 want.append(origin)
-        m = self.handle.members.get(sender)
+        m = handle.members.get(sender)
         if want and m is not None:
-            self._pull(m.address, want, now)
+            self.pull(m.address, want, now)
