@@ -252,8 +252,11 @@ class Agent(AgentQueries, SharedStateAPI):
             self._driver.leave()
         except Exception:
             log.exception("leave failed")
-        # Phase 3: let the kernel take the datagrams before the sockets close.
+        # Phase 3: let the writer thread finish (held datagrams go out after it), then
+        # the kernel take the datagrams before the sockets close.
         deadline = time.monotonic() + FLUSH_TIMEOUT
+        if not await self._driver.drain(FLUSH_TIMEOUT):
+            log.warning("effects still being written after %.1f s", FLUSH_TIMEOUT)
         for transport in self._transports:
             pending = getattr(transport, "get_write_buffer_size", lambda: 0)
             while pending() and time.monotonic() < deadline:
@@ -318,7 +321,7 @@ class Agent(AgentQueries, SharedStateAPI):
                 frame = await read_frame(reader)
                 if self._driver is None:
                     return
-                reply = self._driver.handle_stream(frame, (peer[0], peer[1]))
+                reply = await self._driver.handle_stream(frame, (peer[0], peer[1]))
                 if reply is not None:
                     writer.write(frame_stream(reply))
                     await writer.drain()
