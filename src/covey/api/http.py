@@ -1,4 +1,5 @@
-"""HTTP status API (aiohttp): ``GET /v1/members``, ``GET /v1/self``, ``GET /v1/health``.
+"""HTTP status API (aiohttp): ``GET /v1/members``, ``GET /v1/self``, ``GET /v1/health``,
+and the routes of the agent's features (``agent.http_routes()``: facts, names...).
 
 Read-only by design: changing an agent (tags, leave) goes through the control socket or
 the authenticated RPC endpoint, never through unauthenticated HTTP.
@@ -11,7 +12,6 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from covey.core import Address
-from covey.runtime.features.base import HTTP_ROUTES, load_features
 
 if TYPE_CHECKING:
     from covey.runtime.agent import Agent
@@ -52,8 +52,7 @@ def make_app(agent: Agent) -> web.Application:
     app.router.add_get("/v1/members", _members)
     app.router.add_get("/v1/self", _self)
     app.router.add_get("/v1/health", _health)
-    load_features()
-    for method, path, handler in HTTP_ROUTES:
+    for method, path, handler in agent.http_routes():
         app.router.add_route(method, path, handler)
     return app
 

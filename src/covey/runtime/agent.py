@@ -6,25 +6,27 @@ use fails before anything is announced — then runs every long-lived task under
 accepting control/HTTP requests → ``node.leave()`` (EXIT beacon + leave messages) → flush
 the UDP send buffers → close sockets and cancel what is left.
 
+Features (:mod:`covey.runtime.features`) are built here from the configuration, in plain
+code: their capabilities go into the node, their operations to the control server, their
+routes to the HTTP app, their effect writers to the driver; each gets the agent's public
+:class:`~covey.runtime.context.AgentContext` when the core has started.
+
 Python use::
 
     config = covey.AgentConfig(name="a", bind=("127.0.0.1", 7946), keys=(key,))
     async with covey.Agent(config) as agent:
         await agent.wait_for_members(3, timeout=10)
-        print(agent.members())
+        print(agent.members(), agent.facts(), agent.election.enabled)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import time
-import uuid
-from collections.abc import Callable, Coroutine
-from pathlib import Path
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from covey.core import (
@@ -33,11 +35,15 @@ from covey.core import (
     Keyring,
     Node,
 )
+from covey.core.effects import Effect
 from covey.runtime.config.model import AgentConfig, ConfigError
+from covey.runtime.context import AgentContext
 from covey.runtime.driver import CoreDriver
 from covey.runtime.events import EventHub
-from covey.runtime.features.base import AGENT_STARTED, build_extensions
-from covey.runtime.features.shared_api import SharedStateAPI
+from covey.runtime.features.base import ControlHandler, EffectWriter, Feature, HttpRoute
+from covey.runtime.features.election import ElectionFeature
+from covey.runtime.features.shared import SharedStateFeature
+from covey.runtime.identity import advertised, load_identity, save_identity
 from covey.runtime.net.interfaces import DiscoveryPlan, plan_discovery
 from covey.runtime.net.transport import (
     StreamFrameError,
@@ -58,8 +64,12 @@ INBOUND_STREAM_TIMEOUT = 10.0
 FLUSH_TIMEOUT = 1.0
 
 
-class Agent(AgentQueries, SharedStateAPI):
+class Agent(AgentQueries):
     """A running covey node: sockets, protocol core, control endpoints and event stream.
+
+    Its features are facades: ``agent.facts``, ``agent.settings``, ``agent.actions``,
+    ``agent.election`` (the flat names — ``set_fact``, ``run_action``, ``names``... —
+    delegate to them).
 
     Args:
         config: the validated configuration. Interfaces and the identity file are checked
@@ -70,7 +80,7 @@ class Agent(AgentQueries, SharedStateAPI):
     def __init__(self, config: AgentConfig, *, rng: random.Random | None = None) -> None:
         self.config = config
         self.plan: DiscoveryPlan = plan_discovery(config)
-        self.address: Address = _advertised(config, self.plan)
+        self.address: Address = advertised(config, self.plan)
         self.node_id, self._incarnation = load_identity(config.data_dir)
         self.hub = EventHub()
         self._rng = rng or random.Random()
@@ -88,10 +98,35 @@ class Agent(AgentQueries, SharedStateAPI):
         #: inode of the control socket we created (so we never unlink another agent's)
         self.control_inode: int | None = None
         self.node = Node(self._core_config(), self._keyring(), rng=self._rng, now=time.monotonic())
-        exts, self._effect_writers = build_extensions(config)
-        for ext in exts:
-            self.node.add_capability(ext)
+        shared = SharedStateFeature(config, self.node_id)
+        election = ElectionFeature(config)
+        #: Every feature of this agent, in the order their capabilities are added.
+        self.features: tuple[Feature, ...] = (shared, election)
+        self.facts = shared.facts
+        self.settings = shared.settings
+        self.actions = shared.actions
+        self.election = election.api
+        self._effect_writers: dict[type[Effect], EffectWriter] = {}
+        ops: dict[str, ControlHandler] = {}
+        for feature in self.features:
+            for ext in feature.capabilities():
+                self.node.add_capability(ext)
+            self._effect_writers.update(feature.effect_writers())
+            for op, handler in feature.control_ops().items():
+                if op in ops:
+                    raise ValueError(f"control operation {op!r} is defined twice")
+                ops[op] = handler
+        self._control_ops: Mapping[str, ControlHandler] = ops
         self.started_at = time.time()
+
+    @property
+    def control_ops(self) -> Mapping[str, ControlHandler]:
+        """The features' control operations by name (for the control server)."""
+        return self._control_ops
+
+    def http_routes(self) -> Sequence[HttpRoute]:
+        """The features' HTTP routes (for the HTTP app)."""
+        return [route for feature in self.features for route in feature.http_routes()]
 
     def _core_config(self) -> CoreConfig:
         c = self.config
@@ -172,8 +207,9 @@ class Agent(AgentQueries, SharedStateAPI):
                     effect_writers=self._effect_writers,
                 )
                 self._driver.start(self.config.join, self._incarnation)
-                for started in AGENT_STARTED:
-                    started(self)
+                ctx = AgentContext(self.config, self.node, self.hub, self._spawn, self._driver)
+                for feature in self.features:
+                    feature.start(ctx)
                 save_identity(self.config.data_dir, self.node_id, self.node.incarnation)
                 for server in self._servers:
                     await server.start_serving()
@@ -226,7 +262,8 @@ class Agent(AgentQueries, SharedStateAPI):
                 self._senders.append((t, dest))
             from covey.runtime.control.server import start_control_servers
 
-            self._servers.extend(await start_control_servers(self, self._spawn_handler))
+            servers, self.control_inode = await start_control_servers(self, self._spawn_handler)
+            self._servers.extend(servers)
             if c.http is not None:
                 from covey.api.http import start_http
 
@@ -252,8 +289,11 @@ class Agent(AgentQueries, SharedStateAPI):
             self._driver.leave()
         except Exception:
             log.exception("leave failed")
-        # Phase 3: let the kernel take the datagrams before the sockets close.
+        # Phase 3: let the writer thread finish (held datagrams go out after it), then
+        # the kernel take the datagrams before the sockets close.
         deadline = time.monotonic() + FLUSH_TIMEOUT
+        if not await self._driver.drain(FLUSH_TIMEOUT):
+            log.warning("effects still being written after %.1f s", FLUSH_TIMEOUT)
         for transport in self._transports:
             pending = getattr(transport, "get_write_buffer_size", lambda: 0)
             while pending() and time.monotonic() < deadline:
@@ -274,10 +314,16 @@ class Agent(AgentQueries, SharedStateAPI):
             self._http = None
         for task in list(self._tasks):
             task.cancel()
+        for feature in self.features:
+            try:
+                feature.stop()
+            except Exception:
+                log.exception("stopping feature %s failed", feature.name)
         self.hub.close()
         from covey.runtime.control.server import remove_control_socket
 
-        remove_control_socket(self)
+        remove_control_socket(self.config.control_path, self.control_inode)
+        self.control_inode = None
         self._servers.clear()
         self._transports.clear()
 
@@ -318,7 +364,7 @@ class Agent(AgentQueries, SharedStateAPI):
                 frame = await read_frame(reader)
                 if self._driver is None:
                     return
-                reply = self._driver.handle_stream(frame, (peer[0], peer[1]))
+                reply = await self._driver.handle_stream(frame, (peer[0], peer[1]))
                 if reply is not None:
                     writer.write(frame_stream(reply))
                     await writer.drain()
@@ -333,49 +379,3 @@ async def _closing(coro: Coroutine[Any, Any, None], writer: asyncio.StreamWriter
         log.exception("connection handler failed")
     finally:
         writer.close()
-
-
-def _advertised(config: AgentConfig, plan: DiscoveryPlan) -> Address:
-    if config.advertise is not None:
-        return config.advertise
-    host, port = config.bind
-    if host not in ("0.0.0.0", ""):
-        return (host, port)
-    if plan.interfaces:
-        return (plan.interfaces[0].address, port)
-    raise ConfigError("advertise", "needed when bind is 0.0.0.0 and discovery is off")
-
-
-def load_identity(data_dir: Path | None) -> tuple[bytes, int]:
-    """(node id, incarnation to start at): persisted under ``data_dir``, else fresh."""
-    if data_dir is None:
-        return uuid.uuid4().bytes, 0
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError("data_dir", f"cannot create {data_dir}: {exc.strerror}") from None
-    path = data_dir / "node.json"
-    try:
-        raw = json.loads(path.read_text())
-        node_id = bytes.fromhex(raw["node_id"])
-        incarnation = int(raw["incarnation"])
-        if len(node_id) != 16 or incarnation < 0:
-            raise ValueError("bad identity")
-    except FileNotFoundError:
-        return uuid.uuid4().bytes, 0
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError("data_dir", f"{path} is unreadable: {exc}") from None
-    # Start above the incarnation we last announced, so peers take our news at once.
-    return node_id, incarnation + 1
-
-
-def save_identity(data_dir: Path | None, node_id: bytes, incarnation: int) -> None:
-    if data_dir is None:
-        return
-    path = data_dir / "node.json"
-    tmp = path.with_suffix(".tmp")
-    try:
-        tmp.write_text(json.dumps({"node_id": node_id.hex(), "incarnation": incarnation}))
-        tmp.replace(path)
-    except OSError as exc:
-        log.warning("cannot save identity to %s: %s", path, exc)

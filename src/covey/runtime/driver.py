@@ -3,10 +3,14 @@
 Every entry into the core goes through :meth:`CoreDriver._call`: read the clock once, call
 the core, then *pump* — send the datagrams it produced, start the TCP exchanges it asked
 for, publish its events and re-arm the single ``loop.call_at`` at its next deadline. There
-is no polling loop: the core decides when it next needs to run. A step's durable effects
-are written first of all; a writer that raises is logged, counted (``effect_error``) and
-published as :class:`~covey.runtime.events.EffectFailed` *before* the step's events, and
-the other effects, datagrams and events of the step still go out.
+is no polling loop: the core decides when it next needs to run.
+
+Durable state first, off the loop's thread (etcd raft's ``Ready``: "save before sending"):
+a step whose core hands out effects (:meth:`Node.effects_to_apply`) gives them to one
+writer thread and *holds* its datagrams, stream requests and events until they are
+written; every later step queues behind a held one, so what leaves keeps the cores'
+order. A step with no effects while nothing is held goes out at once: the common path
+gains no latency and no thread hop. The event loop never waits for a disk.
 
 Nothing that arrives from the network may raise out of here. Exceptions in a receive path
 are caught, counted as ``internal_error`` and logged with their traceback.
@@ -15,13 +19,16 @@ are caught, counted as ``internal_error`` and logged with their traceback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections import Counter, deque
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from covey.core import Address, Datagram, Node, StreamRequest
+from covey.core import Address, Datagram, Event, Node, StreamRequest
 from covey.core.effects import Effect
 from covey.runtime.events import AgentEvent, ClockLeap, EffectFailed
 from covey.runtime.net.transport import StreamFrameError, exchange
@@ -29,7 +36,22 @@ from covey.runtime.net.transport import StreamFrameError, exchange
 log = logging.getLogger("covey.driver")
 
 Spawn = Callable[[Coroutine[Any, Any, None]], object]
+EffectWriter = Callable[[Effect], None]
 T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class _Step:
+    """What one call into the core produced, waiting for its effects to be durable."""
+
+    at: float
+    datagrams: list[Datagram]
+    streams: list[StreamRequest]
+    events: list[Event | AgentEvent]
+    #: False while its effects are being written (a step with none is ready at once).
+    ready: bool = True
+    #: Set once the step went out (only made for an inbound stream that must wait).
+    sent: asyncio.Future[None] | None = field(default=None)
 
 
 class CoreDriver:
@@ -44,7 +66,10 @@ class CoreDriver:
         stream_timeout: seconds one outgoing TCP exchange may take.
         clock_leap: wall-clock jumps above this many seconds are reported.
         effect_writers: per effect type, what makes it durable (effects of other types
-            need no disk here and are dropped). A writer reports a failed write by raising.
+            need no disk here and are dropped). Writers run on the driver's one writer
+            thread, in order. A writer that raises is logged and counted as
+            ``effect_error``, and its step is released all the same: the protocol copes
+            with a lost write better than with a node that stops talking.
     """
 
     def __init__(
@@ -57,7 +82,7 @@ class CoreDriver:
         publish: Callable[[AgentEvent], None],
         stream_timeout: float,
         clock_leap: float,
-        effect_writers: dict[type[Effect], Callable[[Effect], None]] | None = None,
+        effect_writers: Mapping[type[Effect], EffectWriter] | None = None,
     ) -> None:
         self.node = node
         self.loop = asyncio.get_running_loop()
@@ -67,13 +92,16 @@ class CoreDriver:
         self._publish = publish
         self._stream_timeout = stream_timeout
         self._clock_leap = clock_leap
-        self._effect_writers = effect_writers or {}
+        self._effect_writers = dict(effect_writers or {})
+        #: Steps waiting (FIFO) for their effects, or for an earlier step's, to be written.
+        self._held: deque[_Step] = deque()
+        self._writer: ThreadPoolExecutor | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
         self._streams: set[int] = set()
         self.closed = False
-        #: Runtime counters: internal_error, send_error, clock_leap, streams_*...
-        self.counters: Counter[str] = Counter()
+        #: Runtime counters: internal_error, effect_error, send_error, clock_leap, streams_*...
+        self.counters: Counter[str] = Counter(effect_error=0)
         #: Testing aid (control op ``drop``): unicast traffic to or from these addresses is
         #: discarded, as if the network between us were cut. Empty in normal operation.
         self.drop: set[Address] = set()
@@ -107,18 +135,26 @@ class CoreDriver:
         except Exception:
             self._internal_error("datagram from %s:%d", *addr)
 
-    def handle_stream(self, frame: bytes, addr: Address) -> bytes | None:
-        """Answer one inbound TCP request frame. Never raises."""
+    async def handle_stream(self, frame: bytes, addr: Address) -> bytes | None:
+        """Answer one inbound TCP request frame. Never raises.
+
+        When the step that made the reply has effects (or queues behind one that has), the
+        reply waits until they are written, like the step's datagrams.
+        """
         if self.closed:
             return None
         try:
             now = self.now()
             reply = self.node.handle_stream(frame, addr, now=now)
-            self._pump(now)
-            return reply
+            step = self._pump(now)
         except Exception:
             self._internal_error("stream from %s:%d", *addr)
             return None
+        if step is not None:
+            if step.sent is None:
+                step.sent = self.loop.create_future()
+            await step.sent
+        return reply
 
     def call(self, fn: Callable[[float], T]) -> T:
         """Run ``fn(now)`` against the core, then send what it produced; returns its result.
@@ -146,12 +182,42 @@ class CoreDriver:
         self.node.leave(now=now)
         self._pump(now)
 
+    @property
+    def held(self) -> int:
+        """Steps waiting for effects to be written before they go out."""
+        return len(self._held)
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until every held step went out (at most ``timeout`` s); True when so."""
+        if not self._held:
+            return True
+        last = self._held[-1]
+        if last.sent is None:
+            last.sent = self.loop.create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(last.sent)
+        except TimeoutError:
+            return False
+        return True
+
     def close(self) -> None:
-        """Stop the timer and ignore anything arriving from now on."""
+        """Stop the timer, ignore anything arriving from now on, stop the writer thread.
+
+        The writer thread finishes the write in progress and those queued (they are the
+        node's durable state); steps still held are not sent any more.
+        """
         self.closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        for step in self._held:
+            if step.sent is not None and not step.sent.done():
+                step.sent.set_result(None)
+        self._held.clear()
 
     # ------------------------------------------------------------------ the pump
 
@@ -182,30 +248,66 @@ class CoreDriver:
             log.warning("wall clock leapt by %+.1f s (timers are unaffected)", delta)
             self._publish(ClockLeap(now, delta))
 
-    def _pump(self, now: float) -> None:
+    def _pump(self, now: float) -> _Step | None:
+        """Collect one step's output; send it now, or hold it (returned) behind its writes."""
         node = self.node
-        # Durable state first: what a step persists is on disk before its datagrams leave
-        # and before its events are published (handlers run on events).
-        for effect in node.effects_to_apply():
-            writer = self._effect_writers.get(type(effect))
-            if writer is None:
-                continue
-            try:
-                writer(effect)
-            except Exception as exc:
-                # Tell the subscribers before the step's events, so none acts on an event
-                # whose record is missing (see EffectFailed).
-                self.counters["effect_error"] += 1
-                log.error("cannot write %s: %s", type(effect).__name__, exc)
-                self._publish(EffectFailed(now, effect, str(exc)))
-        for dgram in node.datagrams_to_send(now=now):
-            self._send(dgram)
-        for req in node.streams_to_open(now=now):
-            self._streams.add(req.request_id)
-            self._spawn(self._run_stream(req))
-        for event in node.pop_events():
-            self._publish(event)
+        writes = [
+            (w, e) for e in node.effects_to_apply() if (w := self._effect_writers.get(type(e)))
+        ]
+        step = _Step(
+            now,
+            list(node.datagrams_to_send(now=now)),
+            list(node.streams_to_open(now=now)),
+            list(node.pop_events()),
+        )
         self._arm(node.get_timer())
+        if not writes and not self._held:
+            self._release(step)
+            return None
+        self._held.append(step)
+        if writes:
+            step.ready = False
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="covey-effects")
+            done = self._writer.submit(_write_all, writes)
+            done.add_done_callback(lambda f: self._written_threadsafe(step, f))
+        return step
+
+    def _written_threadsafe(self, step: _Step, done: Future[list[tuple[Effect, str]]]) -> None:
+        """(writer thread) Hand the finished writes back to the loop."""
+        # RuntimeError: the loop is closed, nothing is left to send.
+        with contextlib.suppress(RuntimeError):
+            self.loop.call_soon_threadsafe(self._written, step, done.result())
+
+    def _written(self, step: _Step, failed: list[tuple[Effect, str]]) -> None:
+        """(loop) A step's effects are durable: release every ready step at the head.
+
+        A failed write is published as :class:`EffectFailed` ahead of the step's own
+        events, so that no subscriber acts on an event whose record is missing (the
+        action runner refuses an action whose ``RecordAction`` failed).
+        """
+        self.counters["effect_error"] += len(failed)
+        step.events[:0] = [EffectFailed(step.at, effect, error) for effect, error in failed]
+        step.ready = True
+        while self._held and self._held[0].ready:
+            head = self._held.popleft()
+            if not self.closed:
+                self._release(head)
+            if head.sent is not None and not head.sent.done():
+                head.sent.set_result(None)
+
+    def _release(self, step: _Step) -> None:
+        """Send one step's datagrams, start its streams and publish its events."""
+        try:
+            for dgram in step.datagrams:
+                self._send(dgram)
+            for req in step.streams:
+                self._streams.add(req.request_id)
+                self._spawn(self._run_stream(req))
+            for event in step.events:
+                self._publish(event)
+        except Exception:
+            self._internal_error("release of a step")
 
     def _arm(self, deadline: float | None) -> None:
         if self.closed:
@@ -275,3 +377,15 @@ class CoreDriver:
     def _internal_error(self, what: str, *args: object) -> None:
         self.counters["internal_error"] += 1
         log.exception("internal error handling " + what, *args)
+
+
+def _write_all(writes: list[tuple[EffectWriter, Effect]]) -> list[tuple[Effect, str]]:
+    """(writer thread) Carry out one step's effects in order; returns the failed ones."""
+    failed = []
+    for writer, effect in writes:
+        try:
+            writer(effect)
+        except Exception as exc:
+            failed.append((effect, str(exc)))
+            log.exception("writing %s failed", type(effect).__name__)
+    return failed

@@ -1,4 +1,5 @@
-"""The query side of :class:`covey.runtime.agent.Agent`: members, info, tags, events, waits.
+"""The query side of :class:`covey.runtime.agent.Agent`: members, info, tags, events, waits,
+and the flat names of the feature facades (``set_fact`` → ``agent.facts.set``...).
 
 Kept apart from the lifecycle code; everything here runs on the event loop's thread and
 only reads the core's tables or calls its public methods through the driver.
@@ -6,19 +7,22 @@ only reads the core's tables or calls its public methods through the driver.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
-from covey.core import MemberInfo, MemberState, Node, NodeStatistics
+from covey.core import Address, MemberInfo, MemberState, Node, NodeStatistics
+from covey.core.state.facts.capability import FactsEvent
 from covey.runtime.config.model import AgentConfig, ConfigError
+from covey.runtime.context import wait_on_hub
 from covey.runtime.events import EventHub, Subscription
 
 if TYPE_CHECKING:
     from covey.runtime.driver import CoreDriver
+    from covey.runtime.features.election_api import ElectionAPI
+    from covey.runtime.features.shared_api import ActionsAPI, FactsAPI, SettingsAPI
     from covey.runtime.net.interfaces import DiscoveryPlan
 
 _STATES = {s.label: s for s in MemberState}
@@ -35,6 +39,10 @@ class AgentQueries:
         plan: DiscoveryPlan
         started_at: float
         _driver: CoreDriver | None
+        facts: FactsAPI
+        settings: SettingsAPI
+        actions: ActionsAPI
+        election: ElectionAPI
 
         @property
         def ready(self) -> bool: ...
@@ -68,7 +76,7 @@ class AgentQueries:
     def info(self) -> dict[str, object]:
         """A JSON-ready summary: self, configuration highlights, counters, drop reasons."""
         stats = asdict(self.statistics())
-        runtime = dict(self._driver.counters) if self._driver else {}
+        runtime = dict(self.runtime_counters())
         runtime["events_dropped"] = self.hub.dropped
         return {
             "self": self.local().to_json(),
@@ -90,15 +98,39 @@ class AgentQueries:
             "runtime": runtime,
         }
 
-    def names(self) -> dict[str, object]:
-        """Seed 003's GetNames: ``cluster``, ``leader``, ``stable``, ``node``, ``term``.
+    def runtime_counters(self) -> dict[str, int]:
+        """The driver's counters (internal_error, effect_error, send_error...), live.
 
-        Also the election ``mode`` (normal/panic) and why. Raises ControlError when the
-        election is off.
+        Before the agent runs: an empty throwaway dict.
         """
-        from covey.runtime.features.election import names
+        return self._driver.counters if self._driver is not None else {}
 
-        return names(self)  # type: ignore[arg-type]
+    def drop_traffic(
+        self, add: Iterable[Address] = (), remove: Iterable[Address] = (), clear: bool = False
+    ) -> set[Address]:
+        """Testing aid: discard unicast traffic to or from these addresses, as if the
+        network between us were cut (``clear`` first empties the set); returns the set.
+
+        Raises:
+            RuntimeError: the agent is not running.
+        """
+        if self._driver is None:
+            raise RuntimeError("agent is not running")
+        drop = self._driver.drop
+        if clear:
+            drop.clear()
+        drop |= set(add)
+        drop -= set(remove)
+        return set(drop)
+
+    def names(self) -> dict[str, object]:
+        """Seed 003's GetNames (``agent.election.names()``): ``cluster``, ``leader``,
+        ``stable``, ``node``, ``term``, the ``mode`` (normal/panic) and why.
+
+        Raises:
+            ControlError: the election is off.
+        """
+        return self.election.names()
 
     def set_tags(self, tags: dict[str, str]) -> MemberInfo:
         """Replace this node's tags and gossip them; returns the updated record.
@@ -137,11 +169,7 @@ class AgentQueries:
         Raises:
             TimeoutError: it did not hold within ``timeout`` seconds.
         """
-        with self.events() as sub:
-            async with asyncio.timeout(timeout):
-                while not predicate(self):
-                    # Re-check at least once a second in case no event comes.
-                    await sub.get(timeout=1.0)
+        await wait_on_hub(self.hub, lambda: predicate(self), timeout)
 
     async def wait_for_members(
         self, count: int, state: str = "alive", timeout: float = 30.0
@@ -162,3 +190,76 @@ class AgentQueries:
         found = self.member(name)
         assert found is not None
         return found
+
+    # ------------------------------------------------------------------ flat names
+
+    def set_fact(self, key: str, value: str) -> bool:
+        """``agent.facts.set``: publish fact ``key`` = ``value`` (False: no change)."""
+        return self.facts.set(key, value)
+
+    def delete_fact(self, key: str) -> bool:
+        """``agent.facts.delete``: withdraw fact ``key`` (False: there was none)."""
+        return self.facts.delete(key)
+
+    def on_fact_change(self, callback: Callable[[FactsEvent], None]) -> None:
+        """``agent.facts.on_change``: call ``callback(event)`` for every change."""
+        self.facts.on_change(callback)
+
+    @property
+    def local_version(self) -> str | None:
+        """``agent.facts.local_version``: this node's published version."""
+        return self.facts.local_version
+
+    def set_local_version(self, version: str) -> None:
+        """``agent.facts.set_local_version``: publish this node's version."""
+        self.facts.set_local_version(version)
+
+    def lowest_version(self) -> str | None:
+        """``agent.facts.lowest_version``: the lowest version over the live members."""
+        return self.facts.lowest_version()
+
+    def versions(self) -> dict[str, Any]:
+        """``agent.facts.versions``: local, lowest, per-node versions, count_failed."""
+        return self.facts.versions()
+
+    def feature_enabled(self, min_version: str) -> bool:
+        """``agent.facts.feature_enabled``: every counted member runs ``min_version``+."""
+        return self.facts.feature_enabled(min_version)
+
+    async def wait_lowest_version(self, at_least: str, timeout: float = 60.0) -> str:
+        """``agent.facts.wait_lowest_version``: wait for the lowest version to reach it."""
+        return await self.facts.wait_lowest_version(at_least, timeout)
+
+    def set_setting(self, name: str, value: str | None) -> None:
+        """``agent.settings.set``: write cluster-wide setting ``name`` (None deletes)."""
+        self.settings.set(name, value)
+
+    def get_setting(self, name: str) -> str | None:
+        """``agent.settings.get``: the value of cluster-wide setting ``name``."""
+        return self.settings.get(name)
+
+    def set_registry(self, ip: str, port: int, key: str) -> None:
+        """``agent.settings.set_registry`` (Seed 003's SetRegistry)."""
+        self.settings.set_registry(ip, port, key)
+
+    def get_registry(self) -> dict[str, Any] | None:
+        """``agent.settings.get_registry`` (Seed 003's GetRegistry)."""
+        return self.settings.get_registry()
+
+    def set_steward(self, ip: str, port: int) -> None:
+        """``agent.settings.set_steward`` (Seed 003's SetSteward)."""
+        self.settings.set_steward(ip, port)
+
+    def get_steward(self) -> dict[str, Any] | None:
+        """``agent.settings.get_steward`` (Seed 003's GetSteward)."""
+        return self.settings.get_steward()
+
+    def on_action(self, name: str, fn: Callable[[str], str | Awaitable[str]]) -> None:
+        """``agent.actions.on``: run ``fn(payload)`` for cluster-wide action ``name``."""
+        self.actions.on(name, fn)
+
+    async def run_action(
+        self, name: str, payload: str = "", timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """``agent.actions.run``: run action ``name`` everywhere, collect the outcomes."""
+        return await self.actions.run(name, payload, timeout)

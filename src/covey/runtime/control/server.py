@@ -7,7 +7,10 @@ Protocol: newline-delimited JSON. A request is ``{"op": ..., ...}``; the answer 
 * ``self`` — this node's record; ``info`` — self, counters and drop reasons;
 * ``tags`` with ``set`` (object) and/or ``delete`` (list) — change our tags;
 * ``leave`` — answer, then leave gracefully and stop;
-* ``monitor`` — answer, then one event object per line until the client disconnects.
+* ``monitor`` — answer, then one event object per line until the client disconnects;
+* ``drop`` with ``add`` / ``remove`` (lists of ``host:port``) and ``clear`` — testing aid:
+  discard unicast traffic to or from those addresses, as if the network were cut;
+* and the operations of the agent's features (``agent.control_ops``: facts, names...).
 
 On the remote endpoint (``--rpc``) every line in both directions is a Fernet token sealed
 with the cluster key (the first key seals, any key opens), so only key holders can use it.
@@ -25,11 +28,12 @@ import os
 import socket
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from covey.core.crypto.fernet import InvalidToken, MultiKey
+from covey.runtime.config.sources import parse_address
 from covey.runtime.events import event_to_json
-from covey.runtime.features.base import CONTROL_OPS, load_features
 
 if TYPE_CHECKING:
     from covey.runtime.agent import Agent
@@ -94,9 +98,16 @@ class SealedCodec(LineCodec):
         return super().decode(plain)
 
 
-async def start_control_servers(agent: Agent, spawn: SpawnHandler) -> list[asyncio.Server]:
-    """Bind the unix control socket and, if configured, the RPC endpoint (not yet serving)."""
+async def start_control_servers(
+    agent: Agent, spawn: SpawnHandler
+) -> tuple[list[asyncio.Server], int | None]:
+    """Bind the unix control socket and, if configured, the RPC endpoint (not yet serving).
+
+    Returns the servers and the inode of the socket file created (see
+    :func:`remove_control_socket`).
+    """
     servers: list[asyncio.Server] = []
+    inode: int | None = None
     path = agent.config.control_path
     _clear_stale_socket(path)
     plain = LineCodec()
@@ -109,7 +120,7 @@ async def start_control_servers(agent: Agent, spawn: SpawnHandler) -> list[async
     servers.append(server)
     with contextlib.suppress(OSError):
         os.chmod(path, 0o600)  # local requests: only the agent's user
-        agent.control_inode = path.stat().st_ino
+        inode = path.stat().st_ino
     if agent.config.rpc is not None:
         if not agent.config.keys:
             raise OSError("rpc: the remote control endpoint needs a key file")
@@ -125,7 +136,7 @@ async def start_control_servers(agent: Agent, spawn: SpawnHandler) -> list[async
                 start_serving=False,
             )
         )
-    return servers
+    return servers, inode
 
 
 def _clear_stale_socket(path: os.PathLike[str]) -> None:
@@ -146,13 +157,12 @@ def _clear_stale_socket(path: os.PathLike[str]) -> None:
     raise OSError(f"control: another agent is listening on {p}")
 
 
-def remove_control_socket(agent: Agent) -> None:
-    """Unlink the control socket if it is still the one this agent created."""
-    path = agent.config.control_path
+def remove_control_socket(path: Path, inode: int | None) -> None:
+    """Unlink the control socket at ``path`` if it is still the one we created (``inode``),
+    so an agent never removes another agent's socket."""
     with contextlib.suppress(OSError):
-        if agent.control_inode is not None and path.stat().st_ino == agent.control_inode:
+        if inode is not None and path.stat().st_ino == inode:
             path.unlink()
-    agent.control_inode = None
 
 
 async def serve_connection(
@@ -176,7 +186,8 @@ async def serve_connection(
         except ControlError as exc:
             # The client cannot open a sealed answer if it has not the key: answer plainly.
             writer.write(LineCodec().encode({"ok": False, "error": str(exc)}))
-            agent_counters(agent)["rpc_refused"] += 1
+            counters = agent.runtime_counters()
+            counters["rpc_refused"] = counters.get("rpc_refused", 0) + 1
             return
         op = request.get("op") if isinstance(request, dict) else None
         try:
@@ -199,12 +210,6 @@ async def serve_connection(
                 agent.request_shutdown()
                 return
         await writer.drain()
-
-
-def agent_counters(agent: Agent) -> Any:
-    """The runtime counters of the agent's driver (a throwaway dict before it runs)."""
-    driver = agent._driver
-    return driver.counters if driver is not None else {"rpc_refused": 0}
 
 
 def handle_request(agent: Agent, request: object) -> object:
@@ -232,12 +237,28 @@ def handle_request(agent: Agent, request: object) -> object:
         return agent.update_tags(set_, delete).to_json()
     if op in ("leave", "monitor"):
         return "leaving" if op == "leave" else "monitoring"
-    load_features()
-    handler = CONTROL_OPS.get(op)
+    if op == "drop":
+        return _drop(agent, request)
+    ops = agent.control_ops
+    handler = ops.get(op)
     if handler is not None:
-        return handler(agent, request)
-    known = ", ".join(["members", "self", "info", "tags", "leave", "monitor", *CONTROL_OPS])
+        return handler(request)
+    known = ", ".join(["members", "self", "info", "tags", "leave", "monitor", "drop", *ops])
     raise ControlError(f"unknown op {op!r} ({known})")
+
+
+def _drop(agent: Agent, request: dict[str, Any]) -> object:
+    """Testing aid: drop unicast traffic to/from addresses (``add``, ``remove``, ``clear``)."""
+    try:
+        add = {parse_address("add", a) for a in request.get("add") or []}
+        remove = {parse_address("remove", a) for a in request.get("remove") or []}
+    except ValueError as exc:
+        raise ControlError(str(exc)) from None
+    try:
+        drop = agent.drop_traffic(add, remove, clear=bool(request.get("clear")))
+    except RuntimeError as exc:
+        raise ControlError(str(exc)) from None
+    return sorted(f"{h}:{p}" for h, p in drop)
 
 
 async def _monitor(

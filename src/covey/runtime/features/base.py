@@ -1,26 +1,29 @@
-"""Where protocol features (election, shared state, ...) plug into the agent.
+"""What a runtime feature is: a capability of the core with the IO, operations and routes
+around it.
 
-A feature module registers, at import time:
+A :class:`Feature` object bundles
 
-* an extension factory: ``EXTENSIONS.append(factory)``, where ``factory(config)`` returns
-  the core :class:`~covey.core.Extension` for an agent with that configuration (or None
-  when the feature is off);
-* control operations: ``CONTROL_OPS["name"] = handler``, ``handler(agent, request)``
-  returning a JSON-ready result or raising ``ControlError``;
-* HTTP routes: ``HTTP_ROUTES.append(("GET", "/v1/...", handler))`` with an aiohttp handler
-  that answers with :func:`json_response` (never import aiohttp at module level: agents
-  without ``--http`` must not load it)
-  that finds the agent as ``request.app[AGENT_KEY]``;
-* start-up hooks: ``AGENT_STARTED.append(hook)``, ``hook(agent)`` runs once the core has
-  started (arm timers, start watchers; steer the core with ``agent._driver.call``).
+* its ``name``;
+* the core :class:`~covey.core.plugin.Capability` objects it plugs into the node
+  (:meth:`Feature.capabilities`, possibly none);
+* its control operations (:meth:`Feature.control_ops`, ``{op: handler(request)}``; a
+  handler returns a JSON-ready result, or an awaitable of one, or raises ``ControlError``);
+* its HTTP routes (:meth:`Feature.http_routes`, ``(method, path, handler)`` with an
+  aiohttp handler answering with :func:`json_response` — never import aiohttp at module
+  level: agents without ``--http`` must not load it);
+* the writers of the durable effects its capabilities hand out
+  (:meth:`Feature.effect_writers`, ``{Effect type: writer}``; run on the driver's writer
+  thread before the step's datagrams leave);
+* its background work, begun by :meth:`Feature.start` with the agent's public
+  :class:`~covey.runtime.context.AgentContext`, and ended by :meth:`Feature.stop`.
 
-:func:`load_features` imports every module named in :data:`FEATURE_MODULES` once.
+There is no registry: the :class:`~covey.runtime.agent.Agent` builds its list of features
+from its configuration in plain code, and gathers their operations, routes and writers.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from covey.core import Extension
@@ -29,30 +32,53 @@ from covey.core.effects import Effect
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from covey.runtime.agent import Agent
-    from covey.runtime.config.model import AgentConfig
+    from covey.runtime.context import AgentContext
 
 EffectWriter = Callable[[Effect], None]
-#: What a factory builds: the extension, optionally with writers for the effects it hands out.
+#: What a capability factory builds: the capability, optionally with its effect writers.
 Built = Extension | tuple[Extension, dict[type[Effect], EffectWriter]]
-ExtensionFactory = Callable[["AgentConfig"], Built | None]
-ControlHandler = Callable[["Agent", dict[str, Any]], object]
+ControlHandler = Callable[[dict[str, Any]], object]
 HttpHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
+HttpRoute = tuple[str, str, HttpHandler]
 
-EXTENSIONS: list[ExtensionFactory] = []
-CONTROL_OPS: dict[str, ControlHandler] = {}
-HTTP_ROUTES: list[tuple[str, str, HttpHandler]] = []
-#: Called with the agent once its core has started, before it serves (timers, watchers).
-AGENT_STARTED: list[Callable[[Agent], None]] = []
 
-#: Modules that register features; each is imported once by :func:`load_features`.
-FEATURE_MODULES: tuple[str, ...] = (
-    "covey.runtime.features.shared",
-    "covey.runtime.features.shared_ops",
-    "covey.runtime.features.election",
-)
+def split_built(built: Built) -> tuple[Extension, dict[type[Effect], EffectWriter]]:
+    """(capability, its effect writers) from what a factory returned."""
+    if isinstance(built, tuple):
+        return built
+    return built, {}
 
-_loaded = False
+
+class Feature:
+    """One runtime feature (see the module docstring); subclasses override what they have.
+
+    The defaults plug in nothing: no capability, operation, route, writer or work.
+    """
+
+    #: Unique per agent; names the feature in logs.
+    name: str = ""
+
+    def capabilities(self) -> Sequence[Extension]:
+        """The core capabilities to add to the node (before it starts)."""
+        return ()
+
+    def control_ops(self) -> Mapping[str, ControlHandler]:
+        """Control operations by name."""
+        return {}
+
+    def http_routes(self) -> Sequence[HttpRoute]:
+        """Read-only HTTP routes."""
+        return ()
+
+    def effect_writers(self) -> Mapping[type[Effect], EffectWriter]:
+        """What makes each effect type of this feature durable."""
+        return {}
+
+    def start(self, ctx: AgentContext) -> None:
+        """The core has started: begin the background work (before the agent serves)."""
+
+    def stop(self) -> None:
+        """The agent stopped (every task cancelled): release what the feature holds."""
 
 
 def json_response(data: object, *, status: int = 200) -> web.Response:
@@ -61,30 +87,3 @@ def json_response(data: object, *, status: int = 200) -> web.Response:
     from aiohttp import web
 
     return web.json_response(data, status=status)
-
-
-def load_features() -> None:
-    """Import every feature module (idempotent)."""
-    global _loaded
-    if _loaded:
-        return
-    _loaded = True
-    for name in FEATURE_MODULES:
-        importlib.import_module(name)
-
-
-def build_extensions(
-    config: AgentConfig,
-) -> tuple[list[Extension], dict[type[Effect], EffectWriter]]:
-    """The extensions an agent with ``config`` runs, and the writers of their effects."""
-    load_features()
-    out = []
-    writers: dict[type[Effect], EffectWriter] = {}
-    for factory in EXTENSIONS:
-        built = factory(config)
-        if isinstance(built, tuple):
-            built, more = built
-            writers.update(more)
-        if built is not None:
-            out.append(built)
-    return out, writers

@@ -11,8 +11,11 @@ On when ``expected_votes`` (or ``two_node``) is set. The core
 * with ``heartbeat_disk``, every election heartbeat writes our slot and reads all slots
   (in a worker thread), and feeds them to the core, which decides "partitioned, not dead"
   and "storage failure";
-* control operations ``names``, ``recover``, ``reboot``, ``candidate`` and the testing aid
-  ``drop``; ``GET /v1/names``.
+* control operations ``names``, ``recover``, ``reboot``, ``candidate``; ``GET /v1/names``
+  (with the Python facade ``agent.election``, in :mod:`covey.runtime.features.election_api`).
+
+:class:`ElectionFeature` is always part of an agent: with the election off it plugs in no
+capability, and its operations answer "the election is off".
 """
 
 from __future__ import annotations
@@ -22,32 +25,30 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from covey.core import Extension
 from covey.core.effects import Effect
 from covey.core.election.election import Election, ElectionConfig, VoteStore
 from covey.core.election.events import FenceDecision
 from covey.core.election.voting import SaveVote
-from covey.runtime.config.sources import parse_address
-from covey.runtime.control.server import ControlError
 from covey.runtime.features.base import (
-    AGENT_STARTED,
-    CONTROL_OPS,
-    EXTENSIONS,
-    HTTP_ROUTES,
     Built,
+    ControlHandler,
     EffectWriter,
-    json_response,
+    Feature,
+    HttpRoute,
+    split_built,
 )
+from covey.runtime.features.election_api import ElectionAPI, election_ops, election_routes
 from covey.runtime.features.hbdisk import DiskError, HeartbeatDisk
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
-    from covey.runtime.agent import Agent
     from covey.runtime.config.model import AgentConfig
+    from covey.runtime.context import AgentContext
 
 log = logging.getLogger("covey.election")
 
@@ -107,26 +108,66 @@ def _factory(config: AgentConfig) -> Built | None:
     return Election(ecfg, store.initial), writers
 
 
-EXTENSIONS.append(_factory)
+class ElectionFeature(Feature):
+    """The election of one agent: the capability, its vote file, fencing and heartbeat disk.
 
+    Args:
+        config: the agent's configuration; the election is on when it sets
+            ``expected_votes`` or ``two_node`` (else :attr:`election` is None).
 
-class ElectionRuntime:
-    """The IO side of one agent's election (fencing command, heartbeat disk)."""
+    Raises:
+        ConfigError: the vote file exists but cannot be read.
+    """
 
-    def __init__(self, agent: Agent, ext: Election) -> None:
-        self.agent = agent
-        self.ext = ext
+    name = "election"
+
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.election: Election | None = None
+        self._writers: dict[type[Effect], EffectWriter] = {}
+        built = _factory(config)
+        if built is not None:
+            ext, self._writers = split_built(built)
+            assert isinstance(ext, Election)
+            self.election = ext
+        self.ctx: AgentContext | None = None
+        #: The latest fencing outcomes, for ``covey names``.
         self.fences: list[dict[str, object]] = []
         self.disk: HeartbeatDisk | None = None
         self.disk_error: str | None = None
+        self._disk_busy = False
+        #: The Python facade (``agent.election``).
+        self.api = ElectionAPI(self)
 
-    def start(self) -> None:
-        self.agent._spawn(self._watch_events())
-        if self.agent.config.heartbeat_disk is not None:
-            self.agent._spawn(self._disk_loop(self.agent.config.heartbeat_disk))
+    def capabilities(self) -> Sequence[Extension]:
+        return () if self.election is None else (self.election,)
 
-    async def _watch_events(self) -> None:
-        with self.agent.events() as sub:
+    def effect_writers(self) -> Mapping[type[Effect], EffectWriter]:
+        return self._writers
+
+    def control_ops(self) -> Mapping[str, ControlHandler]:
+        return election_ops(self.api)
+
+    def http_routes(self) -> Sequence[HttpRoute]:
+        return election_routes(self.api)
+
+    def start(self, ctx: AgentContext) -> None:
+        """Watch for fencing decisions; with a heartbeat disk, start its loop."""
+        self.ctx = ctx
+        if self.election is None:
+            return
+        ctx.spawn(self._watch_events(ctx))
+        if self.config.heartbeat_disk is not None:
+            ctx.spawn(self._disk_loop(ctx, self.election, self.config.heartbeat_disk))
+
+    def stop(self) -> None:
+        """Close the heartbeat disk (unless a worker thread still uses it)."""
+        if self.disk is not None and not self._disk_busy:
+            self.disk.close()
+            self.disk = None
+
+    async def _watch_events(self, ctx: AgentContext) -> None:
+        with ctx.subscribe() as sub:
             async for event in sub:
                 if isinstance(event, FenceDecision):
                     await self._fence(event)
@@ -134,7 +175,7 @@ class ElectionRuntime:
     async def _fence(self, d: FenceDecision) -> None:
         record: dict[str, object] = {**d.to_json(), "time": time.time()}
         self.fences = [*self.fences[-(FENCE_LOG - 1) :], record]
-        command = self.agent.config.fence_command
+        command = self.config.fence_command
         if command is None:
             log.warning("fence %s (term %d): no fence_command configured", d.node, d.term)
             record["status"] = "no command"
@@ -147,8 +188,8 @@ class ElectionRuntime:
             "COVEY_FENCE_ADDRESS": f"{d.address[0]}:{d.address[1]}",
             "COVEY_FENCE_INCARNATION": str(d.incarnation),
             "COVEY_TERM": str(d.term),
-            "COVEY_LEADER": self.agent.config.name,
-            "COVEY_CLUSTER": self.agent.config.cluster,
+            "COVEY_LEADER": self.config.name,
+            "COVEY_CLUSTER": self.config.cluster,
         }
         log.warning("fencing %s with token (term) %d", d.node, d.term)
         try:
@@ -167,14 +208,17 @@ class ElectionRuntime:
         record["status"] = code
         log.log(logging.INFO if code == 0 else logging.ERROR, "fence %s: exit %s", d.node, code)
 
-    async def _disk_loop(self, path: Path) -> None:
-        interval = self.ext.cfg.heartbeat_interval
+    async def _disk_loop(self, ctx: AgentContext, ext: Election, path: Path) -> None:
+        interval = ext.cfg.heartbeat_interval
         while True:
             slots = None
+            # Busy while a worker thread may use the disk: a cancel (shutdown) leaves it
+            # set, so stop() never closes the descriptor under a write in progress.
+            self._disk_busy = True
             try:
                 if self.disk is None:
                     self.disk = await asyncio.to_thread(HeartbeatDisk, path)
-                slots = await asyncio.to_thread(self._disk_io)
+                slots = await asyncio.to_thread(self._disk_io, ctx, ext)
                 self.disk_error = None
             except DiskError as exc:
                 if self.disk_error != str(exc):
@@ -183,132 +227,14 @@ class ElectionRuntime:
                 if self.disk is not None:
                     self.disk.close()
                     self.disk = None
-            driver = self.agent._driver
-            if driver is None or driver.closed:
+            self._disk_busy = False
+            if not ctx.running:
                 return
-            driver.call(partial(self.ext.observe_disk, slots=slots))
+            ctx.call(partial(ext.observe_disk, slots=slots))
             await asyncio.sleep(interval)
 
-    def _disk_io(self) -> list[Any]:
+    def _disk_io(self, ctx: AgentContext, ext: Election) -> list[Any]:
         disk = self.disk
         assert disk is not None
-        node = self.agent.node
-        disk.write(node.config.name, node.node_id, time.time(), self.ext.term, node.incarnation)
+        disk.write(ctx.name, ctx.node_id, time.time(), ext.term, ctx.incarnation)
         return [r.observation() for r in disk.read()]
-
-    def close(self) -> None:
-        if self.disk is not None:
-            self.disk.close()
-            self.disk = None
-
-
-def election_of(agent: Agent) -> Election:
-    """The agent's election extension; ControlError when the election is off."""
-    ext = agent.node.capability("election")
-    if not isinstance(ext, Election):
-        raise ControlError("the election is off (start the agent with --expected-votes N)")
-    return ext
-
-
-def runtime_of(agent: Agent) -> ElectionRuntime | None:
-    rt = getattr(agent, "_election_runtime", None)
-    return rt if isinstance(rt, ElectionRuntime) else None
-
-
-def _started(agent: Agent) -> None:
-    ext = agent.node.capability("election")
-    if isinstance(ext, Election):
-        rt = ElectionRuntime(agent, ext)
-        agent._election_runtime = rt  # type: ignore[attr-defined]
-        rt.start()
-
-
-AGENT_STARTED.append(_started)
-
-
-def names(agent: Agent) -> dict[str, object]:
-    """Seed 003's GetNames for ``agent``: cluster, leader, stable, node, term, mode..."""
-    ext = election_of(agent)
-    assert agent._driver is not None
-    out = ext.names(agent._driver.now())
-    rt = runtime_of(agent)
-    if rt is not None:
-        out["fences"] = list(rt.fences)
-        out["disk"] = (
-            None
-            if agent.config.heartbeat_disk is None
-            else {"path": str(agent.config.heartbeat_disk), "error": rt.disk_error}
-        )
-    return out
-
-
-def _call(agent: Agent, fn: Any) -> Any:
-    driver = agent._driver
-    if driver is None or driver.closed:
-        raise ControlError("agent is not running")
-    return driver.call(fn)
-
-
-def _op_names(agent: Agent, req: dict[str, Any]) -> object:
-    return names(agent)
-
-
-def _op_recover(agent: Agent, req: dict[str, Any]) -> object:
-    ext = election_of(agent)
-    return {"result": _call(agent, ext.recover)}
-
-
-def _op_reboot(agent: Agent, req: dict[str, Any]) -> object:
-    ext = election_of(agent)
-    back = _call(agent, ext.reboot)
-    assert agent._driver is not None
-    return {"resumes_in": round(back - agent._driver.now(), 3)}
-
-
-def _op_candidate(agent: Agent, req: dict[str, Any]) -> object:
-    ext = election_of(agent)
-    target = req.get("node")
-    if not isinstance(target, str) or not target:
-        raise ControlError('"node" must name a member')
-    member = agent.member(target)
-    if member is None:
-        raise ControlError(f"no member called {target!r}")
-    _call(agent, lambda now: ext.send_info(member.address, now))
-    return {"sent_to": member.name}
-
-
-def _op_drop(agent: Agent, req: dict[str, Any]) -> object:
-    """Testing aid: drop unicast traffic to/from addresses (``add``, ``remove``, ``clear``)."""
-    driver = agent._driver
-    if driver is None:
-        raise ControlError("agent is not running")
-    try:
-        add = {parse_address("add", a) for a in req.get("add") or []}
-        remove = {parse_address("remove", a) for a in req.get("remove") or []}
-    except ValueError as exc:
-        raise ControlError(str(exc)) from None
-    if req.get("clear"):
-        driver.drop.clear()
-    driver.drop |= add
-    driver.drop -= remove
-    return sorted(f"{h}:{p}" for h, p in driver.drop)
-
-
-CONTROL_OPS["names"] = _op_names
-CONTROL_OPS["recover"] = _op_recover
-CONTROL_OPS["reboot"] = _op_reboot
-CONTROL_OPS["candidate"] = _op_candidate
-CONTROL_OPS["drop"] = _op_drop
-
-
-async def _http_names(request: web.Request) -> web.Response:
-    from covey.api.http import AGENT_KEY
-
-    agent = request.app[AGENT_KEY]
-    try:
-        return json_response(names(agent))
-    except ControlError as exc:
-        return json_response({"error": str(exc)}, status=404)
-
-
-HTTP_ROUTES.append(("GET", "/v1/names", _http_names))

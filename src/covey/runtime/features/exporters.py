@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 log = logging.getLogger("covey.exporters")
@@ -63,9 +63,9 @@ class DirectoryExporter:
         root.mkdir(parents=True, exist_ok=True)
         self.errors = 0
 
-    def _guard(self, fn: object, *args: object) -> None:
+    def _guard(self, fn: Callable[..., object], *args: object) -> None:
         try:
-            fn(*args)  # type: ignore[operator]
+            fn(*args)
         except OSError as exc:
             self.errors += 1
             log.warning("export to %s failed: %s", self.root, exc)

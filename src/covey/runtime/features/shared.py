@@ -1,8 +1,8 @@
 """Shared state in the agent: facts, versions, settings and actions, wired to the outside.
 
-Registers (see runtime/features.py) the three core extensions — ``facts`` (with the
+:class:`SharedStateFeature` plugs in the three core capabilities — ``facts`` (with the
 SQLite store when the agent has a data directory), ``settings`` and ``actions`` — and,
-once the agent runs, a :class:`SharedRuntime` that
+once the agent runs, starts its :class:`SharedRuntime`, which
 
 * publishes the configured facts and version (``--fact``, ``--local-version``) and
   follows ``--version-file`` (checked once a second, re-published when it changes);
@@ -18,7 +18,8 @@ Actions run on the ``ActionDelivered`` event, which the driver publishes only af
 step's ``RecordAction`` was written; if that write failed, the driver published an
 ``EffectFailed`` first and the action is refused instead of run.
 
-Control operations and HTTP routes live in runtime/shared_ops.py.
+The Python facades (``agent.facts``, ``agent.settings``, ``agent.actions``) live in
+runtime/features/shared_api.py, the control operations and HTTP routes in shared_ops.py.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ import asyncio
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from covey.core import Extension
 from covey.core.effects import Effect
 from covey.core.state.actions import UNRECORDED, ActionDelivered, Actions, RecordAction
 from covey.core.state.facts.capability import (
@@ -44,12 +46,22 @@ from covey.core.state.facts.capability import (
 from covey.core.state.settings import ClusterSettings, SettingChanged
 from covey.runtime.config.model import AgentConfig, ConfigError, read_version_file
 from covey.runtime.events import EffectFailed, Subscription, event_kind, event_to_json
-from covey.runtime.features.base import AGENT_STARTED, EXTENSIONS, Built, EffectWriter
+from covey.runtime.features.base import (
+    Built,
+    ControlHandler,
+    EffectWriter,
+    Feature,
+    HttpRoute,
+    split_built,
+)
 from covey.runtime.features.exporters import CommandRunner, DirectoryExporter, run_command
+from covey.runtime.features.shared_api import ActionsAPI, FactsAPI, SettingsAPI
+from covey.runtime.features.shared_ops import SharedOps
 from covey.runtime.stores.sqlite import FILENAME, SqliteActionLog, SqliteFactStore
 
 if TYPE_CHECKING:
-    from covey.runtime.agent import Agent
+    from covey.core.effects import Effect
+    from covey.runtime.context import AgentContext
 
 log = logging.getLogger("covey.shared")
 
@@ -57,6 +69,7 @@ log = logging.getLogger("covey.shared")
 VERSION_FILE_POLL = 1.0
 
 ActionFn = Callable[[str], "str | Awaitable[str]"]
+_C = TypeVar("_C", bound=Extension)
 FactCallback = Callable[[FactsEvent], None]
 
 
@@ -74,10 +87,6 @@ def _facts(config: AgentConfig) -> Built:
     return facts, writers
 
 
-EXTENSIONS.append(_facts)
-EXTENSIONS.append(lambda config: ClusterSettings())
-
-
 def _actions(config: AgentConfig) -> Built:
     if config.data_dir is None:
         return Actions()
@@ -86,28 +95,28 @@ def _actions(config: AgentConfig) -> Built:
     return Actions(restored=log.load()), writers
 
 
-EXTENSIONS.append(_actions)
-
-
-def extensions(agent: Agent) -> tuple[Facts, ClusterSettings, Actions]:
-    """The agent's three shared-state extensions."""
-    f = agent.node.capability("facts")
-    s = agent.node.capability("settings")
-    a = agent.node.capability("actions")
-    assert isinstance(f, Facts) and isinstance(s, ClusterSettings) and isinstance(a, Actions)
-    return f, s, a
-
-
 class SharedRuntime:
-    """The runtime half of the shared state for one agent (see the module docstring)."""
+    """The runtime half of the shared state for one agent (see the module docstring).
 
-    def __init__(self, agent: Agent) -> None:
-        self.agent = agent
-        self.facts, self.settings, self.actions = extensions(agent)
-        c = agent.config
+    Its background work begins with :meth:`start`; callbacks and Python action handlers
+    may be added before that.
+    """
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        node_id: bytes,
+        facts: Facts,
+        settings: ClusterSettings,
+        actions: Actions,
+    ) -> None:
+        self.config = config
+        self.facts, self.settings, self.actions = facts, settings, actions
+        self._ctx: AgentContext | None = None
+        c = config
         env = {
             "COVEY_SELF_NAME": c.name,
-            "COVEY_SELF_ID": agent.node_id.hex(),
+            "COVEY_SELF_ID": node_id.hex(),
             "COVEY_CLUSTER": c.cluster,
             "COVEY_CONTROL": str(c.control_path),
         }
@@ -121,13 +130,20 @@ class SharedRuntime:
 
     # ------------------------------------------------------------------ start
 
-    def start(self) -> None:
+    @property
+    def ctx(self) -> AgentContext:
+        """The agent's context (once started)."""
+        if self._ctx is None:
+            raise RuntimeError("agent is not running")
+        return self._ctx
+
+    def start(self, ctx: AgentContext) -> None:
         """Publish configured facts, export a first snapshot, start watchers and runners."""
-        agent, c = self.agent, self.agent.config
-        assert agent._driver is not None
+        self._ctx = ctx
+        c = self.config
         self.facts.listeners.append(self._on_facts)
         # Subscribed before the first step after start, so no ActionDelivered is missed.
-        agent._spawn(self._run_actions(agent.events()))
+        ctx.spawn(self._run_actions(ctx.subscribe()))
         initial = dict(c.facts)
         if c.local_version is not None:
             initial[VERSION_KEY] = c.local_version.strip()
@@ -138,7 +154,7 @@ class SharedRuntime:
             for key, value in initial.items():
                 self.facts.set(key, value, now)
 
-        agent._driver.call(publish)
+        ctx.call(publish)
         if self.exporter is not None:
             for nid, facts in self.facts.all_facts().items():
                 for key, value in facts.items():
@@ -146,14 +162,14 @@ class SharedRuntime:
             self._export_versions()
         for runner in (self.export_runner, self.handler_runner):
             if runner is not None:
-                agent._spawn(runner.run())
+                ctx.spawn(runner.run())
         if c.export_dir or c.export_command or c.event_handlers:
-            agent._spawn(self._follow_events())
+            ctx.spawn(self._follow_events())
         if c.version_file is not None:
-            agent._spawn(self._watch_version_file())
+            ctx.spawn(self._watch_version_file())
 
     def _name(self, node_id: bytes) -> str:
-        m = self.agent.node.table.get(node_id)
+        m = self.facts.handle.members.get(node_id)
         return m.name if m is not None else node_id.hex()
 
     # ------------------------------------------------------------------ facts
@@ -188,7 +204,7 @@ class SharedRuntime:
         self.exporter.versions(self.facts.local_version, self.facts.lowest_version(), versions)
 
     def _export_command(self, path: str, value: str | None) -> None:
-        c = self.agent.config
+        c = self.config
         if self.export_runner is None or c.export_command is None:
             return
         env = {"COVEY_EXPORT_PATH": path, "COVEY_EXPORT_VALUE": value or ""}
@@ -198,8 +214,8 @@ class SharedRuntime:
 
     async def _follow_events(self) -> None:
         """Settings into the exporter; every event to the event handlers."""
-        c = self.agent.config
-        with self.agent.events() as sub:
+        c = self.config
+        with self.ctx.subscribe() as sub:
             async for event in sub:
                 if isinstance(event, SettingChanged):
                     if self.exporter is not None:
@@ -207,7 +223,7 @@ class SharedRuntime:
                     self._export_command(f"settings/{event.name}", event.value)
                 if self.handler_runner is None:
                     continue
-                data = event_to_json(event, self.agent.node.wall_offset)
+                data = event_to_json(event, self.ctx.wall_offset)
                 env = {"COVEY_EVENT": str(data.get("event") or event_kind(event))}
                 for k in ("node", "key", "name", "value", "id"):
                     v = data.get(k)
@@ -224,7 +240,7 @@ class SharedRuntime:
 
     async def _watch_version_file(self) -> None:
         """Re-read the version file when its stamp changes; publish a new valid version."""
-        path = self.agent.config.version_file
+        path = self.config.version_file
         assert path is not None
         last: tuple[int, int] | None = None
         while True:
@@ -243,7 +259,11 @@ class SharedRuntime:
                 self.version_errors += 1
                 log.warning("version file ignored: %s", exc)
                 continue
-            self.agent.set_local_version(version)
+            self._publish_version(version)
+
+    def _publish_version(self, version: str) -> None:
+        """Publish ``version`` (already valid and stripped) as this node's."""
+        self.ctx.call(lambda now: self.facts.set(VERSION_KEY, version, now))
 
     # ------------------------------------------------------------------ actions
 
@@ -279,11 +299,11 @@ class SharedRuntime:
                 self._answer(d.action_id, False, f"{type(exc).__name__}: {exc}")
                 return
             if inspect.isawaitable(out):
-                self.agent._spawn(self._finish(d.action_id, _awaited(out)))
+                self.ctx.spawn(self._finish(d.action_id, _awaited(out)))
             else:
                 self._answer(d.action_id, True, str(out))
             return
-        command = self.agent.config.action_handler
+        command = self.config.action_handler
         if command is None:
             self._answer(d.action_id, False, f"no handler for action {d.name!r}")
             return
@@ -295,16 +315,15 @@ class SharedRuntime:
             "COVEY_LAMPORT": str(d.lamport),
         }
         coro = run_command(self.action_runner, command, env, d.payload.encode())
-        self.agent._spawn(self._finish(d.action_id, _as_outcome(coro)))
+        self.ctx.spawn(self._finish(d.action_id, _as_outcome(coro)))
 
     async def _finish(self, action_id: bytes, outcome: Awaitable[tuple[bool, str]]) -> None:
         ok, result = await outcome
         self._answer(action_id, ok, result)
 
     def _answer(self, action_id: bytes, ok: bool, result: str) -> None:
-        driver = self.agent._driver
-        if driver is not None and not driver.closed:
-            driver.call(lambda now: self.actions.answer(action_id, ok, result, now))
+        if self.ctx.running:
+            self.ctx.call(lambda now: self.actions.answer(action_id, ok, result, now))
 
 
 async def _awaited(aw: Awaitable[Any]) -> tuple[bool, str]:
@@ -319,18 +338,48 @@ async def _as_outcome(coro: Awaitable[tuple[int, str]]) -> tuple[bool, str]:
     return code == 0, out.strip() if code == 0 else (out.strip() or f"exit status {code}")
 
 
-def runtime_of(agent: Agent) -> SharedRuntime:
-    """The agent's SharedRuntime (made on first use; started with the agent)."""
-    rt = getattr(agent, "_shared_runtime", None)
-    if rt is None:
-        rt = SharedRuntime(agent)
-        agent._shared_runtime = rt
-    assert isinstance(rt, SharedRuntime)
-    return rt
+class SharedStateFeature(Feature):
+    """Facts, versions, settings and actions of one agent (see the module docstring).
 
+    Args:
+        config: the agent's configuration.
+        node_id: the agent's node id (for the commands' environment).
 
-def _started(agent: Agent) -> None:
-    runtime_of(agent).start()
+    Raises:
+        ConfigError: the data or export directory cannot be used.
+    """
 
+    name = "shared-state"
 
-AGENT_STARTED.append(_started)
+    def __init__(self, config: AgentConfig, node_id: bytes) -> None:
+        self._writers: dict[type[Effect], EffectWriter] = {}
+        facts = self._capability(_facts(config), Facts)
+        actions = self._capability(_actions(config), Actions)
+        self.runtime = SharedRuntime(config, node_id, facts, ClusterSettings(), actions)
+        #: The Python facades (``agent.facts``, ``agent.settings``, ``agent.actions``).
+        self.facts = FactsAPI(self.runtime)
+        self.settings = SettingsAPI(self.runtime)
+        self.actions = ActionsAPI(self.runtime)
+        self._ops = SharedOps(self.facts, self.settings, self.actions)
+
+    def _capability(self, built: Built, kind: type[_C]) -> _C:
+        ext, writers = split_built(built)
+        assert isinstance(ext, kind)
+        self._writers.update(writers)
+        return ext
+
+    def capabilities(self) -> Sequence[Extension]:
+        rt = self.runtime
+        return (rt.facts, rt.settings, rt.actions)
+
+    def effect_writers(self) -> Mapping[type[Effect], EffectWriter]:
+        return self._writers
+
+    def control_ops(self) -> Mapping[str, ControlHandler]:
+        return self._ops.control_ops()
+
+    def http_routes(self) -> Sequence[HttpRoute]:
+        return self._ops.http_routes()
+
+    def start(self, ctx: AgentContext) -> None:
+        self.runtime.start(ctx)

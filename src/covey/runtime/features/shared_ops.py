@@ -1,6 +1,6 @@
 """Control operations and HTTP routes of the shared state (facts, versions, settings, actions).
 
-Control (``covey`` CLI, JSON lines; see runtime/control.py):
+Control (``covey`` CLI, JSON lines; see runtime/control/server.py):
 
 * ``facts`` [``node``] → {node: {key: value}} of every live node;
 * ``fact_set`` ``key`` ``value`` / ``fact_delete`` ``key`` → {"changed": bool};
@@ -20,12 +20,12 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from covey.runtime.control.server import ControlError
-from covey.runtime.features.base import CONTROL_OPS, HTTP_ROUTES, json_response
+from covey.runtime.features.base import ControlHandler, HttpRoute, json_response
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from covey.runtime.agent import Agent
+    from covey.runtime.features.shared_api import ActionsAPI, FactsAPI, SettingsAPI
 
 #: Longest wait an action request may ask for.
 MAX_ACTION_TIMEOUT = 300.0
@@ -55,114 +55,95 @@ def _guard(fn: Any) -> Any:
         raise ControlError(str(exc)) from None
 
 
-def _facts(agent: Agent, r: dict[str, Any]) -> object:
-    return agent.facts(_text(r, "node", optional=True))
+class SharedOps:
+    """The shared state's operations and routes, answered by its three facades."""
 
+    def __init__(self, facts: FactsAPI, settings: SettingsAPI, actions: ActionsAPI) -> None:
+        self.facts, self.settings, self.actions = facts, settings, actions
 
-def _fact_set(agent: Agent, r: dict[str, Any]) -> object:
-    key, value = _text(r, "key"), _text(r, "value")
-    return {"changed": _guard(lambda: agent.set_fact(key, value))}
+    def control_ops(self) -> dict[str, ControlHandler]:
+        """Control operations by name (see the module docstring)."""
+        s = self.settings
+        return {
+            "facts": self._facts,
+            "fact_set": self._fact_set,
+            "fact_delete": self._fact_delete,
+            "versions": lambda r: self.facts.versions(),
+            "version_set": self._version_set,
+            "action": self._action,
+            "setting_set": self._setting_set,
+            "setting_get": self._setting_get,
+            "settings": lambda r: s(),
+            "registry_set": self._registry_set,
+            "registry_get": lambda r: s.get_registry(),
+            "steward_set": self._steward_set,
+            "steward_get": lambda r: s.get_steward(),
+        }
 
+    def http_routes(self) -> list[HttpRoute]:
+        """``GET /v1/facts`` (``?node=NAME``), ``/v1/versions``, ``/v1/settings``."""
 
-def _fact_delete(agent: Agent, r: dict[str, Any]) -> object:
-    key = _text(r, "key")
-    return {"changed": _guard(lambda: agent.delete_fact(key))}
+        async def facts(request: web.Request) -> web.Response:
+            return json_response(self.facts(request.query.get("node")))
 
+        async def versions(request: web.Request) -> web.Response:
+            return json_response(self.facts.versions())
 
-def _versions(agent: Agent, r: dict[str, Any]) -> object:
-    return agent.versions()
+        async def settings(request: web.Request) -> web.Response:
+            return json_response(self.settings())
 
+        return [
+            ("GET", "/v1/facts", facts),
+            ("GET", "/v1/versions", versions),
+            ("GET", "/v1/settings", settings),
+        ]
 
-def _version_set(agent: Agent, r: dict[str, Any]) -> object:
-    version = _text(r, "version")
-    _guard(lambda: agent.set_local_version(version))
-    return agent.versions()
+    def _facts(self, r: dict[str, Any]) -> object:
+        return self.facts(_text(r, "node", optional=True))
 
+    def _fact_set(self, r: dict[str, Any]) -> object:
+        key, value = _text(r, "key"), _text(r, "value")
+        return {"changed": _guard(lambda: self.facts.set(key, value))}
 
-def _action(agent: Agent, r: dict[str, Any]) -> Awaitable[object]:
-    name = _text(r, "name")
-    payload = _text(r, "payload", optional=True) or ""
-    timeout = r.get("timeout", 10.0)
-    if type(timeout) not in (int, float) or not 0 < timeout <= MAX_ACTION_TIMEOUT:
-        raise ControlError(f'"timeout" must be a number in (0, {MAX_ACTION_TIMEOUT:g}]')
+    def _fact_delete(self, r: dict[str, Any]) -> object:
+        key = _text(r, "key")
+        return {"changed": _guard(lambda: self.facts.delete(key))}
 
-    async def run() -> object:
-        try:
-            return await agent.run_action(name, payload, float(timeout))
-        except ValueError as exc:
-            raise ControlError(str(exc)) from None
+    def _version_set(self, r: dict[str, Any]) -> object:
+        version = _text(r, "version")
+        _guard(lambda: self.facts.set_local_version(version))
+        return self.facts.versions()
 
-    return run()
+    def _action(self, r: dict[str, Any]) -> Awaitable[object]:
+        name = _text(r, "name")
+        payload = _text(r, "payload", optional=True) or ""
+        timeout = r.get("timeout", 10.0)
+        if type(timeout) not in (int, float) or not 0 < timeout <= MAX_ACTION_TIMEOUT:
+            raise ControlError(f'"timeout" must be a number in (0, {MAX_ACTION_TIMEOUT:g}]')
 
+        async def run() -> object:
+            try:
+                return await self.actions.run(name, payload, float(timeout))
+            except ValueError as exc:
+                raise ControlError(str(exc)) from None
 
-def _setting_set(agent: Agent, r: dict[str, Any]) -> object:
-    name, value = _text(r, "name"), _text(r, "value", optional=True)
-    _guard(lambda: agent.set_setting(name, value))
-    return {"name": name, "value": agent.get_setting(name)}
+        return run()
 
+    def _setting_set(self, r: dict[str, Any]) -> object:
+        name, value = _text(r, "name"), _text(r, "value", optional=True)
+        _guard(lambda: self.settings.set(name, value))
+        return {"name": name, "value": self.settings.get(name)}
 
-def _setting_get(agent: Agent, r: dict[str, Any]) -> object:
-    name = _text(r, "name")
-    return {"name": name, "value": agent.get_setting(name)}
+    def _setting_get(self, r: dict[str, Any]) -> object:
+        name = _text(r, "name")
+        return {"name": name, "value": self.settings.get(name)}
 
+    def _registry_set(self, r: dict[str, Any]) -> object:
+        ip, port, key = _text(r, "ip"), _port(r), _text(r, "key")
+        _guard(lambda: self.settings.set_registry(ip, port, key))
+        return self.settings.get_registry()
 
-def _settings(agent: Agent, r: dict[str, Any]) -> object:
-    return agent.settings()
-
-
-def _registry_set(agent: Agent, r: dict[str, Any]) -> object:
-    ip, port, key = _text(r, "ip"), _port(r), _text(r, "key")
-    _guard(lambda: agent.set_registry(ip, port, key))
-    return agent.get_registry()
-
-
-def _steward_set(agent: Agent, r: dict[str, Any]) -> object:
-    ip, port = _text(r, "ip"), _port(r)
-    _guard(lambda: agent.set_steward(ip, port))
-    return agent.get_steward()
-
-
-CONTROL_OPS.update(
-    {
-        "facts": _facts,
-        "fact_set": _fact_set,
-        "fact_delete": _fact_delete,
-        "versions": _versions,
-        "version_set": _version_set,
-        "action": _action,
-        "setting_set": _setting_set,
-        "setting_get": _setting_get,
-        "settings": _settings,
-        "registry_set": _registry_set,
-        "registry_get": lambda agent, r: agent.get_registry(),
-        "steward_set": _steward_set,
-        "steward_get": lambda agent, r: agent.get_steward(),
-    }
-)
-
-
-def _agent(request: web.Request) -> Agent:
-    from covey.api.http import AGENT_KEY
-
-    return request.app[AGENT_KEY]
-
-
-async def _http_facts(request: web.Request) -> web.Response:
-    return json_response(_agent(request).facts(request.query.get("node")))
-
-
-async def _http_versions(request: web.Request) -> web.Response:
-    return json_response(_agent(request).versions())
-
-
-async def _http_settings(request: web.Request) -> web.Response:
-    return json_response(_agent(request).settings())
-
-
-HTTP_ROUTES.extend(
-    [
-        ("GET", "/v1/facts", _http_facts),
-        ("GET", "/v1/versions", _http_versions),
-        ("GET", "/v1/settings", _http_settings),
-    ]
-)
+    def _steward_set(self, r: dict[str, Any]) -> object:
+        ip, port = _text(r, "ip"), _port(r)
+        _guard(lambda: self.settings.set_steward(ip, port))
+        return self.settings.get_steward()

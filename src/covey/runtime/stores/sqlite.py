@@ -33,7 +33,9 @@ FILENAME = "facts.db"
 def _connect(path: Path, table: str) -> sqlite3.Connection:
     """Open the file in WAL mode with ``table`` and the shared ``meta`` table in place."""
     try:
-        db = sqlite3.connect(str(path), isolation_level=None)
+        # Opened and loaded on the event loop's thread, then written only by the driver's
+        # one effect-writer thread: never used by two threads at once.
+        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(f"CREATE TABLE IF NOT EXISTS {table}")

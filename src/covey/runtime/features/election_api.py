@@ -1,0 +1,129 @@
+"""The election's Python facade (``agent.election``), control operations and HTTP route.
+
+    async with covey.Agent(config) as agent:
+        print(agent.election.names()["leader"])
+        agent.election.recover()
+
+Control operations (JSON lines): ``names``, ``recover``, ``reboot``, ``candidate`` ``node``;
+HTTP: ``GET /v1/names``. With the election off every call refuses with
+:class:`~covey.runtime.control.server.ControlError` ("the election is off ...").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from covey.runtime.control.server import ControlError
+from covey.runtime.features.base import ControlHandler, HttpRoute, json_response
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from aiohttp import web
+
+    from covey.core.election.election import Election
+    from covey.runtime.context import AgentContext
+    from covey.runtime.features.election import ElectionFeature
+
+T = TypeVar("T")
+
+
+class ElectionAPI:
+    """Read and steer the agent's election (Seed 003's GetNames, recover, reboot...)."""
+
+    def __init__(self, feature: ElectionFeature) -> None:
+        self._feature = feature
+
+    @property
+    def enabled(self) -> bool:
+        """True when the agent runs an election."""
+        return self._feature.election is not None
+
+    def _election(self) -> Election:
+        ext = self._feature.election
+        if ext is None:
+            raise ControlError("the election is off (start the agent with --expected-votes N)")
+        return ext
+
+    def _ctx(self) -> AgentContext:
+        ctx = self._feature.ctx
+        if ctx is None or not ctx.running:
+            raise ControlError("agent is not running")
+        return ctx
+
+    def _call(self, fn: Callable[[float], T]) -> T:
+        return self._ctx().call(fn)
+
+    def names(self) -> dict[str, object]:
+        """Seed 003's GetNames: ``cluster``, ``leader``, ``stable``, ``node``, ``term``.
+
+        Also the election ``mode`` (normal/panic) and why, the latest fencing outcomes
+        and the heartbeat disk's state.
+
+        Raises:
+            ControlError: the election is off, or the agent is not running.
+        """
+        ext = self._election()
+        ctx = self._ctx()
+        out = ext.names(ctx.now())
+        feature = self._feature
+        out["fences"] = list(feature.fences)
+        disk = feature.config.heartbeat_disk
+        out["disk"] = None if disk is None else {"path": str(disk), "error": feature.disk_error}
+        return out
+
+    def recover(self) -> object:
+        """Leave panic mode by hand (the core says what it did)."""
+        ext = self._election()
+        return self._call(ext.recover)
+
+    def reboot(self) -> float:
+        """Act as if this node rebooted (drop the role, sit out); seconds until it resumes."""
+        ext = self._election()
+        ctx = self._ctx()
+        back = ctx.call(ext.reboot)
+        return float(back - ctx.now())
+
+    def candidate(self, node: str) -> str:
+        """Send our election info to member ``node`` (name or id); returns its name.
+
+        Raises:
+            ControlError: no such member (or the election is off).
+        """
+        ext = self._election()
+        ctx = self._ctx()
+        member = ctx.find_member(node)
+        if member is None:
+            raise ControlError(f"no member called {node!r}")
+        ctx.call(lambda now: ext.send_info(member.address, now))
+        return member.name
+
+
+def election_ops(api: ElectionAPI) -> dict[str, ControlHandler]:
+    """The election's control operations, answered by ``api``."""
+
+    def candidate(req: dict[str, Any]) -> object:
+        api._election()  # "the election is off" before any complaint about the request
+        target = req.get("node")
+        if not isinstance(target, str) or not target:
+            raise ControlError('"node" must name a member')
+        return {"sent_to": api.candidate(target)}
+
+    return {
+        "names": lambda req: api.names(),
+        "recover": lambda req: {"result": api.recover()},
+        "reboot": lambda req: {"resumes_in": round(api.reboot(), 3)},
+        "candidate": candidate,
+    }
+
+
+def election_routes(api: ElectionAPI) -> list[HttpRoute]:
+    """``GET /v1/names`` (404 with the reason when the election is off)."""
+
+    async def names(request: web.Request) -> web.Response:
+        try:
+            return json_response(api.names())
+        except ControlError as exc:
+            return json_response({"error": str(exc)}, status=404)
+
+    return [("GET", "/v1/names", names)]

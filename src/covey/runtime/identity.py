@@ -1,0 +1,63 @@
+"""Who an agent is across restarts: its node id and incarnation, and the address it advertises."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from pathlib import Path
+
+from covey.core import Address
+from covey.runtime.config.model import AgentConfig, ConfigError
+from covey.runtime.net.interfaces import DiscoveryPlan
+
+log = logging.getLogger("covey.agent")
+
+
+def advertised(config: AgentConfig, plan: DiscoveryPlan) -> Address:
+    """The address peers reach us at: ``advertise``, the bind address, or the first
+    discovery interface's when bound to 0.0.0.0."""
+    if config.advertise is not None:
+        return config.advertise
+    host, port = config.bind
+    if host not in ("0.0.0.0", ""):
+        return (host, port)
+    if plan.interfaces:
+        return (plan.interfaces[0].address, port)
+    raise ConfigError("advertise", "needed when bind is 0.0.0.0 and discovery is off")
+
+
+def load_identity(data_dir: Path | None) -> tuple[bytes, int]:
+    """(node id, incarnation to start at): persisted under ``data_dir``, else fresh."""
+    if data_dir is None:
+        return uuid.uuid4().bytes, 0
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("data_dir", f"cannot create {data_dir}: {exc.strerror}") from None
+    path = data_dir / "node.json"
+    try:
+        raw = json.loads(path.read_text())
+        node_id = bytes.fromhex(raw["node_id"])
+        incarnation = int(raw["incarnation"])
+        if len(node_id) != 16 or incarnation < 0:
+            raise ValueError("bad identity")
+    except FileNotFoundError:
+        return uuid.uuid4().bytes, 0
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError("data_dir", f"{path} is unreadable: {exc}") from None
+    # Start above the incarnation we last announced, so peers take our news at once.
+    return node_id, incarnation + 1
+
+
+def save_identity(data_dir: Path | None, node_id: bytes, incarnation: int) -> None:
+    """Keep (node id, incarnation) under ``data_dir`` (a warning when it cannot)."""
+    if data_dir is None:
+        return
+    path = data_dir / "node.json"
+    tmp = path.with_suffix(".tmp")
+    try:
+        tmp.write_text(json.dumps({"node_id": node_id.hex(), "incarnation": incarnation}))
+        tmp.replace(path)
+    except OSError as exc:
+        log.warning("cannot save identity to %s: %s", path, exc)
