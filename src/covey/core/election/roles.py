@@ -18,7 +18,7 @@ fields belong to which role:
   no vote given in it, and follow nobody until its leader is heard.
 
 Invariants kept here: a node that is not leader has ``lease_until = -inf`` and no
-heartbeat due; a follower has an election timer or a vote round.
+heartbeat due; a follower that has not left has an election timer or a vote round.
 """
 
 from __future__ import annotations
