@@ -1,114 +1,130 @@
-"""Leader heartbeats and the lease of the election (mixed into Election).
+"""Leader heartbeats and the lease: :class:`Heartbeats`.
 
-This module holds the leader's side and the member's side of the heartbeats: sending a
-heartbeat every ``heartbeat_interval`` (carrying term, panic and recover generation),
-accepting or refusing a leader's heartbeat as a member and acknowledging it, extending
-the lease from the acknowledgements of a quorum, and counting the accepted heartbeats
-after which leadership is *stable*. The theory of operation, and why the lease is safe,
-is in :mod:`covey.core.election.election`.
+The leader's side: a heartbeat every ``heartbeat_interval`` (carrying term, panic and
+recover generation, and whether leadership is stable), and the lease extended from the
+acknowledgements of a quorum (:func:`covey.core.election.quorum.lease_base`); the
+heartbeats a quorum accepted are counted until leadership is *stable*. The member's side:
+accept a leader's heartbeat (following it, and its panic or recovery) or refuse it, and
+acknowledge either way. The theory of operation, and why the lease is safe, is in
+:mod:`covey.core.election.election`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
+from covey.core.election.fence import Fencing
 from covey.core.election.messages import Heartbeat, HeartbeatAck, clip_reason
-from covey.core.election.state import ElectionState
-from covey.core.election.voting import Role
+from covey.core.election.quorum import lease_base, quorate
+from covey.core.election.roles import adopt_term, become_follower
+from covey.core.election.state import ElectionState, Role
 from covey.core.events import TraceOp
 from covey.core.types import Address
-
-if TYPE_CHECKING:
-    pass
 
 #: A leader heartbeat trace is recorded once per this many heartbeats.
 HEART_TRACE_EVERY = 50
 
 
-class LeaseMixin(ElectionState):
-    """Heartbeat and lease state of :class:`~covey.core.election.election.Election`."""
+class Heartbeats:
+    """Heartbeats and the lease of one node's election, over its :class:`ElectionState`.
 
-    def _send_heartbeat(self, now: float) -> None:
-        self._hb_seq += 1
-        seq = self._hb_seq
-        self._hb_sent[seq] = now
-        for old in [s for s, t in self._hb_sent.items() if t < now - self.cfg.lease]:
-            del self._hb_sent[old]
-        self._next_hb = now + self.cfg.heartbeat_interval
-        if self.quorum() <= 1:
-            self.lease_until = max(self.lease_until, now + self.cfg.lease)
+    Args:
+        state: the shared state.
+        fencing: the panic mode the heartbeats carry and the acks report.
+    """
+
+    def __init__(self, state: ElectionState, fencing: Fencing) -> None:
+        self.s = state
+        self.fencing = fencing
+        #: The latest heartbeat sequence number (grows across leaderships).
+        self.seq = 0
+        #: Leader: member -> when its latest ack arrived (seed 003).
+        self.member_acks: dict[bytes, float] = {}
+
+    def send(self, now: float) -> None:
+        """Send the next heartbeat to every member and arm the one after."""
+        s, cfg = self.s, self.s.cfg
+        self.seq += 1
+        seq = self.seq
+        sent = s.leadership.sent
+        sent[seq] = now
+        for old in [n for n, t in sent.items() if t < now - cfg.lease]:
+            del sent[old]
+        s.next_hb = now + cfg.heartbeat_interval
+        if quorate(1, s.quorum()):  # our own acceptance is a quorum: the lease runs from now
+            s.lease_until = max(s.lease_until, now + cfg.lease)
             self._count_stable(seq, now)
+        panic = self.fencing
         hb = Heartbeat(
-            self.term,
+            s.term,
             seq,
-            self.cfg.expected_votes,
-            clip_reason(self.panic_reason or ""),
-            self.recover_gen,
-            self.leader_stable,
+            cfg.expected_votes,
+            clip_reason(panic.panic_reason or ""),
+            panic.recover_gen,
+            s.leader_stable,
         )
-        self._broadcast(hb, now)
+        s.broadcast(hb, now)
         if seq % HEART_TRACE_EVERY == 1:
-            self._trace(TraceOp.LEADER_HEART, now, "heartbeat", seq)
+            s.trace(TraceOp.LEADER_HEART, now, "heartbeat", seq)
 
     def _count_stable(self, seq: int, now: float) -> None:
-        if seq <= self._stable_seq:
+        s, lead = self.s, self.s.leadership
+        if seq <= lead.stable_seq:
             return
-        self._stable_seq = seq
-        self.stable_count += 1
-        if not self.leader_stable and self.stable_count >= self.cfg.stable_after:
-            self.leader_stable = True
-            self._trace(TraceOp.LEADER_DELTA, now, "stable", self.term)
+        lead.stable_seq = seq
+        lead.stable_count += 1
+        if not s.leader_stable and lead.stable_count >= s.cfg.stable_after:
+            s.leader_stable = True
+            s.trace(TraceOp.LEADER_DELTA, now, "stable", s.term)
 
-    def _on_heartbeat(self, m: Heartbeat, sender: bytes, addr: Address, now: float) -> None:
-        if now < self._quiet_until:
+    def on_heartbeat(self, m: Heartbeat, sender: bytes, addr: Address, now: float) -> None:
+        """A leader's heartbeat: follow it if its term is ours, and acknowledge."""
+        s, panic = self.s, self.fencing
+        if now < s.quiet_until:
             return
-        if not self._config_agrees(m.expected, sender, now):
+        if not panic.config_agrees(m.expected, sender, now):
             return
-        self._adopt_term(m.term, now)
-        ok = m.term == self.term
-        if ok and self.role is Role.LEADER:
-            self._panic(now, f"two leaders claim term {m.term}")
+        adopt_term(s, m.term, now)
+        ok = m.term == s.term
+        if ok and s.role is Role.LEADER:
+            panic.panic(now, f"two leaders claim term {m.term}")
             ok = False
-        elif ok and self.leader_id not in (None, sender):
-            self._panic(now, f"two leaders claim term {m.term}")
+        elif ok and s.leader_id not in (None, sender):
+            panic.panic(now, f"two leaders claim term {m.term}")
         if ok:
-            if self.role is Role.CANDIDATE:
-                self.role = Role.FOLLOWER
-                self._round = None
-            self.leader_id = sender
-            self.leader_heard = now
-            self.heard_from = sender
-            self.leader_stable = m.stable
-            if self._election_at is None:
-                self._election_at = now + self.cfg.follower_wait
-            self._announce(now)
-            self._follow_panic(m.panic, m.recover_gen, now)
+            # Hearing a leader is as good as an armed timer: stand after follower_wait.
+            stand_at = s.election_at if s.election_at is not None else now + s.cfg.follower_wait
+            if s.role is Role.CANDIDATE:
+                become_follower(s, now, "a leader of our term", stand_at=stand_at)
+            s.leader_id = sender
+            s.leader_heard = now
+            s.heard_from = sender
+            s.leader_stable = m.stable
+            s.election_at = stand_at
+            s.announce(now)
+            panic.follow_panic(m.panic, m.recover_gen, now)
         ack = HeartbeatAck(
-            m.term, m.seq, self.term, ok, clip_reason(self.panic_reason or ""), self.panic_gen
+            m.term, m.seq, s.term, ok, clip_reason(panic.panic_reason or ""), panic.panic_gen
         )
-        self.handle.send(addr, [ack], now=now)
+        s.handle.send(addr, [ack], now=now)
 
-    def _on_ack(self, m: HeartbeatAck, sender: bytes, now: float) -> None:
-        if m.member_term > self.term:
-            self._adopt_term(m.member_term, now)
+    def on_ack(self, m: HeartbeatAck, sender: bytes, now: float) -> None:
+        """A member's acknowledgement: adopt its panic, extend the lease with a quorum's."""
+        s = self.s
+        if m.member_term > s.term:
+            adopt_term(s, m.member_term, now)
             return
-        if self.role is not Role.LEADER or m.term != self.term or not m.ok:
+        if s.role is not Role.LEADER or m.term != s.term or not m.ok:
             return
         self.member_acks[sender] = now
-        if m.panic and m.panic_gen >= self.recover_gen:
-            self._panic(now, f"{self._name_of(sender)}: {m.panic}")
-        sent = self._hb_sent.get(m.seq)
-        if sent is None or sent <= self._acked.get(sender, -math.inf):
+        if m.panic and m.panic_gen >= self.fencing.recover_gen:
+            self.fencing.panic(now, f"{s.name_of(sender)}: {m.panic}")
+        lead = s.leadership
+        sent = lead.sent.get(m.seq)
+        if sent is None or sent <= lead.acked.get(sender, -math.inf):
             return
-        # Each member refuses votes until (its latest accepted heartbeat's send time +
-        # follower_wait), so the lease may run from the quorum-th latest of those times,
-        # even when no single heartbeat reached a whole quorum.
-        self._acked[sender] = sent
-        need = self.quorum() - 1
-        if need <= 0 or len(self._acked) < need:
-            return
-        base = sorted(self._acked.values(), reverse=True)[need - 1]
-        if base + self.cfg.lease > self.lease_until:
-            self.lease_until = base + self.cfg.lease
+        lead.acked[sender] = sent
+        base = lease_base(lead.acked.values(), s.quorum())
+        if base is not None and base + s.cfg.lease > s.lease_until:
+            s.lease_until = base + s.cfg.lease
             self._count_stable(m.seq, now)

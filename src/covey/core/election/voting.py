@@ -1,251 +1,169 @@
-"""Candidacy and voting of the election (mixed into Election).
+"""Candidacy and voting: standing for election, vote rounds, and answering candidates.
 
-This module holds what a node needs to stand and to vote: the :class:`Role` it plays,
-the durable :class:`VoteStore` (current term and the vote given in it), one vote round
-(pre-vote or real vote), the eligibility and priority tags, the random back-off before
-standing, the round's win and failure, term adoption, stepping down, the safety rule
-that refuses votes while a lease may still be valid, and the handlers of
-``VoteRequest`` and ``VoteReply``. The theory of operation is in
+:class:`Voting` holds what a node does to stand and to vote: the eligibility tag, the
+decision to stand when the election timer fires, one vote round at a time (a pre-vote,
+then the real vote; requests asked again within the round to whoever has not answered),
+the round's win and failure, the safety rule that refuses votes while a lease may still be
+valid somewhere, and the handlers of ``VoteRequest`` and ``VoteReply``. Role changes go
+through :mod:`covey.core.election.roles`; the theory of operation is in
 :mod:`covey.core.election.election`.
+
+:class:`Role`, :class:`VoteStore` and :class:`SaveVote` live in
+:mod:`covey.core.election.state` and stay importable from here.
 """
 
 from __future__ import annotations
 
-import enum
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-from covey.core.effects import Effect
+from covey.core.election.fence import Fencing
+from covey.core.election.lease import Heartbeats
 from covey.core.election.messages import VoteReply, VoteRequest
-from covey.core.election.state import ElectionState
-from covey.core.events import TraceOp
+from covey.core.election.quorum import quorate
+from covey.core.election.roles import adopt_term, become_candidate, become_follower, become_leader
+from covey.core.election.state import PRIORITY_TAG as PRIORITY_TAG
+from covey.core.election.state import ElectionState, VoteRound
+from covey.core.election.state import Role as Role
+from covey.core.election.state import SaveVote as SaveVote
+from covey.core.election.state import VoteStore as VoteStore
 from covey.core.types import Address, MemberState
-
-if TYPE_CHECKING:
-    pass
 
 #: Tag that makes a member ineligible when set to "no"/"false"/"0".
 ELIGIBLE_TAG = "covey.eligible"
-#: Tag carrying a member's election priority (integer, higher stands first; default 0).
-PRIORITY_TAG = "covey.priority"
 #: A vote request is sent this many times per round to members that have not answered.
 RESENDS = 3
 
 
-class Role(enum.Enum):
-    """What this node is in the election."""
+class Voting:
+    """Standing and voting for one node's election, over its shared :class:`ElectionState`.
 
-    FOLLOWER = "follower"
-    CANDIDATE = "candidate"
-    LEADER = "leader"
-
-
-@dataclass(slots=True)
-class VoteStore:
-    """The durable part of the election: the current term and the vote given in it.
-
-    The election holds it in memory and, after every change, hands out a
-    :class:`SaveVote` effect; the runtime writes it (fsync'd) before any datagram of that
-    step leaves, so a vote is never sent before it is on disk. At start the runtime
-    passes what it read back.
+    Args:
+        state: the shared state.
+        fencing: checks the peers' configuration and notes unanswered rounds (panic).
+        heartbeats: sends a new leader's first heartbeat.
     """
 
-    term: int = 0
-    voted_for: bytes | None = None
+    def __init__(self, state: ElectionState, fencing: Fencing, heartbeats: Heartbeats) -> None:
+        self.s = state
+        self.fencing = fencing
+        self.heartbeats = heartbeats
 
-
-@dataclass(frozen=True, slots=True)
-class SaveVote(Effect):
-    """Make the election's term and vote durable before this step's messages leave."""
-
-    term: int
-    voted_for: bytes | None
-
-
-@dataclass(slots=True)
-class _Round:
-    pre: bool
-    term: int
-    started: float
-    deadline: float
-    resend_at: float
-    request: VoteRequest | None = None
-    received: int = 0  # the node's datagram count when the round began
-    votes: set[bytes] = field(default_factory=set)
-    replies: set[bytes] = field(default_factory=set)
-    max_term: int = 0
-
-
-class VotingMixin(ElectionState):
-    """Candidacy and voting state of :class:`~covey.core.election.election.Election`."""
-
-    def _save_vote(self) -> None:
-        self.handle.persist(SaveVote(self.store.term, self.store.voted_for))
-
-    def _eligible(self) -> bool:
-        return self.handle.members.local.tags.get(ELIGIBLE_TAG, "yes").lower() not in (
+    def eligible(self) -> bool:
+        """False when our ``covey.eligible`` tag says no: we never stand."""
+        return self.s.handle.members.local.tags.get(ELIGIBLE_TAG, "yes").lower() not in (
             "no",
             "false",
             "0",
         )
 
-    def priority(self, tags: Mapping[str, str] | None = None) -> int:
-        """A member's priority tag (ours by default); bad values count as 0."""
-        raw = (tags if tags is not None else self.handle.members.local.tags).get(PRIORITY_TAG, "0")
-        try:
-            return max(0, min(int(raw), 1 << 31))
-        except ValueError:
-            return 0
+    # ---------------------------------------------------------------- standing
 
-    def _backoff(self) -> float:
-        delay = self.cfg.backoff * self.handle.rng.random()
-        mine = self.priority()
-        for m in self.handle.members.live():
-            if m.node_id != self.handle.node_id and self.priority(m.tags) > mine:
-                return delay + self.cfg.backoff  # let the higher priority stand first
-        return delay
-
-    def _maybe_stand(self, now: float) -> None:
-        cfg = self.cfg
-        self._election_at = None
-        if self.role is not Role.FOLLOWER or self._round is not None:
+    def maybe_stand(self, now: float) -> None:
+        """The election timer fired: start a pre-vote, or re-arm the timer."""
+        s, cfg = self.s, self.s.cfg
+        s.election_at = None
+        if s.role is not Role.FOLLOWER or s.round is not None:
             return
-        quiet = max(self.leader_heard + cfg.follower_wait, self._quiet_until)
+        quiet = max(s.leader_heard + cfg.follower_wait, s.quiet_until)
         if now < quiet:
-            self._election_at = quiet + self._backoff()
+            s.election_at = quiet + s.backoff()
             return
-        if not self._eligible():
-            self._election_at = now + cfg.follower_wait
+        if not self.eligible():
+            s.election_at = now + cfg.follower_wait
             return
-        self._start_round(True, self.term + 1, now)
+        self.start_round(True, s.term + 1, now)
 
-    def _start_round(self, pre: bool, term: int, now: float) -> None:
-        timeout = self.cfg.vote_timeout
-        rnd = _Round(pre, term, now, now + timeout, now + timeout / RESENDS)
-        rnd.received = self.handle.datagrams_received
-        rnd.votes.add(self.handle.node_id)
-        self._round = rnd
+    def start_round(self, pre: bool, term: int, now: float) -> None:
+        """Ask every member for a (pre-)vote in ``term``; a real vote makes us candidate."""
+        s = self.s
+        timeout = s.cfg.vote_timeout
+        rnd = VoteRound(pre, term, now, now + timeout, now + timeout / RESENDS)
+        rnd.received = s.handle.datagrams_received
+        rnd.votes.add(s.handle.node_id)
+        s.round = rnd
         if not pre:
-            self.role = Role.CANDIDATE
-            self.store.term = term
-            self.store.voted_for = self.handle.node_id
-            self._save_vote()
-            self.leader_id = None
-            self.elections += 1
-            self._trace(TraceOp.ELECTION, now, "candidate", term)
-        if len(rnd.votes) >= self.quorum():
-            self._round_won(rnd, now)
+            become_candidate(s, term, now)
+        if quorate(len(rnd.votes), s.quorum()):
+            self.round_won(rnd, now)
             return
-        rnd.request = VoteRequest(term, pre, self.cfg.expected_votes, self.priority())
-        self._broadcast(rnd.request, now)
+        rnd.request = VoteRequest(term, pre, s.cfg.expected_votes, s.priority())
+        s.broadcast(rnd.request, now)
 
-    def _resend_round(self, rnd: _Round, now: float) -> None:
+    def resend_round(self, rnd: VoteRound, now: float) -> None:
+        """Ask again whoever has not answered ``rnd`` yet."""
         # A lost request or reply must not cost a whole round (and the voters' no-dueling
-        # wait after a failed one): ask again whoever has not answered yet. Voters answer
-        # a repeated request the same way, so this changes no outcome, only its odds.
-        rnd.resend_at = now + self.cfg.vote_timeout / RESENDS
+        # wait after a failed one). Voters answer a repeated request the same way, so this
+        # changes no outcome, only its odds.
+        s = self.s
+        rnd.resend_at = now + s.cfg.vote_timeout / RESENDS
         if rnd.request is None:
             return
         answered = rnd.replies | rnd.votes
-        for m in self.handle.members.members.values():
+        for m in s.handle.members.members.values():
             if m.node_id not in answered and m.state is not MemberState.LEFT:
-                self.handle.send(m.address, [rnd.request], now=now)
+                s.handle.send(m.address, [rnd.request], now=now)
 
-    def _round_won(self, rnd: _Round, now: float) -> None:
-        self._round = None
+    def round_won(self, rnd: VoteRound, now: float) -> None:
+        """A quorum granted ``rnd``: a pre-vote leads to the real vote, a vote to leadership."""
+        s = self.s
+        s.round = None
         if rnd.pre:
-            self._start_round(False, max(rnd.term, rnd.max_term + 1, self.term + 1), now)
+            self.start_round(False, max(rnd.term, rnd.max_term + 1, s.term + 1), now)
             return
-        self.role = Role.LEADER
-        self.leader_id = self.handle.node_id
-        self.lease_until = rnd.started + self.cfg.lease
-        self.stable_count = 0
-        self.leader_stable = False
-        self._hb_sent.clear()
-        self._acked.clear()
-        self._stable_seq = 0
-        self._election_at = None
-        self._trace(TraceOp.LEADER_START, now, "elected", self.term)
-        self._announce(now)
-        self._send_heartbeat(now)
-        self._on_leadership(now)
+        become_leader(s, now, lease_from=rnd.started)
+        self.heartbeats.send(now)
+        self.fencing.on_leadership(now)
 
-    def _round_failed(self, rnd: _Round, now: float) -> None:
-        self._round = None
-        if self.role is Role.CANDIDATE:
-            self.role = Role.FOLLOWER
-        self._note_silence(rnd, now)
-        self._election_at = now + self.cfg.backoff * (1.0 + self.handle.rng.random())
+    def round_failed(self, rnd: VoteRound, now: float) -> None:
+        """``rnd`` timed out: back to follower, stand again after a random back-off."""
+        s = self.s
+        retry = now + s.cfg.backoff * (1.0 + s.handle.rng.random())
+        become_follower(s, now, "vote round failed", stand_at=retry)
+        self.fencing.note_silence(rnd, now)
 
-    def _adopt_term(self, term: int, now: float) -> None:
-        if term <= self.store.term:
-            return
-        self.store.term = term
-        self.store.voted_for = None
-        self._save_vote()
-        if self.role is not Role.FOLLOWER:
-            self._step_down(now, "higher term")
-        self._round = None
-        self.leader_id = None
-        if self._election_at is None:
-            # A pre-vote round (a follower's) was just dropped: without this the node
-            # would never stand again (chaos seed 594: the one node with the highest term
-            # sat silent while two others could not win).
-            self._election_at = now + self.cfg.follower_wait + self._backoff()
+    # ---------------------------------------------------------------- voting
 
-    def _step_down(self, now: float, why: str) -> None:
-        was_leader = self.role is Role.LEADER
-        self.role = Role.FOLLOWER
-        self._round = None
-        self.lease_until = -math.inf
-        self._next_hb = None
-        if was_leader:
-            self.leader_id = None
-            self._trace(TraceOp.LEADER_DELTA, now, "step down: " + why, self.term)
-            self._announce(now)
-        if self._election_at is None:
-            self._election_at = now + self.cfg.follower_wait + self._backoff()
-
-    def _refuses(self, candidate: bytes, now: float) -> bool:
+    def refuses(self, candidate: bytes, now: float) -> bool:
         """True while a leader's lease may still be valid somewhere (the safety rule)."""
-        if now < self._quiet_until:
+        s = self.s
+        if now < s.quiet_until:
             return True
-        if self.role is Role.LEADER:
-            return now < self.lease_until
+        if s.role is Role.LEADER:
+            return now < s.lease_until
         # The node whose lease our last acceptance may back can stand again at once (and
         # be answered again when it repeats a request); anyone else waits it out.
-        return now < self.leader_heard + self.cfg.follower_wait and candidate != self.heard_from
+        return now < s.leader_heard + s.cfg.follower_wait and candidate != s.heard_from
 
-    def _on_vote_request(self, m: VoteRequest, sender: bytes, addr: Address, now: float) -> None:
-        agrees = self._config_agrees(m.expected, sender, now)
-        if not agrees or self._refuses(sender, now) or m.term < self.term:
+    def on_vote_request(self, m: VoteRequest, sender: bytes, addr: Address, now: float) -> None:
+        """Answer a candidate: at most one vote per term, saved before the reply leaves."""
+        s = self.s
+        agrees = self.fencing.config_agrees(m.expected, sender, now)
+        if not agrees or self.refuses(sender, now) or m.term < s.term:
             granted = False
         elif m.pre:
             granted = True
         else:
-            self._adopt_term(m.term, now)
-            granted = self.store.voted_for in (None, sender) and self.role is Role.FOLLOWER
+            adopt_term(s, m.term, now)
+            granted = s.store.voted_for in (None, sender) and s.role is Role.FOLLOWER
             if granted:
-                self.store.voted_for = sender
-                self._save_vote()
-                self.leader_heard = now  # behave as if the candidate had led: no dueling
-                self.heard_from = sender
-                self.leader_id = None
-        reply = VoteReply(m.term, m.pre, granted, self.cfg.expected_votes, self.term)
-        self.handle.send(addr, [reply], now=now)
+                s.store.voted_for = sender
+                s.save_vote()
+                s.leader_heard = now  # behave as if the candidate had led: no dueling
+                s.heard_from = sender
+                s.leader_id = None
+        reply = VoteReply(m.term, m.pre, granted, s.cfg.expected_votes, s.term)
+        s.handle.send(addr, [reply], now=now)
 
-    def _on_vote_reply(self, m: VoteReply, sender: bytes, now: float) -> None:
-        if not m.pre and not m.granted and m.voter_term > self.term:
-            self._adopt_term(m.voter_term, now)
+    def on_vote_reply(self, m: VoteReply, sender: bytes, now: float) -> None:
+        """Count a voter's answer to the round under way (a higher term ends our hopes)."""
+        s = self.s
+        if not m.pre and not m.granted and m.voter_term > s.term:
+            adopt_term(s, m.voter_term, now)
             return
-        rnd = self._round
+        rnd = s.round
         if rnd is None or rnd.pre != m.pre or rnd.term != m.term:
             return
         rnd.replies.add(sender)
         rnd.max_term = max(rnd.max_term, m.voter_term)
         if m.granted:
             rnd.votes.add(sender)
-            if len(rnd.votes) >= self.quorum():
-                self._round_won(rnd, now)
+            if quorate(len(rnd.votes), s.quorum()):
+                self.round_won(rnd, now)

@@ -1,0 +1,83 @@
+"""The election's settings (:class:`ElectionConfig`), checked when they are built.
+
+The timings are seconds of the monotonic clock. The checks keep the safety argument of
+:mod:`covey.core.election.election` true: a lease shorter than ``follower_wait``, and at
+least two heartbeats per lease.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from covey.core.config import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class ElectionConfig:
+    """Election settings; timings in seconds of the monotonic clock.
+
+    Attributes:
+        expected_votes: cluster size the quorum is computed from (same on every node).
+        two_node: Corosync-like two-node mode (``expected_votes`` must be 2): after both
+            nodes were seen together once (wait_for_all), the node with the lower id is
+            quorate alone, and so is the other one when the heartbeat disk shows its peer
+            dead. Without the disk, only the tie-breaker can take over.
+        heartbeat_interval: leader heartbeat period.
+        lease: how long a quorum's acceptance keeps the leader leader.
+        follower_wait: silence after which a follower stands; must exceed ``lease``.
+        backoff: upper bound of the random wait before standing.
+        vote_timeout: how long a candidate waits for a vote round.
+        stable_after: heartbeats accepted by a quorum before leadership counts as stable.
+        reboot_delay: upper bound of the random pause of ``reboot``.
+        disk_timeout: a heartbeat-disk slot unchanged this long is stale.
+        silent_rounds: unanswered vote rounds, while a quorum looks alive, before panic.
+    """
+
+    expected_votes: int
+    two_node: bool = False
+    heartbeat_interval: float = 0.2
+    lease: float = 0.9
+    follower_wait: float = 1.2
+    backoff: float = 0.3
+    vote_timeout: float = 0.3
+    stable_after: int = 5
+    reboot_delay: float = 2.0
+    disk_timeout: float = 3.0
+    silent_rounds: int = 20
+
+    def __post_init__(self) -> None:
+        if type(self.expected_votes) is not int or not 1 <= self.expected_votes <= 10_000:
+            raise ConfigError("expected_votes: must be an integer in 1..10000")
+        if self.two_node and self.expected_votes != 2:
+            raise ConfigError("two_node: needs expected_votes = 2")
+        for name in ("heartbeat_interval", "lease", "follower_wait", "backoff", "vote_timeout"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"{name}: must be a positive number")
+        if self.lease >= self.follower_wait:
+            raise ConfigError("lease: must be shorter than follower_wait (safety)")
+        if self.heartbeat_interval * 2 > self.lease:
+            raise ConfigError("heartbeat_interval: must be at most half the lease")
+        if self.stable_after < 1 or self.silent_rounds < 1:
+            raise ConfigError("stable_after: must be at least 1")
+
+    @classmethod
+    def scaled(cls, expected_votes: int, heartbeat: float, **kw: object) -> ElectionConfig:
+        """Timings derived from one heartbeat interval (the defaults are ``heartbeat=0.2``).
+
+        ``kw`` sets any other field (or overrides a derived timing); ``__post_init__``
+        checks the result like any other configuration.
+        """
+        fields: dict[str, Any] = {
+            "heartbeat_interval": heartbeat,
+            "lease": 4.5 * heartbeat,
+            "follower_wait": 6.0 * heartbeat,
+            "backoff": 1.5 * heartbeat,
+            "vote_timeout": 1.5 * heartbeat,
+            "disk_timeout": 15.0 * heartbeat,
+            "reboot_delay": 10.0 * heartbeat,
+            **kw,
+        }
+        return cls(expected_votes, **fields)
