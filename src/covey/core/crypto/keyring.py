@@ -12,10 +12,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import Any
 
 from covey.core.crypto.fernet import InvalidToken, MultiKey
 from covey.core.types import DropReason
-from covey.core.wire.frame import HEADER_LEN, MAX_DATAGRAM, FrameError, Security
+from covey.core.wire.frame import (
+    HEADER_LEN,
+    MAX_DATAGRAM,
+    FrameError,
+    FrameType,
+    Security,
+    build_frame,
+    parse_header,
+    unpack_body,
+)
 
 #: Fernet token overhead before base64: version, timestamp, IV, HMAC.
 _FERNET_FIXED = 1 + 8 + 16 + 32
@@ -106,6 +116,23 @@ class Keyring:
             raise FrameError(DropReason.BAD_KEY) from None
         self._remember(raw[-32:], stamp, now)
         return body
+
+    def seal_frame(self, ftype: FrameType, body: bytes, wall: float) -> bytes:
+        """A whole frame of type ``ftype`` carrying ``body``, sealed at wall time ``wall``."""
+        return build_frame(ftype, self.security, self.seal(body, wall))
+
+    def open_frame(
+        self, data: bytes, want: FrameType, limit: int, wall: float
+    ) -> tuple[str, bytes, list[Any]]:
+        """Check, authenticate and decode a whole frame of type ``want``.
+
+        Returns (cluster, sender id, raw message arrays), or raises :class:`FrameError`
+        (header, frame type, key, replay and body checks, in that order).
+        """
+        ftype, security, payload = parse_header(data, limit)
+        if ftype is not want:
+            raise FrameError(DropReason.BAD_FRAME_TYPE, ftype.name)
+        return unpack_body(self.open(security, payload, wall))
 
     def _authentic(self, payload: bytes) -> bool:
         assert self._multi is not None

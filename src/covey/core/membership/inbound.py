@@ -1,27 +1,46 @@
-"""The receive path of a node: opening frames and dispatching the messages inside.
+"""The receive path of a node: opening frames, dispatching their messages, the merge.
 
-Inbound datagrams and stream requests are checked (frame type, key, cluster, sender,
-whether we are running), their messages decoded and handed to the probe, merge, beacon,
-push-pull or extension code that owns them. Bad input never raises: it is dropped and
-counted per reason. Replies to stream requests are sealed here too.
+The path of a datagram, from the socket to a membership event::
+
+    runtime/net/transport.py   UdpProtocol.datagram_received (or sim/world.py)
+    runtime/driver.py          CoreDriver.datagram_received
+                                 -> Node.receive_datagram (the facade: one call)
+    core/membership/inbound.py Inbound.receive_datagram
+                                 -> Keyring.open_frame (wire/crypto: header, key, body)
+                                 -> Inbound._dispatch -> Inbound.merge
+    core/membership/table.py   MemberTable.apply_alive / apply_suspect / apply_dead
+                                 -> table.sink: Node._on_table_event, which fans the
+                                    event out to every capability and to pop_events
+
+Everything that comes back from the IO layer enters here: datagrams, stream requests,
+stream replies and failures. Frames are checked (frame type, key, cluster, sender,
+whether we are running), their messages decoded and handed to the component that owns
+them: probe traffic to the :class:`~.probe.Prober`, beacons to the
+:class:`~.beacons.Beacons`, push-pull state to the :class:`~.sync.Syncer`, extension
+messages to their capability. Alive, suspect and dead updates are merged here
+(:meth:`Inbound.merge`, also used by timers and push-pull): applied to the table and
+re-gossiped, or refuted when they are about us. Bad input never raises: it is dropped
+and counted per reason.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from covey.core.config import CoreConfig
 from covey.core.effects import StreamPurpose
-from covey.core.membership.node_state import NodeState
+from covey.core.events import TraceOp
+from covey.core.member import Member
+from covey.core.membership.awareness import Awareness
+from covey.core.membership.beacons import Beacons
+from covey.core.membership.capabilities import Capabilities
+from covey.core.membership.gossip import Disseminator
+from covey.core.membership.outbox import Outbox
+from covey.core.membership.probe import Prober
+from covey.core.membership.stats import Counters, Trace
+from covey.core.membership.sync import Syncer
+from covey.core.membership.table import MemberTable
 from covey.core.plugin import ExtensionMessage
 from covey.core.types import Address, DropReason, MemberState
-from covey.core.wire.frame import (
-    MAX_STREAM_FRAME,
-    FrameError,
-    FrameType,
-    encode_message_bytes,
-    parse_header,
-    unpack_body,
-)
+from covey.core.wire.frame import MAX_STREAM_FRAME, FrameError, FrameType
 from covey.core.wire.messages import (
     Ack,
     Alive,
@@ -29,6 +48,7 @@ from covey.core.wire.messages import (
     Dead,
     MalformedMessage,
     Message,
+    MessageTypes,
     Nack,
     Ping,
     PingReq,
@@ -37,34 +57,200 @@ from covey.core.wire.messages import (
     UnknownMessage,
 )
 
-if TYPE_CHECKING:
-    from covey.core.member import Member
 
+class Inbound:
+    """Opens what one node receives and hands each message to its owner.
 
-class ReceiveMixin(NodeState):
-    """The receive path of :class:`covey.core.membership.node.Node`."""
+    Args:
+        config: our identity (cluster, id) and limits.
+        table: the member table updates are merged into.
+        awareness: the local health score (a refutation raises it).
+        counters: traffic and drop counters.
+        outbox: seals replies and sends answers; holds the keyring and wall offset.
+        message_types: the node's registered message types.
+        capabilities: the node's capabilities, which handle extension messages.
+        prober / syncer / disseminator / beacons: the node's components.
+        trace: records a trace event.
+        now: the current monotonic time.
+    """
 
-    def receive_datagram(self, data: bytes, addr: Address, *, now: float) -> None:
+    def __init__(
+        self,
+        config: CoreConfig,
+        table: MemberTable,
+        awareness: Awareness,
+        counters: Counters,
+        outbox: Outbox,
+        message_types: MessageTypes,
+        capabilities: Capabilities,
+        *,
+        prober: Prober,
+        syncer: Syncer,
+        disseminator: Disseminator,
+        beacons: Beacons,
+        trace: Trace,
+        now: float,
+    ) -> None:
+        self._config = config
+        self._node_id = config.node_id
+        self._table = table
+        self._awareness = awareness
+        self._counters = counters
+        self._outbox = outbox
+        self._keyring = outbox.keyring
+        self._types = message_types
+        self._capabilities = capabilities
+        self._prober = prober
+        self._syncer = syncer
+        self._gossip = disseminator
+        self._beacons = beacons
+        self._trace = trace
+        #: Frames are accepted only between start and leave.
+        self.accepting = False
+        self._stranger_after = now
+        self._told_suspect: dict[bytes, float] = {}
+
+    # -------------------------------------------------------------- entry points
+
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
         """Feed one inbound datagram. Never raises on bad input: drops and counts it."""
-        self.counters.datagrams_received += 1
-        self.counters.bytes_received += len(data)
-        decoded = self._open(data, FrameType.DATAGRAM, self.config.max_datagram, now)
+        self._counters.datagrams_received += 1
+        self._counters.bytes_received += len(data)
+        decoded = self._open(data, FrameType.DATAGRAM, self._config.max_datagram, now)
         if decoded is None:
             return
         sender, msgs = decoded
         for msg in msgs:
             self._dispatch(msg, addr, sender, now)
-        m = self.table.members.get(sender)
+        m = self._table.members.get(sender)
         if m is not None and m.state is MemberState.SUSPECT:
             self._tell_suspect(m, addr, now)
         elif m is not None and m.state is MemberState.FAILED:
             # It speaks, so it lives (a partition healed): an exchange lets it refute.
-            self._want_sync_with(m, now)
+            self._syncer.want_sync_with(m, now)
         if m is None and now >= self._stranger_after:
             # An authenticated member we have never heard of: our view has a hole (a mass
             # join, or a partition outlasting reaping). One exchange with it fills it.
-            self._stranger_after = now + self.config.probe_interval
-            self._open_push_pull(addr, StreamPurpose.PUSH_PULL, None, now)
+            self._stranger_after = now + self._config.probe_interval
+            self._syncer.open_push_pull(addr, StreamPurpose.PUSH_PULL, None, now)
+
+    def handle_stream(self, data: bytes, addr: Address, now: float) -> bytes | None:
+        """Answer one inbound stream request frame; returns the reply frame, if any."""
+        decoded = self._open(data, FrameType.STREAM_REQUEST, MAX_STREAM_FRAME, now)
+        if decoded is None:
+            return None
+        self._counters.streams_served += 1
+        sender, msgs = decoded
+        reply: list[Message] = []
+        for msg in msgs:
+            if isinstance(msg, PushPull) and not msg.reply:
+                self._syncer.merge_state(msg, sender, now)
+                reply.append(self._syncer.push_pull_message(reply=True, join=False))
+            elif isinstance(msg, Ping):
+                if msg.target == self._node_id:
+                    reply.append(Ack(msg.seq))
+                else:
+                    self._counters.drop(DropReason.MISDIRECTED)
+            elif isinstance(msg, ExtensionMessage):
+                capability = self._capabilities.handler(msg.TYPE)
+                if capability is None:
+                    self._counters.drop(DropReason.UNKNOWN_MESSAGE)
+                else:
+                    reply.extend(capability.on_stream(msg, sender, addr, now))
+            else:
+                self._dispatch(msg, addr, sender, now)
+        if not reply:
+            return None
+        return self._outbox.seal(FrameType.STREAM_REPLY, reply, now)
+
+    def stream_reply(self, request_id: int, data: bytes, now: float) -> None:
+        """Finish one of our stream requests with the reply frame the peer sent."""
+        pending = self._outbox.finish_stream(request_id)
+        if pending is None:
+            return
+        decoded = self._open(data, FrameType.STREAM_REPLY, MAX_STREAM_FRAME, now)
+        if decoded is None:
+            self._syncer.on_failed(pending, refused=False, now=now)
+            return
+        sender, msgs = decoded
+        for msg in msgs:
+            if isinstance(msg, PushPull) and msg.reply:
+                self._syncer.on_reply(pending, msg, sender, now)
+            elif isinstance(msg, Ack):
+                self._prober.on_ack(msg.seq, now)
+            elif isinstance(msg, ExtensionMessage):
+                self._dispatch(msg, pending.address, sender, now)
+
+    def stream_failed(self, request_id: int, refused: bool, now: float) -> None:
+        """Finish one of our stream requests that could not complete."""
+        pending = self._outbox.finish_stream(request_id)
+        if pending is not None:
+            self._syncer.on_failed(pending, refused=refused, now=now)
+
+    # ------------------------------------------------------------ open, dispatch
+
+    def _open(
+        self, data: bytes, want: FrameType, limit: int, now: float
+    ) -> tuple[bytes, list[Message]] | None:
+        """(sender, messages) of a frame we accept, or None (the drop is counted)."""
+        try:
+            cluster, sender, raw = self._keyring.open_frame(
+                data, want, limit, self._outbox.wall(now)
+            )
+            if cluster != self._config.cluster:
+                raise FrameError(DropReason.FOREIGN_CLUSTER, cluster)
+            if sender == self._node_id:
+                raise FrameError(DropReason.FROM_SELF)
+            if not self.accepting:
+                raise FrameError(DropReason.AFTER_LEAVE)
+            msgs: list[Message] = []
+            for arr in raw:
+                try:
+                    msgs.append(self._types.decode(arr))
+                except UnknownMessage:
+                    self._counters.drop(DropReason.UNKNOWN_MESSAGE)
+            # Push-pull state is only accepted on streams, where its size belongs.
+            if want is FrameType.DATAGRAM and any(isinstance(m, PushPull) for m in msgs):
+                raise FrameError(DropReason.MALFORMED, "push-pull in a datagram")
+        except FrameError as exc:
+            self._counters.drop(exc.reason)
+            return None
+        except MalformedMessage:
+            self._counters.drop(DropReason.MALFORMED)
+            return None
+        return sender, msgs
+
+    def _dispatch(self, msg: Message, addr: Address, sender: bytes, now: float) -> None:
+        match msg:
+            case Ping(seq, target):
+                if target != self._node_id:
+                    self._counters.drop(DropReason.MISDIRECTED)
+                    return
+                self._outbox.send_message(addr, Ack(seq), now)
+            case Ack(seq):
+                self._prober.on_ack(seq, now)
+            case Nack(seq):
+                self._prober.on_nack(seq)
+            case PingReq():
+                self._prober.on_ping_req(msg, addr, now)
+            case Alive() | Suspect() | Dead():
+                if msg.node_id == self._node_id and not isinstance(msg, Alive):
+                    if self._refute(msg, now):
+                        # The accuser may hold us failed and gossip only to live members:
+                        # answer it directly as well.
+                        self._outbox.send_message(addr, self._gossip.self_alive(), now)
+                else:
+                    self.merge(msg, now)
+            case Beacon():
+                self._beacons.on_beacon(msg, now)
+            case PushPull():
+                self._syncer.merge_state(msg, sender, now)
+            case ExtensionMessage():
+                capability = self._capabilities.handler(msg.TYPE)
+                if capability is None:
+                    self._counters.drop(DropReason.UNKNOWN_MESSAGE)
+                else:
+                    capability.on_message(msg, sender, addr, now)
 
     def _tell_suspect(self, m: Member, addr: Address, now: float) -> None:
         """A member we suspect speaks to us: make sure it knows, so it can refute.
@@ -74,99 +260,49 @@ class ReceiveMixin(NodeState):
         """
         if self._told_suspect.get(m.node_id, 0.0) > now:
             return
-        self._told_suspect[m.node_id] = now + self.config.probe_interval
-        suspect = Suspect(m.incarnation, m.node_id, self.node_id)
-        self._emit(addr, [encode_message_bytes(suspect)], now)
+        self._told_suspect[m.node_id] = now + self._config.probe_interval
+        self._outbox.send_message(addr, Suspect(m.incarnation, m.node_id, self._node_id), now)
 
-    def handle_stream(self, data: bytes, addr: Address, *, now: float) -> bytes | None:
-        """Answer one inbound stream request frame; returns the reply frame, if any."""
-        decoded = self._open(data, FrameType.STREAM_REQUEST, MAX_STREAM_FRAME, now)
-        if decoded is None:
-            return None
-        self.counters.streams_served += 1
-        sender, msgs = decoded
-        reply: list[Message] = []
-        for msg in msgs:
-            if isinstance(msg, PushPull) and not msg.reply:
-                self._merge_state(msg, sender, now)
-                reply.append(self._push_pull_message(reply=True, join=False))
-            elif isinstance(msg, Ping):
-                if msg.target == self.node_id:
-                    reply.append(Ack(msg.seq))
-                else:
-                    self.counters.drop(DropReason.MISDIRECTED)
-            elif isinstance(msg, ExtensionMessage):
-                ext = self._ext_by_type.get(msg.TYPE)
-                if ext is None:
-                    self.counters.drop(DropReason.UNKNOWN_MESSAGE)
-                else:
-                    reply.extend(ext.on_stream(msg, sender, addr, now))
-            else:
-                self._dispatch(msg, addr, sender, now)
-        if not reply:
-            return None
-        return self._seal_frame(FrameType.STREAM_REPLY, reply, now)
+    # ---------------------------------------------------------- merge and refute
 
-    def _open(
-        self, data: bytes, want: FrameType, limit: int, now: float
-    ) -> tuple[bytes, list[Message]] | None:
-        try:
-            ftype, security, payload = parse_header(data, limit)
-            if ftype is not want:
-                raise FrameError(DropReason.BAD_FRAME_TYPE, ftype.name)
-            body = self.keyring.open(security, payload, now + self.wall_offset)
-            cluster, sender, raw = unpack_body(body)
-            if cluster != self.config.cluster:
-                raise FrameError(DropReason.FOREIGN_CLUSTER, cluster)
-            if sender == self.node_id:
-                raise FrameError(DropReason.FROM_SELF)
-            if self.left or not self._started:
-                raise FrameError(DropReason.AFTER_LEAVE)
-            msgs: list[Message] = []
-            for arr in raw:
-                try:
-                    msgs.append(self.message_types.decode(arr))
-                except UnknownMessage:
-                    self.counters.drop(DropReason.UNKNOWN_MESSAGE)
-            # Push-pull state is only accepted on streams, where its size belongs.
-            if want is FrameType.DATAGRAM and any(isinstance(m, PushPull) for m in msgs):
-                raise FrameError(DropReason.MALFORMED, "push-pull in a datagram")
-        except FrameError as exc:
-            self.counters.drop(exc.reason)
-            return None
-        except MalformedMessage:
-            self.counters.drop(DropReason.MALFORMED)
-            return None
-        return sender, msgs
+    def merge(self, msg: Alive | Suspect | Dead, now: float, *, bulk: bool = False) -> None:
+        """Merge one membership update (from the wire, a timer or a peer's table).
 
-    def _dispatch(self, msg: Message, addr: Address, sender: bytes, now: float) -> None:
-        match msg:
-            case Ping(seq, target):
-                if target != self.node_id:
-                    self.counters.drop(DropReason.MISDIRECTED)
-                    return
-                self._emit(addr, [encode_message_bytes(Ack(seq))], now)
-            case Ack(seq):
-                self._on_ack(seq, now)
-            case Nack(seq):
-                self._on_nack(seq)
-            case PingReq():
-                self._on_ping_req(msg, addr, now)
-            case Alive() | Suspect() | Dead():
-                if msg.node_id == self.node_id and not isinstance(msg, Alive):
-                    if self._about_self(msg, now):
-                        # The accuser may hold us failed and gossip only to live members:
-                        # answer it directly as well.
-                        self._emit(addr, [encode_message_bytes(self._self_alive())], now)
-                else:
-                    self._apply(msg, now)
-            case Beacon():
-                self._on_beacon(msg, now)
-            case PushPull():
-                self._merge_state(msg, sender, now)
-            case ExtensionMessage():
-                ext = self._ext_by_type.get(msg.TYPE)
-                if ext is None:
-                    self.counters.drop(DropReason.UNKNOWN_MESSAGE)
-                else:
-                    ext.on_message(msg, sender, addr, now)
+        News is applied to the table (which reports the event) and re-gossiped; an
+        update about us is refuted instead. ``bulk`` marks mere news (see the syncer).
+        """
+        if msg.node_id == self._node_id:
+            self._refute(msg, now)
+            return
+        if isinstance(msg, Alive):
+            accepted = self._table.apply_alive(msg, now)
+            if accepted:
+                self._prober.add_member(msg.node_id)
+                if msg.tags is None:
+                    # A tag-less alive by gossip means "my tags changed but are too big
+                    # for a datagram": fetch them from the member itself.
+                    m = self._table.get(msg.node_id)
+                    if m is not None:
+                        self._syncer.want_sync_with(m, now)
+        elif isinstance(msg, Suspect):
+            accepted = self._table.apply_suspect(msg, now)
+        else:
+            accepted = self._table.apply_dead(msg, now)
+        if accepted:
+            self._gossip.queue(msg.node_id, msg, now, bulk=bulk)
+
+    def _refute(self, msg: Alive | Suspect | Dead, now: float) -> bool:
+        """Refute a wrong view of ourselves; True if we did."""
+        local = self._table.local
+        if isinstance(msg, Alive):
+            same = msg.incarnation == local.incarnation and msg.address == local.address
+            if msg.incarnation < local.incarnation or same:
+                return False
+        elif msg.incarnation < local.incarnation:
+            return False
+        # Someone holds a view of us that is wrong or newer than ours: refute it.
+        local.incarnation = msg.incarnation + 1
+        self._awareness.apply(1)
+        self._gossip.queue_self_alive(now, direct=True)
+        self._trace(TraceOp.REFUTE, now, type(msg).__name__.lower(), local.incarnation)
+        return True

@@ -1,13 +1,32 @@
 """The protocol core of one node: SWIM membership with Lifeguard, beacons and push-pull.
 
 Theory of operation (sans-IO, after aioquic). The caller feeds inbound bytes with
-:meth:`Node.receive_datagram` / :meth:`Node.handle_stream`, finishes the TCP exchanges the
-core asked for with :meth:`Node.stream_reply` / :meth:`Node.stream_failed`, calls
-:meth:`Node.handle_timer` once :meth:`Node.get_timer` is due, and after each call collects
-:meth:`Node.datagrams_to_send`, :meth:`Node.streams_to_open` and :meth:`Node.pop_events`.
-Every call takes ``now`` (monotonic seconds); wall time, needed only for token ages, is
-``now + wall_offset``. Randomness comes from the ``rng`` given at construction. Inbound
-bytes never raise: bad frames are dropped and counted per reason.
+``receive_datagram`` / ``handle_stream``, finishes the TCP exchanges the core asked for
+with ``stream_reply`` / ``stream_failed``, calls ``handle_timer`` once ``get_timer`` is
+due, and after each call collects ``effects_to_apply``, ``datagrams_to_send``,
+``streams_to_open`` and ``pop_events``. Every call takes ``now`` (monotonic seconds); wall
+time, needed only for token ages, is ``now + wall_offset``. Randomness comes from the
+``rng`` given at construction. Inbound bytes never raise: bad frames are dropped and
+counted per reason.
+
+The :class:`Node` is a facade over components that each own their state and are given
+only what they need (the table, config, rng, outbox, callbacks), never the node:
+
+* :class:`~.table.MemberTable`: the members and SWIM's merge rules; it reports each
+  change through its sink, :meth:`Node._on_table_event`, which hands it to
+  :meth:`pop_events` and to every capability at once, whatever the entry point;
+* :class:`~.inbound.Inbound`: opens what arrives, dispatches each message to its owner,
+  and merges alive/suspect/dead updates into the table (or refutes them);
+* :class:`~.outbox.Outbox`: seals frames, piggybacks gossip, collects the datagrams and
+  stream requests until they are taken;
+* :class:`~.probe.Prober` (failure detection), :class:`~.gossip.Disseminator` (the
+  gossip queue and rounds), :class:`~.beacons.Beacons` (discovery), :class:`~.sync.Syncer`
+  (push-pull joins, anti-entropy, reconnection), :class:`~.capabilities.Capabilities`
+  (the plugged-in capabilities and their message types).
+
+The node keeps the lifecycle (start, leave), the events and effects to hand out, and
+runs the components' timer duties in a fixed order in :meth:`Node.handle_timer`: that
+order, like the order of every rng draw, is behaviour a seeded simulation replays.
 """
 
 from __future__ import annotations
@@ -18,23 +37,29 @@ from covey.core.config import CoreConfig, check_tags, push_pull_scale
 from covey.core.crypto.keyring import Keyring
 from covey.core.effects import Datagram, Effect, StreamPurpose, StreamRequest
 from covey.core.events import Event, MemberEvent, MemberUpdated, TraceOp, TraceRecord
-from covey.core.member import Member, MemberInfo
+from covey.core.member import MemberInfo
 from covey.core.membership.awareness import Awareness
-from covey.core.membership.gossip import DisseminationMixin
+from covey.core.membership.beacons import Beacons
+from covey.core.membership.capabilities import Capabilities
+from covey.core.membership.gossip import Disseminator
 from covey.core.membership.gossip_queue import GossipQueue
 from covey.core.membership.handle import NodeHandle
-from covey.core.membership.inbound import ReceiveMixin
-from covey.core.membership.probe import ProbeMixin
+from covey.core.membership.inbound import Inbound
+from covey.core.membership.outbox import Outbox
+from covey.core.membership.probe import Prober
 from covey.core.membership.stats import Counters, NodeStatistics
-from covey.core.membership.sync import SyncMixin
+from covey.core.membership.sync import Syncer
 from covey.core.membership.table import MemberTable
 from covey.core.plugin import Capability
-from covey.core.types import Address, BeaconState, MemberState, Rng
-from covey.core.wire.frame import body_prefix, encode_message_bytes
-from covey.core.wire.messages import Alive, Dead, Message, MessageTypes, Suspect
+from covey.core.types import Address, BeaconState, Rng
+from covey.core.wire.frame import FrameType, encode_message_bytes
+from covey.core.wire.messages import Dead, Message, MessageTypes
+
+#: Seconds between two reaps of long-gone members.
+_REAP_EVERY = 5.0
 
 
-class Node(ReceiveMixin, DisseminationMixin, ProbeMixin, SyncMixin):
+class Node:
     """One node's membership protocol state machine.
 
     Args:
@@ -44,46 +69,23 @@ class Node(ReceiveMixin, DisseminationMixin, ProbeMixin, SyncMixin):
         now: the current monotonic time.
     """
 
+    # Declared up front: the wiring lambdas in __init__ refer to them before they exist.
+    _syncer: Syncer
+    _inbound: Inbound
+
     def __init__(self, config: CoreConfig, keyring: Keyring, *, rng: Rng, now: float) -> None:
         self.config = config
         self.keyring = keyring
         self.rng = rng
-        self.wall_offset = 0.0
-        local = Member(
-            config.node_id,
-            config.name,
-            config.address,
-            0,
-            MemberState.ALIVE,
-            now,
-            dict(config.tags),
-            beacon_state=BeaconState.INIT,
-        )
-        self.table = MemberTable(
-            local,
-            probe_interval=config.probe_interval,
-            suspicion_mult=config.suspicion_mult,
-            suspicion_max_mult=config.suspicion_max_mult,
-        )
-        self._max_body = keyring.max_body(config.max_datagram)
-        self.gossip = GossipQueue(config.retransmit_mult, self._max_body)
+        self.table = MemberTable.for_node(config, now)
+        self.gossip = GossipQueue(config.retransmit_mult, keyring.max_body(config.max_datagram))
         self.awareness = Awareness(config.awareness_max)
         self.counters = Counters()
-        self._prefix = body_prefix(config.cluster, config.node_id)
-        self._outbox: list[Datagram] = []
-        self._streams: list[StreamRequest] = []
-        self._started = False
-        self.left = False
-        self._beacon_step = 0
-        self._next_beacon: float | None = None
-        self._next_gossip = now
-        self._eager_at: float | None = None
-        self._stranger_after = now
-        self._told_suspect: dict[bytes, float] = {}
-        self._next_reap = now + 5.0
-        self._extensions: dict[str, Capability] = {}
-        self._ext_by_type: dict[int, Capability] = {}
         self.message_types = MessageTypes()
+        self.left = False
+        self._started = False
+        self._next_reap = now + _REAP_EVERY
+        self._capabilities = Capabilities(self.message_types)
         self._events: list[Event] = []
         self._effects: list[Effect] = []
         self._handle = NodeHandle(self)
@@ -91,10 +93,62 @@ class Node(ReceiveMixin, DisseminationMixin, ProbeMixin, SyncMixin):
         # once: whatever the entry point (datagram, timer, stream, set_tags) no capability
         # misses one.
         self.table.sink = self._on_table_event
-        self._init_probe(now)
-        self._init_sync(now)
 
-    # ----------------------------------------------------------------- public API
+        # The components. The prober and the syncer draw from the rng as they are built,
+        # in this order. Those built before the inbound path reach its merge, and the
+        # prober the syncer, through the lambdas (bound once everything exists).
+        self._outbox = Outbox(config, keyring, self.gossip, self.table, self.counters)
+        self._prober = Prober(
+            config,
+            self.table,
+            self.awareness,
+            rng,
+            self._outbox,
+            now=now,
+            suspect=lambda msg, at: self._inbound.merge(msg, at),
+            want_sync=lambda m, at: self._syncer.want_sync_with(m, at),
+            trace=self._trace,
+        )
+        self._syncer = Syncer(
+            config,
+            self.table,
+            rng,
+            self._outbox,
+            self._capabilities,
+            now=now,
+            pick=self._prober.random_members,
+            merge=lambda msg, at, *, bulk=False: self._inbound.merge(msg, at, bulk=bulk),
+            trace=self._trace,
+        )
+        self._disseminator = Disseminator(
+            config, self.table, self.gossip, self._outbox, now=now, pick=self._prober.random_members
+        )
+        self._beacons = Beacons(
+            config,
+            self.table,
+            rng,
+            self._outbox,
+            self._syncer,
+            add_member=self._prober.add_member,
+            merge=lambda msg, at, *, bulk=False: self._inbound.merge(msg, at, bulk=bulk),
+        )
+        self._inbound = Inbound(
+            config,
+            self.table,
+            self.awareness,
+            self.counters,
+            self._outbox,
+            self.message_types,
+            self._capabilities,
+            prober=self._prober,
+            syncer=self._syncer,
+            disseminator=self._disseminator,
+            beacons=self._beacons,
+            trace=self._trace,
+            now=now,
+        )
+
+    # ------------------------------------------------------------ identity, state
 
     @property
     def node_id(self) -> bytes:
@@ -109,29 +163,70 @@ class Node(ReceiveMixin, DisseminationMixin, ProbeMixin, SyncMixin):
     @property
     def payload_limit(self) -> int:
         """Largest message body one sealed datagram carries."""
-        return self._max_body
+        return self._outbox.max_body
+
+    @property
+    def wall_offset(self) -> float:
+        """Wall-clock time minus the monotonic ``now`` (set by the caller)."""
+        return self._outbox.wall_offset
+
+    @wall_offset.setter
+    def wall_offset(self, offset: float) -> None:
+        self._outbox.wall_offset = offset
+
+    @property
+    def joined(self) -> bool:
+        """True once any full-state exchange succeeded."""
+        return self._syncer.joined
+
+    @joined.setter
+    def joined(self, value: bool) -> None:
+        # The simulator's bootstrap builds a converged cluster directly.
+        self._syncer.joined = value
+
+    @property
+    def seeds(self) -> list[Address]:
+        """The static seed addresses given to :meth:`join`."""
+        return self._syncer.seeds
+
+    @property
+    def joins_in_flight(self) -> int:
+        """Join exchanges under way."""
+        return self._outbox.joins_in_flight
+
+    @property
+    def _probe_order(self) -> list[bytes]:
+        # The simulator's bootstrap fills the probe order of a converged cluster directly.
+        return self._prober.order
+
+    def pending_streams(self) -> int:
+        """Stream requests handed out and not yet finished."""
+        return self._outbox.pending_streams()
+
+    def cluster_size_hint(self) -> int:
+        """Live members, this node included (drives timeouts and retransmit limits)."""
+        return self.table.live_count
+
+    def push_pull_scale(self) -> float:
+        """memberlist's scaling of the anti-entropy interval beyond 32 members."""
+        return push_pull_scale(self.table.live_count)
+
+    # -------------------------------------------------------------- capabilities
 
     def add_capability(self, ext: Capability) -> None:
         """Plug in a protocol capability (before :meth:`start`); it gets a narrow handle."""
         if self._started:
             raise RuntimeError("extensions are added before start")
-        if not ext.name or ext.name in self._extensions:
-            raise ValueError(f"extension name {ext.name!r} is empty or taken")
-        for cls in ext.message_types:
-            if cls.TYPE in self._ext_by_type:
-                raise ValueError(f"message type {cls.TYPE} is handled twice")
-            self.message_types.add(cls)
-            self._ext_by_type[cls.TYPE] = ext
-        self._extensions[ext.name] = ext
-        ext.attach(self._handle)
+        self._capabilities.add(ext, self._handle)
 
     def capability(self, name: str) -> Capability | None:
         """The capability registered under ``name``."""
-        return self._extensions.get(name)
+        return self._capabilities.get(name)
 
     def send(self, addr: Address | None, msgs: list[Message], *, now: float) -> None:
         """Send ``msgs`` in one datagram to ``addr`` (None: the discovery group)."""
-        self._emit(addr, [encode_message_bytes(m) for m in msgs], now, piggyback=addr is not None)
+        encoded = [encode_message_bytes(m) for m in msgs]
+        self._outbox.send(addr, encoded, now, piggyback=addr is not None)
 
     def gossip_message(self, key: bytes, msg: Message, *, now: float, direct: bool = False) -> None:
         """Spread ``msg`` by gossip; a later message with the same ``key`` replaces it.
@@ -139,9 +234,14 @@ class Node(ReceiveMixin, DisseminationMixin, ProbeMixin, SyncMixin):
         With ``direct`` (for news that originates here) a small cluster also gets it from
         us straight away, one hop to everyone (see ``CoreConfig.direct_push_limit``).
         """
-        encoded = self._queue(key, msg, now)
+        encoded = self._disseminator.queue(key, msg, now)
         if direct:
-            self._push_direct(encoded, now)
+            self._disseminator.push_direct(encoded, now)
+
+    def open_stream(self, addr: Address, msgs: list[Message], *, now: float) -> None:
+        """Send ``msgs`` to ``addr`` over TCP; reply messages come back as if received."""
+        frame = self._outbox.seal(FrameType.STREAM_REQUEST, msgs, now)
+        self._outbox.open_stream(addr, frame, StreamPurpose.EXTENSION, None)
 
     def emit(self, event: Event) -> None:
         """Hand an event to the caller (through :meth:`pop_events`)."""
@@ -153,50 +253,44 @@ class Node(ReceiveMixin, DisseminationMixin, ProbeMixin, SyncMixin):
 
     def _on_table_event(self, event: MemberEvent) -> None:
         self._events.append(event)
-        for ext in self._extensions.values():
-            ext.on_member_event(event, event.at)
+        self._capabilities.on_member_event(event)
+
+    # ----------------------------------------------------------------- lifecycle
 
     def start(self, *, now: float, incarnation: int = 0) -> None:
         """Begin: announce ourselves (alive gossip, fast beacons) and start probing."""
         if self._started:
             raise RuntimeError("node already started")
         self._started = True
+        self._inbound.accepting = True
         self.table.local.incarnation = incarnation
         first = MemberUpdated(self.table.local.snapshot(), now)
         self._events.append(first)
-        self._queue_self_alive(now)
-        self._next_beacon = now
+        self._disseminator.queue_self_alive(now)
+        self._beacons.start(now)
         self._trace(TraceOp.JOIN, now, "start", incarnation)
-        for ext in self._extensions.values():
-            ext.on_start(now)
-        for ext in self._extensions.values():
-            ext.on_member_event(first, now)  # capabilities see our own record once started
+        self._capabilities.on_start(now)
+        self._capabilities.on_member_event(first)  # they see our own record once started
 
     def join(self, addresses: Iterable[Address], *, now: float) -> None:
         """Contact static seed addresses (push-pull); retried with backoff until one answers."""
         self._require_running()
-        seeds = [a for a in addresses if a != self.config.address]
-        self.seeds.extend(s for s in seeds if s not in self.seeds)
-        for addr in seeds:
-            self._open_push_pull(addr, StreamPurpose.JOIN, None, now)
+        self._syncer.join(addresses, now)
 
     def leave(self, *, now: float) -> None:
         """Leave gracefully: tell every live member directly and send an EXIT beacon."""
         self._require_running()
         if self.left:
             return
-        for ext in self._extensions.values():
-            ext.on_leave(now)
+        self._capabilities.on_leave(now)
         local = self.table.local
         local.incarnation += 1
         local.beacon_state = BeaconState.EXIT
         bye = Dead(local.incarnation, local.node_id, local.node_id, left=True)
-        encoded = [encode_message_bytes(bye)]
-        for m in list(self.table.live()):
-            if m is not local:
-                self._emit(m.address, encoded, now, piggyback=False)
-        self._emit(None, [encode_message_bytes(self._beacon())], now, piggyback=False)
+        self._disseminator.tell_all([encode_message_bytes(bye)], now)
+        self._beacons.send_exit(now)
         self.left = True
+        self._inbound.accepting = False
         self.gossip.clear()
         self._trace(TraceOp.EXIT, now, "leave", local.incarnation)
 
@@ -208,7 +302,27 @@ class Node(ReceiveMixin, DisseminationMixin, ProbeMixin, SyncMixin):
         local.tags = dict(tags)
         local.incarnation += 1
         self._on_table_event(MemberUpdated(local.snapshot(), now))
-        self._queue_self_alive(now, direct=True)
+        self._disseminator.queue_self_alive(now, direct=True)
+
+    # ------------------------------------------------------------------- inbound
+
+    def receive_datagram(self, data: bytes, addr: Address, *, now: float) -> None:
+        """Feed one inbound datagram. Never raises on bad input: drops and counts it."""
+        self._inbound.receive_datagram(data, addr, now)
+
+    def handle_stream(self, data: bytes, addr: Address, *, now: float) -> bytes | None:
+        """Answer one inbound stream request frame; returns the reply frame, if any."""
+        return self._inbound.handle_stream(data, addr, now)
+
+    def stream_reply(self, request_id: int, data: bytes, *, now: float) -> None:
+        """Finish a stream request with the reply frame the peer sent."""
+        self._inbound.stream_reply(request_id, data, now)
+
+    def stream_failed(self, request_id: int, *, refused: bool, now: float) -> None:
+        """Finish a stream request that could not complete; ``refused`` if actively refused."""
+        self._inbound.stream_failed(request_id, refused, now)
+
+    # ------------------------------------------------------------------ outbound
 
     def members(self) -> list[MemberInfo]:
         """Snapshots of every known member, this node included."""
@@ -235,119 +349,48 @@ class Node(ReceiveMixin, DisseminationMixin, ProbeMixin, SyncMixin):
 
     def datagrams_to_send(self, *, now: float) -> list[Datagram]:
         """Take the datagrams produced since the last call."""
-        out, self._outbox = self._outbox, []
-        return out
+        return self._outbox.take_datagrams()
 
     def streams_to_open(self, *, now: float) -> list[StreamRequest]:
         """Take the stream exchanges requested since the last call."""
-        out, self._streams = self._streams, []
-        return out
+        return self._outbox.take_streams()
 
     def statistics(self) -> NodeStatistics:
         """A frozen snapshot of this core's counters."""
-        c = self.counters
-        states: dict[str, int] = {}
-        for m in self.table.members.values():
-            states[m.state.label] = states.get(m.state.label, 0) + 1
-        return NodeStatistics(
-            c.datagrams_sent,
-            c.bytes_sent,
-            c.datagrams_received,
-            c.bytes_received,
-            c.streams_opened,
-            c.streams_served,
-            {r.value: n for r, n in c.drops.items()},
-            self.awareness.score,
-            self.incarnation,
-            states,
-        )
+        states = self.table.state_counts()
+        return self.counters.snapshot(self.awareness.score, self.incarnation, states)
+
+    # -------------------------------------------------------------------- timers
 
     def get_timer(self) -> float | None:
         """The next time :meth:`handle_timer` must run, or None when nothing is pending."""
         if not self._started or self.left:
             return None
-        deadlines = [self._probe_deadline(), self._sync_deadline(), self._next_reap]
-        if self._next_beacon is not None:
-            deadlines.append(self._next_beacon)
-        if len(self.gossip):
-            deadlines.append(self._next_gossip)
-            if self._eager_at is not None:
-                deadlines.append(self._eager_at)
-        s = self.table.next_suspicion_deadline()
-        if s is not None:
-            deadlines.append(s)
-        for ext in self._extensions.values():
-            d = ext.next_deadline()
-            if d is not None:
-                deadlines.append(d)
+        deadlines = [
+            self._prober.deadline(),
+            self._syncer.deadline(),
+            self._next_reap,
+            self._beacons.deadline(),
+            self._disseminator.deadline(),
+            self.table.next_suspicion_deadline(),
+        ]
+        deadlines.extend(self._capabilities.deadlines())
         return min(d for d in deadlines if d is not None)
 
     def handle_timer(self, *, now: float) -> None:
-        """Run every periodic duty that is due at ``now``."""
+        """Run every periodic duty that is due at ``now``, in a fixed order."""
         if not self._started or self.left:
             return
-        self._probe_timers(now)
+        self._prober.on_timer(now)
         for nid, inc in self.table.expired_suspicions(now, self.config.probe_interval):
-            self._apply(Dead(inc, nid, self.node_id, left=False), now)
-        if self._eager_at is not None and now >= self._eager_at:
-            self._eager_at = None
-            if self.gossip.has_fresh():
-                self._gossip_round(now, fresh_only=True)
-        if len(self.gossip) and now >= self._next_gossip:
-            self._gossip_round(now)
-        if self._next_beacon is not None and now >= self._next_beacon:
-            self._send_beacon(now)
-        self._sync_timers(now)
+            self._inbound.merge(Dead(inc, nid, self.node_id, left=False), now)
+        self._disseminator.on_timer(now)
+        self._beacons.on_timer(now)
+        self._syncer.on_timer(now)
         if now >= self._next_reap:
             self.table.reap(now, self.config.reap_failed_after, self.config.reap_left_after)
-            self._next_reap = now + 5.0
-        for ext in self._extensions.values():
-            d = ext.next_deadline()
-            if d is not None and d <= now:
-                ext.on_timer(now)
-
-    # ---------------------------------------------------------- merge and refute
-
-    def _apply(
-        self, msg: Alive | Suspect | Dead, now: float, *, gossip: bool = True, bulk: bool = False
-    ) -> None:
-        if msg.node_id == self.node_id:
-            self._about_self(msg, now)
-            return
-        if isinstance(msg, Alive):
-            accepted = self.table.apply_alive(msg, now)
-            if accepted:
-                self._on_new_member_maybe(msg.node_id, now)
-                if msg.tags is None and gossip:
-                    # A tag-less alive by gossip means "my tags changed but are too big
-                    # for a datagram": fetch them from the member itself.
-                    m = self.table.get(msg.node_id)
-                    if m is not None:
-                        self._want_sync_with(m, now)
-        elif isinstance(msg, Suspect):
-            accepted = self.table.apply_suspect(msg, now)
-        else:
-            accepted = self.table.apply_dead(msg, now)
-        if accepted and gossip:
-            self._queue(msg.node_id, msg, now, bulk=bulk)
-
-    def _about_self(self, msg: Alive | Suspect | Dead, now: float) -> bool:
-        """Refute a wrong view of ourselves; True if we did."""
-        local = self.table.local
-        if isinstance(msg, Alive):
-            same = msg.incarnation == local.incarnation and msg.address == local.address
-            if msg.incarnation < local.incarnation or same:
-                return False
-        elif msg.incarnation < local.incarnation:
-            return False
-        # Someone holds a view of us that is wrong or newer than ours: refute it.
-        local.incarnation = msg.incarnation + 1
-        self.awareness.apply(1)
-        self._queue_self_alive(now, direct=True)
-        self._trace(TraceOp.REFUTE, now, type(msg).__name__.lower(), local.incarnation)
-        return True
-
-    # ------------------------------------------------------------------ helpers
+            self._next_reap = now + _REAP_EVERY
+        self._capabilities.on_timer(now)
 
     def _require_running(self) -> None:
         if not self._started:
@@ -355,11 +398,3 @@ class Node(ReceiveMixin, DisseminationMixin, ProbeMixin, SyncMixin):
 
     def _trace(self, op: TraceOp, now: float, detail: str, n: int = 0) -> None:
         self._events.append(TraceRecord(op, now, self.config.name, detail, n))
-
-    def cluster_size_hint(self) -> int:
-        """Live members, this node included (drives timeouts and retransmit limits)."""
-        return self.table.live_count
-
-    def push_pull_scale(self) -> float:
-        """memberlist's scaling of the anti-entropy interval beyond 32 members."""
-        return push_pull_scale(self.table.live_count)

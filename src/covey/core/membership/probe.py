@@ -5,22 +5,28 @@ of a shuffled round-robin order. Without an ack by the probe timeout it asks k r
 members to ping the target for it (ping-req) and asks the IO layer for a TCP ping as well;
 a refused TCP connection is proof the process is gone. Without any ack by the end of the
 interval the target becomes suspect.
+
+The :class:`Prober` owns the probe order (every member id it may probe, which makes it
+the node's list of live members too: it picks the random members gossip rounds and
+push-pull exchanges go to), the probe under way, and the pings it relays for others.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
+from covey.core.config import CoreConfig
 from covey.core.effects import StreamPurpose
 from covey.core.events import TraceOp
-from covey.core.membership.node_state import NodeState
-from covey.core.types import Address, MemberState
+from covey.core.member import Member
+from covey.core.membership.awareness import Awareness
+from covey.core.membership.outbox import Outbox
+from covey.core.membership.stats import Trace
+from covey.core.membership.table import MemberTable
+from covey.core.types import Address, MemberState, Rng
 from covey.core.wire.frame import FrameType, encode_message_bytes
 from covey.core.wire.messages import Ack, Nack, Ping, PingReq, Suspect
-
-if TYPE_CHECKING:
-    from covey.core.member import Member
 
 _LIVE = (MemberState.ALIVE, MemberState.SUSPECT)
 
@@ -45,14 +51,49 @@ class _Relay:
     want_nack: bool
 
 
-class ProbeMixin(NodeState):
-    """The probing half of :class:`covey.core.membership.node.Node`."""
+class Prober:
+    """Failure detection for one node: owns the probe order, the probe under way and the
+    pings relayed for others.
 
-    def _init_probe(self, now: float) -> None:
+    Args:
+        config: timings (probe interval and timeout, indirect checks).
+        table: the member table, read to pick targets.
+        awareness: the local health score, which stretches intervals and moves with results.
+        rng: the node's randomness (first draw: the phase of the first probe).
+        outbox: where pings, ping-reqs, acks, nacks and TCP pings go.
+        now: the current monotonic time.
+        suspect: merges a suspicion of a target that did not answer.
+        want_sync: asks for a state exchange with a member (a tag fetch to retry).
+        trace: records a trace event.
+    """
+
+    def __init__(
+        self,
+        config: CoreConfig,
+        table: MemberTable,
+        awareness: Awareness,
+        rng: Rng,
+        outbox: Outbox,
+        *,
+        now: float,
+        suspect: Callable[[Suspect, float], None],
+        want_sync: Callable[[Member, float], None],
+        trace: Trace,
+    ) -> None:
+        self._config = config
+        self._table = table
+        self._awareness = awareness
+        self._rng = rng
+        self._outbox = outbox
+        self._suspect = suspect
+        self._want_sync = want_sync
+        self._trace = trace
+        self._node_id = config.node_id
         self._seq = 0
         self._probe: _Probe | None = None
-        self._next_probe = now + self.rng.random() * self.config.probe_interval
-        self._probe_order: list[bytes] = []
+        self._next_probe = now + rng.random() * config.probe_interval
+        #: Every member id to probe, shuffled each round (reaped ids leave at reshuffle).
+        self.order: list[bytes] = []
         self._probe_index = 0
         self._relays: dict[int, _Relay] = {}
 
@@ -60,15 +101,16 @@ class ProbeMixin(NodeState):
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         return self._seq
 
-    def _on_new_member_maybe(self, node_id: bytes, now: float) -> None:
+    def add_member(self, node_id: bytes) -> None:
         """Put a member into the probe order at a random place (as memberlist does)."""
-        m = self.table.get(node_id)
-        if m is None or m.in_probe_order or node_id == self.node_id:
+        m = self._table.get(node_id)
+        if m is None or m.in_probe_order or node_id == self._node_id:
             return
         m.in_probe_order = True
-        self._probe_order.insert(self.rng.randrange(len(self._probe_order) + 1), node_id)
+        self.order.insert(self._rng.randrange(len(self.order) + 1), node_id)
 
-    def _probe_deadline(self) -> float | None:
+    def deadline(self) -> float:
+        """When :meth:`on_timer` must next run: the next probe, a probe step or a relay."""
         p = self._probe
         if p is None:
             deadline = self._next_probe
@@ -78,13 +120,14 @@ class ProbeMixin(NodeState):
             deadline = min(deadline, min(r.deadline for r in self._relays.values()))
         return deadline
 
-    def _probe_timers(self, now: float) -> None:
+    def on_timer(self, now: float) -> None:
+        """Run what is due: relay nacks, the indirect step, a failed probe, the next probe."""
         if self._relays:
             for seq, r in list(self._relays.items()):
                 if r.deadline <= now:
                     del self._relays[seq]
                     if r.want_nack:
-                        self._emit(r.requester, [encode_message_bytes(Nack(r.seq))], now)
+                        self._outbox.send_message(r.requester, Nack(r.seq), now)
         p = self._probe
         if p is not None and not p.indirect_sent and now >= p.ack_deadline:
             self._indirect(p, now)
@@ -94,79 +137,100 @@ class ProbeMixin(NodeState):
             self._start_probe(now)
 
     def _pick_target(self) -> Member | None:
-        order = self._probe_order
+        order = self.order
         for _ in range(len(order) + 1):
             if self._probe_index >= len(order):
                 self._probe_index = 0
                 # Drop ids that were reaped, then reshuffle for the next round.
-                members = self.table.members
+                members = self._table.members
                 order[:] = list(dict.fromkeys(nid for nid in order if nid in members))
-                self.rng.shuffle(order)
+                self._rng.shuffle(order)
                 if not order:
                     return None
             nid = order[self._probe_index]
             self._probe_index += 1
-            m = self.table.get(nid)
+            m = self._table.get(nid)
             if m is not None and m.state in _LIVE:
                 return m
         return None
 
     def _start_probe(self, now: float) -> None:
-        interval = self.awareness.scale(self.config.probe_interval)
+        interval = self._awareness.scale(self._config.probe_interval)
         self._next_probe = now + interval
         m = self._pick_target()
         if m is None:
             return
         seq = self._next_seq()
-        timeout = self.awareness.scale(self.config.probe_timeout)
+        timeout = self._awareness.scale(self._config.probe_timeout)
         self._probe = _Probe(seq, m.node_id, m.address, now + timeout, now + interval)
-        self._emit(m.address, [encode_message_bytes(Ping(seq, m.node_id))], now)
+        self._outbox.send_message(m.address, Ping(seq, m.node_id), now)
 
     def _indirect(self, p: _Probe, now: float) -> None:
         p.indirect_sent = True
-        peers = self._random_members(self.config.indirect_checks, exclude=p.target)
+        peers = self.random_members(self._config.indirect_checks, exclude=p.target)
         req = encode_message_bytes(PingReq(p.seq, p.target, p.address, want_nack=True))
         for peer in peers:
-            self._emit(peer.address, [req], now)
+            self._outbox.send(peer.address, [req], now)
         p.expected_nacks = len(peers)
         # TCP fallback: reaches a live node across UDP loss, and a refused connect is proof.
-        frame = self._seal_frame(FrameType.STREAM_REQUEST, [Ping(p.seq, p.target)], now)
-        self._open_stream(p.address, frame, StreamPurpose.PING, p.target, now)
+        frame = self._outbox.seal(FrameType.STREAM_REQUEST, [Ping(p.seq, p.target)], now)
+        self._outbox.open_stream(p.address, frame, StreamPurpose.PING, p.target)
 
     def _probe_failed(self, p: _Probe, now: float) -> None:
         self._probe = None
         if p.expected_nacks:
-            self.awareness.apply(max(0, p.expected_nacks - p.nacks))
+            self._awareness.apply(max(0, p.expected_nacks - p.nacks))
         else:
-            self.awareness.apply(1)
-        m = self.table.get(p.target)
+            self._awareness.apply(1)
+        m = self._table.get(p.target)
         if m is None or m.state not in _LIVE:
             return
         self._trace(TraceOp.PROBE, now, f"no ack from {m.name}", m.incarnation)
-        self._apply(Suspect(m.incarnation, m.node_id, self.node_id), now)
+        self._suspect(Suspect(m.incarnation, m.node_id, self._node_id), now)
 
-    def _on_ack(self, seq: int, now: float) -> None:
+    def on_ack(self, seq: int, now: float) -> None:
+        """An ack for our probe (over UDP or TCP), or for a ping we relay for another."""
         p = self._probe
         if p is not None and seq == p.seq:
             self._probe = None
-            self.awareness.apply(-1)
-            m = self.table.get(p.target)
+            self._awareness.apply(-1)
+            m = self._table.get(p.target)
             if m is not None and not m.tags_complete:
                 # A lost tag fetch is retried on the member's next good probe.
-                self._want_sync_with(m, now)
+                self._want_sync(m, now)
             return
         r = self._relays.pop(seq, None)
         if r is not None:
-            self._emit(r.requester, [encode_message_bytes(Ack(r.seq))], now)
+            self._outbox.send_message(r.requester, Ack(r.seq), now)
 
-    def _on_nack(self, seq: int) -> None:
+    def on_nack(self, seq: int) -> None:
+        """An intermediary could not reach our target either (Lifeguard)."""
         p = self._probe
         if p is not None and seq == p.seq:
             p.nacks += 1
 
-    def _on_ping_req(self, msg: PingReq, requester: Address, now: float) -> None:
+    def on_ping_req(self, msg: PingReq, requester: Address, now: float) -> None:
+        """Ping a target on behalf of ``requester`` and relay its ack (or a nack)."""
         seq = self._next_seq()
         # Answer with a nack a little before the requester gives up on the probe (Lifeguard).
-        deadline = now + 0.8 * self.config.probe_timeout
+        deadline = now + 0.8 * self._config.probe_timeout
         self._relays[seq] = _Relay(requester, msg.seq, deadline, msg.want_nack)
-        self._emit(msg.address, [encode_message_bytes(Ping(seq, msg.target))], now)
+        self._outbox.send_message(msg.address, Ping(seq, msg.target), now)
+
+    def random_members(self, k: int, exclude: bytes | None) -> list[Member]:
+        """Up to ``k`` distinct live members other than us and ``exclude``, chosen at random."""
+        pool = self.order  # every live member id
+        n = len(pool)
+        picked: list[Member] = []
+        seen: set[bytes] = set()
+        tries = 0
+        while len(picked) < k and tries < 3 * k + 8 and n:
+            tries += 1
+            nid = pool[self._rng.randrange(n)]
+            if nid in seen or nid == exclude or nid == self._node_id:
+                continue
+            seen.add(nid)
+            m = self._table.get(nid)
+            if m is not None and m.state in _LIVE:
+                picked.append(m)
+        return picked

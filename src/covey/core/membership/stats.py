@@ -1,10 +1,16 @@
-"""Counters a core keeps about its own traffic, and the frozen record it reports."""
+"""What a core records about itself: traffic counters, the frozen record it reports, and
+the hook its components write trace records through."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from covey.core.events import TraceOp
 from covey.core.types import DropReason
+
+#: Records one trace event: (operation, now, detail, number).
+Trace = Callable[[TraceOp, float, str, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +63,19 @@ class Counters:
     def drop(self, reason: DropReason) -> None:
         """Count one dropped frame."""
         self.drops[reason] = self.drops.get(reason, 0) + 1
+
+    def snapshot(self, health: int, incarnation: int, members: dict[str, int]) -> NodeStatistics:
+        """A frozen record of these counters, with the node's health, incarnation and
+        member counts per state label."""
+        return NodeStatistics(
+            self.datagrams_sent,
+            self.bytes_sent,
+            self.datagrams_received,
+            self.bytes_received,
+            self.streams_opened,
+            self.streams_served,
+            {r.value: n for r, n in self.drops.items()},
+            health,
+            incarnation,
+            members,
+        )

@@ -5,57 +5,102 @@ needs: joining through static seed addresses; periodic anti-entropy; fetching ta
 did not fit a datagram; and finding the way back after a partition (memberlist issue 222:
 isolated nodes never rejoin). For the last, every node keeps re-contacting a random failed
 member, or its seeds when alone, with exponential backoff, until it is reaped.
+
+The :class:`Syncer` owns the seeds, whether we joined, the schedules of anti-entropy and
+reconnection (with its back-off) and the per-member limit on tag fetches. The stream
+requests themselves are kept by the :class:`~.outbox.Outbox`, which also carries TCP
+pings and capabilities' streams; each record of a peer's table goes through the node's
+merge (:meth:`~.inbound.Inbound.merge`), as any other update does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
-from covey.core.effects import StreamPurpose, StreamRequest
+from covey.core.config import CoreConfig, push_pull_scale
+from covey.core.effects import StreamPurpose
 from covey.core.events import TraceOp
-from covey.core.membership.node_state import NodeState
-from covey.core.plugin import ExtensionMessage
-from covey.core.types import Address, MemberState
-from covey.core.wire.frame import MAX_STREAM_FRAME, FrameType
-from covey.core.wire.messages import Ack, Alive, Dead, MemberRecord, Message, PushPull, Suspect
-
-if TYPE_CHECKING:
-    from covey.core.member import Member
-
-
-@dataclass(slots=True)
-class _Pending:
-    purpose: StreamPurpose
-    address: Address
-    node_id: bytes | None
+from covey.core.member import Member
+from covey.core.membership.capabilities import Capabilities
+from covey.core.membership.outbox import Outbox, PendingStream
+from covey.core.membership.stats import Trace
+from covey.core.membership.table import MemberTable
+from covey.core.types import Address, MemberState, Rng
+from covey.core.wire.frame import FrameType
+from covey.core.wire.messages import Alive, Dead, MemberRecord, PushPull, Suspect
 
 
-class SyncMixin(NodeState):
-    """The push-pull half of :class:`covey.core.membership.node.Node`."""
+class Merge(Protocol):
+    """Merges one membership update (the node's inbound merge), ``bulk`` for mere news."""
 
-    def _init_sync(self, now: float) -> None:
+    def __call__(self, msg: Alive | Suspect | Dead, now: float, *, bulk: bool = False) -> None:
+        """Merge ``msg`` as of ``now``."""
+
+
+class Syncer:
+    """Full-state exchanges of one node: joins, anti-entropy, reconnection, tag fetches.
+
+    Args:
+        config: timings (push-pull and reconnect intervals) and our address.
+        table: the member table sent in every exchange.
+        rng: the node's randomness (one draw here: the phase of the first exchange).
+        outbox: seals the requests and hands them to the IO layer.
+        capabilities: the node's capabilities, for their share of the state.
+        now: the current monotonic time.
+        pick: picks up to k random live members (the prober's).
+        merge: merges each record of a peer's table.
+        trace: records a trace event.
+    """
+
+    def __init__(
+        self,
+        config: CoreConfig,
+        table: MemberTable,
+        rng: Rng,
+        outbox: Outbox,
+        capabilities: Capabilities,
+        *,
+        now: float,
+        pick: Callable[[int, bytes | None], list[Member]],
+        merge: Merge,
+        trace: Trace,
+    ) -> None:
+        self._config = config
+        self._table = table
+        self._rng = rng
+        self._outbox = outbox
+        self._capabilities = capabilities
+        self._pick = pick
+        self._merge = merge
+        self._trace = trace
+        #: Static seed addresses, re-contacted while we are alone.
         self.seeds: list[Address] = []
         #: True once any full-state exchange succeeded.
         self.joined = False
-        self._requests: dict[int, _Pending] = {}
-        #: join exchanges under way; beacons heard meanwhile do not start more
-        self.joins_in_flight = 0
-        self._req_id = 0
         # Stagger the first exchange so nodes started together do not sync in lockstep.
-        self._next_push_pull = now + self.config.push_pull_interval * (0.5 + self.rng.random())
+        self._next_push_pull = now + config.push_pull_interval * (0.5 + rng.random())
         self._last_push_pull = now
-        self._reconnect_delay = self.config.reconnect_interval
+        self._reconnect_delay = config.reconnect_interval
         self._next_reconnect = now + self._reconnect_delay
         self._sync_after: dict[bytes, float] = {}
 
-    def _sync_deadline(self) -> float:
+    def join(self, addresses: Iterable[Address], now: float) -> None:
+        """Contact seed addresses (other than ours); they are retried until one answers."""
+        seeds = [a for a in addresses if a != self._config.address]
+        self.seeds.extend(s for s in seeds if s not in self.seeds)
+        for addr in seeds:
+            self.open_push_pull(addr, StreamPurpose.JOIN, None, now)
+
+    def deadline(self) -> float:
+        """When :meth:`on_timer` must next run: the next exchange or reconnection."""
         return min(self._next_push_pull, self._next_reconnect)
 
-    def _sync_timers(self, now: float) -> None:
+    def on_timer(self, now: float) -> None:
+        """Run the periodic anti-entropy exchange and the reconnection attempts when due."""
         if now >= self._next_push_pull:
-            interval = self.config.push_pull_interval * self.push_pull_scale()
-            jitter = 0.75 + 0.5 * self.rng.random()
+            interval = self._config.push_pull_interval * push_pull_scale(self._table.live_count)
+            jitter = 0.75 + 0.5 * self._rng.random()
             if now - self._last_push_pull < 0.75 * interval:
                 # Scheduled when the cluster looked smaller (at start we know only
                 # ourselves): a large cluster must not sync in one burst.
@@ -63,32 +108,33 @@ class SyncMixin(NodeState):
             else:
                 self._next_push_pull = now + interval * jitter
                 self._last_push_pull = now
-                for m in self._random_members(1, exclude=None):
-                    self._open_push_pull(m.address, StreamPurpose.PUSH_PULL, m.node_id, now)
+                for m in self._pick(1, None):
+                    self.open_push_pull(m.address, StreamPurpose.PUSH_PULL, m.node_id, now)
         if now >= self._next_reconnect:
             self._reconnect(now)
 
     def _reconnect(self, now: float) -> None:
-        failed = [m for m in self.table.gone.values() if m.state is MemberState.FAILED]
+        failed = [m for m in self._table.gone.values() if m.state is MemberState.FAILED]
         if failed:
-            m = failed[self.rng.randrange(len(failed))]
-            self._open_push_pull(m.address, StreamPurpose.RECONNECT, m.node_id, now)
-        elif self.seeds and (self.table.live_count == 1 or not self.joined):
-            seed = self.seeds[self.rng.randrange(len(self.seeds))]
-            self._open_push_pull(seed, StreamPurpose.RECONNECT, None, now)
+            m = failed[self._rng.randrange(len(failed))]
+            self.open_push_pull(m.address, StreamPurpose.RECONNECT, m.node_id, now)
+        elif self.seeds and (self._table.live_count == 1 or not self.joined):
+            seed = self.seeds[self._rng.randrange(len(self.seeds))]
+            self.open_push_pull(seed, StreamPurpose.RECONNECT, None, now)
         else:
-            self._reconnect_delay = self.config.reconnect_interval
-        jitter = 0.75 + 0.5 * self.rng.random()
+            self._reconnect_delay = self._config.reconnect_interval
+        jitter = 0.75 + 0.5 * self._rng.random()
         self._next_reconnect = now + self._reconnect_delay * jitter
 
-    def _want_sync_with(self, m: Member, now: float) -> None:
+    def want_sync_with(self, m: Member, now: float) -> None:
         """Exchange state with ``m`` soon, at most once per two probe intervals."""
         if self._sync_after.get(m.node_id, 0.0) > now:
             return
-        self._sync_after[m.node_id] = now + 2 * self.config.probe_interval
-        self._open_push_pull(m.address, StreamPurpose.PUSH_PULL, m.node_id, now)
+        self._sync_after[m.node_id] = now + 2 * self._config.probe_interval
+        self.open_push_pull(m.address, StreamPurpose.PUSH_PULL, m.node_id, now)
 
-    def _push_pull_message(self, *, reply: bool, join: bool) -> PushPull:
+    def push_pull_message(self, *, reply: bool, join: bool) -> PushPull:
+        """Our whole table, and each capability's share of the state."""
         records = tuple(
             MemberRecord(
                 m.node_id,
@@ -98,121 +144,66 @@ class SyncMixin(NodeState):
                 m.state,
                 m.tags if m.tags_complete else None,
             )
-            for m in self.table.members.values()
+            for m in self._table.members.values()
         )
-        ext = {}
-        for name, extension in self._extensions.items():
-            state = extension.sync_state()
-            if state is not None:
-                ext[name] = state
-        return PushPull(join=join, reply=reply, members=records, ext=ext or None)
+        ext = self._capabilities.sync_state()
+        return PushPull(join=join, reply=reply, members=records, ext=ext)
 
-    def _open_push_pull(
+    def open_push_pull(
         self, addr: Address, purpose: StreamPurpose, node_id: bytes | None, now: float
     ) -> None:
-        msg = self._push_pull_message(reply=False, join=purpose is StreamPurpose.JOIN)
-        self._open_stream(
-            addr, self._seal_frame(FrameType.STREAM_REQUEST, [msg], now), purpose, node_id, now
-        )
+        """Ask the IO layer for a push-pull exchange with ``addr``."""
+        msg = self.push_pull_message(reply=False, join=purpose is StreamPurpose.JOIN)
+        frame = self._outbox.seal(FrameType.STREAM_REQUEST, [msg], now)
+        self._outbox.open_stream(addr, frame, purpose, node_id)
 
-    def _open_stream(
-        self,
-        addr: Address,
-        data: bytes,
-        purpose: StreamPurpose,
-        node_id: bytes | None,
-        now: float,
-    ) -> None:
-        self._req_id += 1
-        self._requests[self._req_id] = _Pending(purpose, addr, node_id)
-        if purpose is StreamPurpose.JOIN:
-            self.joins_in_flight += 1
-        self._streams.append(StreamRequest(self._req_id, addr, data, purpose, node_id))
-        self.counters.streams_opened += 1
-
-    def _merge_state(self, pp: PushPull, sender: bytes, now: float) -> None:
+    def merge_state(self, pp: PushPull, sender: bytes, now: float) -> None:
+        """Merge a peer's table and its capabilities' state (a request or a reply)."""
         self._merge_members(pp, sender, now)
         if pp.ext:
-            for name, state in pp.ext.items():
-                extension = self._extensions.get(name)
-                if extension is not None:
-                    extension.merge_sync_state(state, sender, now)
+            self._capabilities.merge_sync_state(pp.ext, sender, now)
 
     def _merge_members(self, pp: PushPull, sender: bytes, now: float) -> None:
         for r in pp.members:
             if r.state is MemberState.ALIVE:
-                known = self.table.get(r.node_id)
+                known = self._table.get(r.node_id)
                 # News to us is re-gossiped even if it came by push-pull (as memberlist
                 # does): in a mass join, every later joiner then spreads the earlier ones.
                 # Members merely new to us are bulk: they never crowd out real news.
                 alive = Alive(r.incarnation, r.node_id, r.name, r.address, r.tags)
-                self._apply(alive, now, bulk=known is None)
+                self._merge(alive, now, bulk=known is None)
                 if (
                     known is not None
                     and known.state is MemberState.FAILED
                     and known.incarnation == r.incarnation
                 ):
                     # The peer still hears from a member we gave up on: let it refute us.
-                    self._want_sync_with(known, now)
+                    self.want_sync_with(known, now)
             elif r.state is MemberState.LEFT:
-                self._apply(Dead(r.incarnation, r.node_id, r.node_id, left=True), now)
+                self._merge(Dead(r.incarnation, r.node_id, r.node_id, left=True), now)
             else:
                 # A remote failed verdict only makes us suspect: we may know better.
-                self._apply(Suspect(r.incarnation, r.node_id, sender), now)
+                self._merge(Suspect(r.incarnation, r.node_id, sender), now)
 
-    def stream_reply(self, request_id: int, data: bytes, *, now: float) -> None:
-        """Finish a stream request with the reply frame the peer sent."""
-        pending = self._pop_request(request_id)
-        if pending is None:
-            return
-        decoded = self._open(data, FrameType.STREAM_REPLY, MAX_STREAM_FRAME, now)
-        if decoded is None:
-            self._stream_failed(pending, refused=False, now=now)
-            return
-        sender, msgs = decoded
-        for msg in msgs:
-            if isinstance(msg, PushPull) and msg.reply:
-                self._merge_state(msg, sender, now)
-                if not self.joined:
-                    self._trace(TraceOp.JOIN, now, "joined", self.table.live_count)
-                self.joined = True
-                if pending.purpose is StreamPurpose.RECONNECT:
-                    self._reconnect_delay = self.config.reconnect_interval
-            elif isinstance(msg, Ack):
-                self._on_ack(msg.seq, now)
-            elif isinstance(msg, ExtensionMessage):
-                self._dispatch(msg, pending.address, sender, now)
+    def on_reply(self, pending: PendingStream, pp: PushPull, sender: bytes, now: float) -> None:
+        """A peer answered one of our exchanges with its state: we are joined."""
+        self.merge_state(pp, sender, now)
+        if not self.joined:
+            self._trace(TraceOp.JOIN, now, "joined", self._table.live_count)
+        self.joined = True
+        if pending.purpose is StreamPurpose.RECONNECT:
+            self._reconnect_delay = self._config.reconnect_interval
 
-    def stream_failed(self, request_id: int, *, refused: bool, now: float) -> None:
-        """Finish a stream request that could not complete; ``refused`` if actively refused."""
-        pending = self._pop_request(request_id)
-        if pending is not None:
-            self._stream_failed(pending, refused=refused, now=now)
-
-    def open_stream(self, addr: Address, msgs: list[Message], *, now: float) -> None:
-        """Send ``msgs`` to ``addr`` over TCP; reply messages come back as if received."""
-        frame = self._seal_frame(FrameType.STREAM_REQUEST, msgs, now)
-        self._open_stream(addr, frame, StreamPurpose.EXTENSION, None, now)
-
-    def _pop_request(self, request_id: int) -> _Pending | None:
-        pending = self._requests.pop(request_id, None)
-        if pending is not None and pending.purpose is StreamPurpose.JOIN:
-            self.joins_in_flight -= 1
-        return pending
-
-    def _stream_failed(self, pending: _Pending, *, refused: bool, now: float) -> None:
+    def on_failed(self, pending: PendingStream, *, refused: bool, now: float) -> None:
+        """A stream request of ours failed: back off, and fail a member that refused it."""
         if pending.purpose in (StreamPurpose.RECONNECT, StreamPurpose.JOIN):
-            self._reconnect_delay = min(self._reconnect_delay * 2, self.config.reconnect_max)
+            self._reconnect_delay = min(self._reconnect_delay * 2, self._config.reconnect_max)
         if not refused or pending.node_id is None:
             return
-        m = self.table.get(pending.node_id)
+        m = self._table.get(pending.node_id)
         if m is None or m.address != pending.address:
             return
         if m.state in (MemberState.ALIVE, MemberState.SUSPECT):
             # Nothing listens on its port: the process is gone, no need to wait out suspicion.
             self._trace(TraceOp.PROBE, now, f"{m.name} refused connection", m.incarnation)
-            self._apply(Dead(m.incarnation, m.node_id, self.node_id, left=False), now)
-
-    def pending_streams(self) -> int:
-        """Stream requests handed out and not yet finished."""
-        return len(self._requests)
+            self._merge(Dead(m.incarnation, m.node_id, self._config.node_id, left=False), now)

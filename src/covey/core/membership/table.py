@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+from covey.core.config import CoreConfig
 from covey.core.events import (
     MemberEvent,
     MemberFailed,
@@ -61,6 +62,26 @@ class MemberTable:
         self._mult = suspicion_mult
         self._max_mult = suspicion_max_mult
 
+    @classmethod
+    def for_node(cls, config: CoreConfig, now: float) -> MemberTable:
+        """A table holding only the node ``config`` describes, alive and starting."""
+        local = Member(
+            config.node_id,
+            config.name,
+            config.address,
+            0,
+            MemberState.ALIVE,
+            now,
+            dict(config.tags),
+            beacon_state=BeaconState.INIT,
+        )
+        return cls(
+            local,
+            probe_interval=config.probe_interval,
+            suspicion_mult=config.suspicion_mult,
+            suspicion_max_mult=config.suspicion_max_mult,
+        )
+
     def __len__(self) -> int:
         return len(self.members)
 
@@ -71,6 +92,13 @@ class MemberTable:
     def live(self) -> Iterator[Member]:
         """Members that are alive or suspect, the local node included."""
         return (m for m in self.members.values() if m.state in _LIVE)
+
+    def state_counts(self) -> dict[str, int]:
+        """How many members are in each state, by state label (in order of first sight)."""
+        counts: dict[str, int] = {}
+        for m in self.members.values():
+            counts[m.state.label] = counts.get(m.state.label, 0) + 1
+        return counts
 
     def _set_state(self, m: Member, state: MemberState, now: float) -> None:
         was_live = m.state in _LIVE
