@@ -1,5 +1,7 @@
-"""HTTP status API (aiohttp): ``GET /v1/members``, ``GET /v1/self``, ``GET /v1/health``,
-and the routes of the agent's features (``agent.http_routes()``: facts, names...).
+"""The HTTP status API (aiohttp), served by the agent beside its control endpoints.
+
+``GET /v1/members``, ``GET /v1/self``, ``GET /v1/health``, and the routes of the agent's
+features (``agent.http_routes()``: facts, names...).
 
 Read-only by design: changing an agent (tags, leave) goes through the control socket or
 the authenticated RPC endpoint, never through unauthenticated HTTP.

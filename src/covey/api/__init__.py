@@ -1,1 +1,0 @@
-"""HTTP status API of the covey agent."""
