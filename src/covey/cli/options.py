@@ -171,7 +171,9 @@ def agent_command(typer_app: typer.Typer, command_name: str | None = None) -> Ca
             target = Target(*(kw.pop(n) for n, _ in _TARGET_OPTIONS))
             return func(target=target, **kw)
 
-        command.__signature__ = sig.replace(parameters=own + extra)  # type: ignore[attr-defined]
+        # Typer reads the parameters from __signature__: the wrapper shows the command's
+        # own options plus the shared target options.
+        setattr(command, "__signature__", sig.replace(parameters=own + extra))  # noqa: B010
         typer_app.command(command_name)(command)
         return func
 

@@ -91,6 +91,7 @@ class Agent(AgentQueries):
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._transports: list[asyncio.BaseTransport] = []
+        self._protocols: list[UdpProtocol] = []  # pointed at the driver once it exists
         self._servers: list[asyncio.Server] = []
         self._stream_server: asyncio.Server | None = None
         self._http: Any = None
@@ -206,6 +207,8 @@ class Agent(AgentQueries):
                     clock_leap=self.config.clock_leap,
                     effect_writers=self._effect_writers,
                 )
+                for proto in self._protocols:
+                    proto.handler = self._driver.datagram_received
                 self._driver.start(self.config.join, self._incarnation)
                 ctx = AgentContext(self.config, self.node, self.hub, self._spawn, self._driver)
                 for feature in self.features:
@@ -242,7 +245,7 @@ class Agent(AgentQueries):
                 start_serving=False,
             )
             self._servers.append(self._stream_server)
-            proto = UdpProtocol(self._datagram, "unicast")
+            proto = self._new_protocol("unicast")
             transport, _ = await loop.create_datagram_endpoint(
                 lambda: proto, sock=unicast_socket(c.bind)
             )
@@ -250,13 +253,13 @@ class Agent(AgentQueries):
             self._unicast: asyncio.DatagramTransport = transport
             for sock in discovery_receive_sockets(self.plan):
                 t, _ = await loop.create_datagram_endpoint(
-                    lambda: UdpProtocol(self._datagram, "discovery"), sock=sock
+                    lambda: self._new_protocol("discovery"), sock=sock
                 )
                 self._transports.append(t)
             self._senders: list[tuple[asyncio.DatagramTransport, Address]] = []
             for sock, dest in discovery_send_sockets(self.plan):
                 t, _ = await loop.create_datagram_endpoint(
-                    lambda: UdpProtocol(self._datagram, "beacon-send"), sock=sock
+                    lambda: self._new_protocol("beacon-send"), sock=sock
                 )
                 self._transports.append(t)
                 self._senders.append((t, dest))
@@ -351,9 +354,10 @@ class Agent(AgentQueries):
 
     # ------------------------------------------------------------------ IO callbacks
 
-    def _datagram(self, data: bytes, addr: Address) -> None:
-        if self._driver is not None:
-            self._driver.datagram_received(data, addr)
+    def _new_protocol(self, label: str) -> UdpProtocol:
+        proto = UdpProtocol(label)
+        self._protocols.append(proto)
+        return proto
 
     async def _serve_stream(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

@@ -236,9 +236,11 @@ class ChaosRun:
         return self.result
 
 
-def run_chaos(seed: int, hours: float, **kw: float) -> ChaosResult:
+def run_chaos(
+    seed: int, hours: float, *, nodes: int = 5, heartbeat: float = 1.0, settle: float = 30.0
+) -> ChaosResult:
     """Replay one chaos run exactly (the seed decides everything)."""
-    return ChaosRun(seed, **kw).run(hours)  # type: ignore[arg-type]
+    return ChaosRun(seed, nodes=nodes, heartbeat=heartbeat, settle=settle).run(hours)
 
 
 def run_many(

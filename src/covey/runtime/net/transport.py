@@ -35,11 +35,20 @@ class StreamFrameError(Exception):
     """A TCP peer sent a length prefix above :data:`MAX_STREAM_FRAME`."""
 
 
-class UdpProtocol(asyncio.DatagramProtocol):
-    """Hands every datagram to ``handler``; errors are logged, never raised into asyncio."""
+def _not_yet(data: bytes, addr: Address) -> None:
+    """Datagrams that arrive before the core's driver exists are dropped."""
 
-    def __init__(self, handler: DatagramHandler, label: str) -> None:
-        self._handler = handler
+
+class UdpProtocol(asyncio.DatagramProtocol):
+    """Hands every datagram to ``handler``; errors are logged, never raised into asyncio.
+
+    The socket is bound before the core's driver exists, so ``handler`` starts as a drop
+    and the agent points it at ``CoreDriver.datagram_received`` once the driver is built:
+    from then on a datagram goes from here to the driver with no hop in between.
+    """
+
+    def __init__(self, label: str, handler: DatagramHandler = _not_yet) -> None:
+        self.handler = handler
         self._label = label
         self.transport: asyncio.DatagramTransport | None = None
         self.errors = 0
@@ -49,7 +58,7 @@ class UdpProtocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self._handler(data, (addr[0], addr[1]))
+        self.handler(data, (addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors from earlier sends (port unreachable...): SWIM copes with loss.
