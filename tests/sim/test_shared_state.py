@@ -1,8 +1,5 @@
-"""Shared-state behaviour: limits, merge rules of facts and settings, bad sync state.
-
-These cover covey.core.state.facts and covey.core.state.settings; they stay here until
-tests/core/state/ has the files for those modules (test_facts.py, test_settings.py).
-"""
+"""Shared state between simulated nodes: limits, merge rules of facts and settings, bad
+sync state (the single-capability unit tests are in tests/core/state/)."""
 
 from __future__ import annotations
 
