@@ -57,7 +57,6 @@ from covey.runtime.features.base import (
 from covey.runtime.features.exporters import CommandRunner, DirectoryExporter, run_command
 from covey.runtime.features.shared_api import ActionsAPI, FactsAPI, SettingsAPI
 from covey.runtime.features.shared_ops import SharedOps
-from covey.runtime.stores.sqlite import FILENAME, SqliteActionLog, SqliteFactStore
 
 if TYPE_CHECKING:
     from covey.core.effects import Effect
@@ -81,6 +80,9 @@ def _facts(config: AgentConfig) -> Built:
             raise ConfigError("export_dir", f"cannot create {config.export_dir}: {exc}") from None
     if config.data_dir is None:
         return Facts(count_failed=config.versions_count_failed)
+    # sqlite3 is loaded only by agents that keep state on disk (start-up and memory).
+    from covey.runtime.stores.sqlite import FILENAME, SqliteFactStore
+
     store = SqliteFactStore(config.data_dir / FILENAME)
     facts = Facts(restored=store.load(), count_failed=config.versions_count_failed)
     writers: dict[type[Effect], EffectWriter] = {SaveFact: store.write}
@@ -90,6 +92,8 @@ def _facts(config: AgentConfig) -> Built:
 def _actions(config: AgentConfig) -> Built:
     if config.data_dir is None:
         return Actions()
+    from covey.runtime.stores.sqlite import FILENAME, SqliteActionLog
+
     log = SqliteActionLog(config.data_dir / FILENAME)
     writers: dict[type[Effect], EffectWriter] = {RecordAction: log.write}
     return Actions(restored=log.load()), writers
