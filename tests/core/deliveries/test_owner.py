@@ -266,3 +266,19 @@ def test_a_restarted_owner_resumes_from_its_records() -> None:
     assert {n for n, _ in resent} == asked
     assert all(r.delivery == live.id and r.deadline_ms == 11_000 for _, r in resent)
     assert [type(e) for e in h2.events] == []
+
+
+def test_a_starved_delivery_fails_even_when_its_times_round() -> None:
+    # 130.2138813873415 - 10.213881387341514 rounds below 120: the give-up time must be
+    # compared as the same sum it was scheduled at, or the owner loops at that instant.
+    cap, h = cluster(3, config=DeliveriesConfig(starve_timeout=120.0, backoff_max=200.0))
+    start = 10.213881387341514
+    rec = cap.create(b"p", [stage("1:nobody")], now=start)
+    for _ in range(20):
+        d = cap.next_deadline()
+        if d is None:
+            break
+        cap.on_timer(d)
+    end = cap.get(rec.id)
+    assert end is not None and end.state is DeliveryState.FAILED
+    assert h.events[-1].to_json()["reason"].startswith("no matching member for 120s")

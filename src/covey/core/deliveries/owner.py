@@ -161,11 +161,15 @@ class Owner:
         due = [a.deadline for a in waiting]
         reason, starved, backoff = "", None, 0.0
         if need > len(chosen):
-            matching = len(eligible)
+            refused = {n for n, _ in p.refusals}
+            matching = sum(m.node_id not in refused for m in eligible)
             reason = f"waiting: {matching} of {spec.required} matching members alive"
+            if refused:
+                reason += f" ({len(refused)} refused)"
             if not waiting:
                 starved = rec.starved_since if rec.starved_since is not None else t
-                if t - starved >= self.config.starve_timeout:
+                # The same sum as the due time below: a difference may round under it.
+                if t >= starved + self.config.starve_timeout:
                     failed = rec.with_current(replace(p, asked=asked, waiting=()))
                     why = f"no matching member for {self.config.starve_timeout:g}s ({reason})"
                     return self.end(failed, DeliveryState.FAILED, why, now)
@@ -211,7 +215,12 @@ class Owner:
     def due(self, now: float) -> None:
         """Act on every delivery the schedule says is due at ``now``."""
         t = self._wall(now)
+        # Claim every due item first: an action reschedules its item, and one rescheduled
+        # at (or, by rounding, before) ``t`` waits for the next call instead of looping.
+        claimed: list[bytes] = []
         while (item := self.schedule.pop(t)) is not None:
+            claimed.append(item)
+        for item in claimed:
             rec = self.records.get(item)
             if rec is not None:
                 self.act(rec, now)
