@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from covey.core.config import CoreConfig, check_tags, push_pull_scale
+from covey.core.config import CoreConfig, check_tags
 from covey.core.crypto.keyring import Keyring
 from covey.core.effects import Datagram, Effect, StreamPurpose, StreamRequest
 from covey.core.events import Event, MemberEvent, MemberUpdated, TraceOp, TraceRecord
@@ -206,10 +206,6 @@ class Node:
     def cluster_size_hint(self) -> int:
         """Live members, this node included (drives timeouts and retransmit limits)."""
         return self.table.live_count
-
-    def push_pull_scale(self) -> float:
-        """memberlist's scaling of the anti-entropy interval beyond 32 members."""
-        return push_pull_scale(self.table.live_count)
 
     # -------------------------------------------------------------- capabilities
 
