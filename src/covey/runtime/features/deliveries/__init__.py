@@ -1,0 +1,1 @@
+"""Acknowledged deliveries in the agent: stores, handler, notifications, operations."""
