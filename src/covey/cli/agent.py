@@ -200,6 +200,54 @@ def agent(
         Path | None,
         typer.Option(help="Shared heartbeat disk (see `covey disk format`).", show_default=False),
     ] = None,
+    deliveries: Annotated[
+        str | None,
+        typer.Option(
+            help="on (default) or off: off neither owns deliveries nor answers requests.",
+            show_default=False,
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            help="redis://HOST:PORT/DB: share the delivery schedule between nodes "
+            "(default: SQLite in --data-dir).",
+            show_default=False,
+        ),
+    ] = None,
+    delivery_handler: Annotated[
+        str | None,
+        typer.Option(
+            help="Shell command run per delivery request: payload on stdin, "
+            "COVEY_DELIVERY_ID/_STAGE/_DEADLINE in the environment, stdout the receipt; "
+            "non-zero exit refuses.",
+            show_default=False,
+        ),
+    ] = None,
+    delivery_deadline: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds an asked member has to answer before it is replaced (default: 30).",
+            show_default=False,
+        ),
+    ] = None,
+    notify: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--notify",
+            help="URL POSTed a signed JSON body per receipt, stage and end of a delivery "
+            "this node owns; repeatable.",
+            show_default=False,
+        ),
+    ] = None,
+    notify_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="HMAC-SHA256 key of the X-Covey-Signature header (better: "
+            "COVEY_NOTIFY_SECRET in the environment).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a covey agent until SIGTERM/SIGINT (graceful leave; a second Ctrl-C forces exit).
 
@@ -241,6 +289,12 @@ def agent(
         "election_heartbeat": election_heartbeat,
         "fence_command": fence_command,
         "heartbeat_disk": heartbeat_disk,
+        "deliveries": deliveries,
+        "scheduler": scheduler,
+        "delivery_handler": delivery_handler,
+        "delivery_deadline": delivery_deadline,
+        "notify": notify,
+        "notify_secret": notify_secret,
     }
     try:
         if no_multicast and multicast:

@@ -17,6 +17,7 @@ from covey.cli import inspect as inspect
 from covey.cli import tools as tools
 from covey.cli import election as election
 from covey.cli import facts as facts
+from covey.cli import deliver as deliver
 
 # isort: on
 

@@ -41,6 +41,7 @@ from covey.runtime.context import AgentContext
 from covey.runtime.driver import CoreDriver
 from covey.runtime.events import EventHub
 from covey.runtime.features.base import ControlHandler, EffectWriter, Feature, HttpRoute
+from covey.runtime.features.deliveries.feature import DeliveriesFeature
 from covey.runtime.features.election import ElectionFeature
 from covey.runtime.features.shared import SharedStateFeature
 from covey.runtime.identity import advertised, load_identity, save_identity
@@ -68,8 +69,8 @@ class Agent(AgentQueries):
     """A running covey node: sockets, protocol core, control endpoints and event stream.
 
     Its features are facades: ``agent.facts``, ``agent.settings``, ``agent.actions``,
-    ``agent.election`` (the flat names — ``set_fact``, ``run_action``, ``names``... —
-    delegate to them).
+    ``agent.election``, ``agent.deliveries`` (the flat names — ``set_fact``,
+    ``run_action``, ``names``... — delegate to them).
 
     Args:
         config: the validated configuration. Interfaces and the identity file are checked
@@ -101,12 +102,14 @@ class Agent(AgentQueries):
         self.node = Node(self._core_config(), self._keyring(), rng=self._rng, now=time.monotonic())
         shared = SharedStateFeature(config, self.node_id)
         election = ElectionFeature(config)
+        deliveries = DeliveriesFeature(config, self.node_id)
         #: Every feature of this agent, in the order their capabilities are added.
-        self.features: tuple[Feature, ...] = (shared, election)
+        self.features: tuple[Feature, ...] = (shared, election, deliveries)
         self.facts = shared.facts
         self.settings = shared.settings
         self.actions = shared.actions
         self.election = election.api
+        self.deliveries = deliveries.api
         self._effect_writers: dict[type[Effect], EffectWriter] = {}
         ops: dict[str, ControlHandler] = {}
         for feature in self.features:

@@ -91,6 +91,10 @@ class AgentContext:
         """A subscription to the agent's events from now on (use it as a context manager)."""
         return self._hub.subscribe()
 
+    def listen(self, fn: Callable[[AgentEvent], None]) -> None:
+        """Call ``fn(event)`` synchronously for every event (never dropped; keep it quick)."""
+        self._hub.listen(fn)
+
     async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
         """Wait until ``predicate()`` holds; re-checked after every event, at least each second.
 

@@ -9,6 +9,8 @@ rather than growing memory or slowing the protocol down.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from covey.core import (
@@ -28,6 +30,8 @@ from covey.core.effects import Effect
 
 #: Events a slow subscriber may have queued before its oldest are dropped.
 QUEUE_LIMIT = 4096
+
+log = logging.getLogger("covey.events")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +158,26 @@ class EventHub:
 
     def __init__(self) -> None:
         self._subscribers: set[Subscription] = set()
+        self._listeners: list[Callable[[AgentEvent], None]] = []
         self.dropped = 0
         self.closed = False
 
+    def listen(self, fn: Callable[[AgentEvent], None]) -> None:
+        """Call ``fn(event)`` for every event, synchronously as it is published.
+
+        For feature code that must see every event (a subscription's queue is bounded and
+        drops the oldest under load); ``fn`` must be quick and never block. Its exceptions
+        are logged, never raised to the publisher.
+        """
+        self._listeners.append(fn)
+
     def publish(self, event: AgentEvent) -> None:
-        """Hand ``event`` to every subscriber (never blocks)."""
+        """Hand ``event`` to every listener and subscriber (never blocks)."""
+        for fn in self._listeners:
+            try:
+                fn(event)
+            except Exception:
+                log.exception("event listener %r failed", fn)
         for sub in self._subscribers:
             if sub.queue.full():
                 sub.queue.get_nowait()

@@ -21,6 +21,7 @@ from covey.runtime.events import EventHub, Subscription
 
 if TYPE_CHECKING:
     from covey.runtime.driver import CoreDriver
+    from covey.runtime.features.base import Feature
     from covey.runtime.features.election_api import ElectionAPI
     from covey.runtime.features.shared_api import ActionsAPI, FactsAPI, SettingsAPI
     from covey.runtime.net.interfaces import DiscoveryPlan
@@ -43,6 +44,7 @@ class AgentQueries:
         settings: SettingsAPI
         actions: ActionsAPI
         election: ElectionAPI
+        features: tuple[Feature, ...]
 
         @property
         def ready(self) -> bool: ...
@@ -96,6 +98,7 @@ class AgentQueries:
             "stats": stats,
             "drops": stats["drops"],
             "runtime": runtime,
+            **{f.name: dict(shown) for f in self.features if (shown := f.info())},
         }
 
     def runtime_counters(self) -> dict[str, int]:

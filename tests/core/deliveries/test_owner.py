@@ -5,6 +5,7 @@ from __future__ import annotations
 from covey.core.deliveries import (
     DeliveriesConfig,
     DeliveryComplete,
+    DeliveryReceiptAccepted,
     DeliveryFailed,
     DeliveryStageComplete,
     DeliveryState,
@@ -37,14 +38,16 @@ def test_stage_promotes_at_k_then_completes() -> None:
     assert receipt(cap, first[1][0], first[1][1], 1.5).accepted
     promoted = cap.get(rec.id)
     assert promoted is not None and promoted.stage == 1
-    assert [type(e) for e in h.events] == [DeliveryStageComplete]
+    assert [type(e) for e in h.events] == [DeliveryReceiptAccepted] * 2 + [DeliveryStageComplete]
     (second,) = h.requests()
     assert second[1].stage == 1
     assert second[0] not in {first[0][0], first[1][0]}  # 1!: not those of stage 0
     assert receipt(cap, second[0], second[1], 2.0, b"fine").accepted
     done = cap.get(rec.id)
     assert done is not None and done.state is DeliveryState.COMPLETE and done.due is None
-    assert [type(e) for e in h.events] == [DeliveryStageComplete] * 2 + [DeliveryComplete]
+    kinds = [type(e) for e in h.events if not isinstance(e, DeliveryReceiptAccepted)]
+    assert kinds == [DeliveryStageComplete] * 2 + [DeliveryComplete]
+    assert sum(isinstance(e, DeliveryReceiptAccepted) for e in h.events) == 3
     assert done.progress[1].receipts[0].result == b"fine"
     assert cap.next_deadline() is None
     shown = done.to_json()
@@ -191,12 +194,14 @@ def test_every_change_is_persisted_before_the_messages_it_causes() -> None:
     receipt(cap, first[0][0], first[0][1], 1.0)
     receipt(cap, first[1][0], first[1][1], 1.0)
     kinds = [k for k, _ in h.journal]
-    # create: record, then two requests; two receipts: a record each; promotion: record,
-    # event, then the next stage's record before its two requests.
-    assert (
-        kinds
-        == ["effect", "stream", "stream", "effect", "effect", "event", "effect"] + ["stream"] * 2
-    )
+    # create: record, then two requests; two receipts: a record and an event each (the
+    # second's record is the promotion's); promotion: event, then the next stage's record
+    # before its two requests.
+    assert kinds == ["effect", "stream", "stream", "effect", "event", "event", "effect", "event"] + [
+        "effect",
+        "stream",
+        "stream",
+    ]
     saved = [e.record for k, e in h.journal if k == "effect" and isinstance(e, SaveDelivery)]
     assert [r.version for r in saved] == sorted(r.version for r in saved)
     assert saved[-1] == cap.get(rec.id)

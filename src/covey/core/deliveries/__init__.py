@@ -4,10 +4,11 @@ See :mod:`covey.core.deliveries.capability` for the theory of operation.
 """
 
 from covey.core.deliveries.capability import Deliveries
-from covey.core.deliveries.config import Answer, DeliveriesConfig, Handler, Refused
+from covey.core.deliveries.config import Answer, DeliveriesConfig, Handler, Refused, Unavailable
 from covey.core.deliveries.effects import (
     DeliveryComplete,
     DeliveryFailed,
+    DeliveryReceiptAccepted,
     DeliveryRequested,
     DeliveryStageComplete,
     SaveDelivery,
@@ -33,6 +34,7 @@ __all__ = [
     "DeliveriesConfig",
     "DeliveryComplete",
     "DeliveryFailed",
+    "DeliveryReceiptAccepted",
     "DeliveryRecord",
     "DeliveryRequest",
     "DeliveryRequested",
@@ -54,4 +56,5 @@ __all__ = [
     "SelectorError",
     "StageProgress",
     "StageSpec",
+    "Unavailable",
 ]

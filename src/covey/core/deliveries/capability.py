@@ -48,7 +48,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
-from covey.core.deliveries.config import Answer, DeliveriesConfig, Handler
+from covey.core.deliveries.config import Answer, DeliveriesConfig, Handler, Unavailable
 from covey.core.deliveries.messages import (
     MESSAGE_TYPES,
     DeliveryRequest,
@@ -99,6 +99,8 @@ class Deliveries(Capability):
         sched = schedule if schedule is not None else MemorySchedule()
         self.owner = Owner(lambda: self.handle, self.wall, self.config, sched, records)
         self.receiver = Receiver(lambda: self.handle, self.wall, handler, handled)
+        #: Why the deliveries wait for their store ("" while it works), see :meth:`hold`.
+        self.held = ""
 
     def wall(self, now: float) -> float:
         """Wall-clock seconds at the node's ``now``."""
@@ -127,6 +129,8 @@ class Deliveries(Capability):
         """
         if type(payload) is not bytes:
             raise ValueError("payload must be bytes")
+        if self.held:
+            raise Unavailable(f"deliveries wait for their store: {self.held}")
         if len(payload) > self.config.payload_limit:
             raise ValueError(
                 f"payload of {len(payload)} octets is over the limit of {self.config.payload_limit}"
@@ -162,6 +166,40 @@ class Deliveries(Capability):
             return False
         self.owner.end(rec, DeliveryState.CANCELLED, "cancelled", now)
         return True
+
+    def adopt(self, record: DeliveryRecord, *, now: float) -> DeliveryRecord:
+        """Take over ``record`` from its dead owner (a shared store claimed it for us)."""
+        return self.owner.adopt(record, now)
+
+    def release(self, delivery: bytes) -> None:
+        """Forget ``delivery``: it is owned by another node now."""
+        self.owner.release(delivery)
+
+    def hold(self, reason: str) -> None:
+        """The store cannot be written: stop acting until :meth:`resume`.
+
+        While held nothing is created, nothing due is acted on, requests are dropped
+        unhandled and receipts refused ("store unavailable"): their senders ask or answer
+        again later, and nothing is promised that could not be stored.
+        """
+        self.held = reason or "store unavailable"
+
+    def resume(self, unsaved: Iterable[bytes], *, now: float) -> None:
+        """The store works again: save again the records whose writes failed
+        (``unsaved``: delivery ids), then act on every live delivery at once."""
+        self.held = ""
+        for item in sorted(set(unsaved)):
+            rec = self.owner.records.get(item)
+            if rec is not None:
+                self.owner.store(rec)
+        for handled in list(self.receiver.records.values()):
+            if handled.delivery in unsaved:
+                self.receiver.resave(handled)
+        t = self.wall(now)
+        for rec in list(self.owner.records.values()):
+            if not rec.state.done:
+                self.owner.schedule.add(rec.id, t)
+        self.owner.due(now)
 
     def get(self, delivery: bytes) -> DeliveryRecord | None:
         """The record of a delivery this node owns."""
@@ -202,6 +240,11 @@ class Deliveries(Capability):
         self, msg: ExtensionMessage, sender: bytes, addr: Address, now: float
     ) -> list[ExtensionMessage]:
         """Route a message to the owner or the receiver; returns the reply."""
+        if self.held:
+            self.receiver.counters["held_dropped"] += 1
+            if isinstance(msg, Receipt):
+                return [ReceiptAnswer(msg.delivery, msg.stage, False, "store unavailable")]
+            return []
         match msg:
             case DeliveryRequest():
                 return self.receiver.on_request(msg, sender, now)
@@ -216,6 +259,8 @@ class Deliveries(Capability):
     def on_member_event(self, event: MemberEvent, now: float) -> None:
         """Replace a failed or departed member at once; greet a new one."""
         node = event.member.node_id
+        if self.held:
+            return  # resume() acts on every delivery anyway
         if isinstance(event, MemberFailed | MemberLeft | MemberReaped):
             self.owner.member_gone(node, now)
         else:
@@ -223,7 +268,7 @@ class Deliveries(Capability):
 
     def next_deadline(self) -> float | None:
         """The schedule's lowest score (as the node's ``now``), or a queued handler run."""
-        due = self.owner.schedule.next_due()
+        due = None if self.held else self.owner.schedule.next_due()
         times = [self.receiver.next_deadline()]
         if due is not None:
             times.append(due - self._offset())
@@ -232,7 +277,8 @@ class Deliveries(Capability):
     def on_timer(self, now: float) -> None:
         """Run queued handlers, then act on every due delivery."""
         self.receiver.run_queued(now)
-        self.owner.due(now)
+        if not self.held:
+            self.owner.due(now)
 
     def sync_state(self) -> Any:
         """Deliveries share nothing by push-pull: owners keep their own records."""

@@ -17,6 +17,10 @@ from covey.core.deliveries.effects import DeliveryRequested
 from covey.core.deliveries.model import PAYLOAD_LIMIT
 
 
+class Unavailable(ValueError):
+    """Deliveries cannot be created now: their store cannot be written."""
+
+
 @dataclass(frozen=True, slots=True)
 class Refused:
     """A handler's "no": the receiver sends a refusal with ``reason`` instead of a receipt."""

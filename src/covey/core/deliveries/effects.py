@@ -51,6 +51,23 @@ class DeliveryStageComplete(ExtensionEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class DeliveryReceiptAccepted(ExtensionEvent):
+    """A receipt was accepted for a delivery this node owns (its record holds it)."""
+
+    record: DeliveryRecord
+    stage: int
+    node: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "delivery_receipt",
+            "id": self.record.id.hex(),
+            "stage": self.stage,
+            "node": self.node.hex(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryComplete(ExtensionEvent):
     """A delivery this node owns holds the receipts of every stage."""
 

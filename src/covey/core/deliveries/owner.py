@@ -24,6 +24,7 @@ from covey.core.deliveries.config import DeliveriesConfig
 from covey.core.deliveries.effects import (
     DeliveryComplete,
     DeliveryFailed,
+    DeliveryReceiptAccepted,
     DeliveryStageComplete,
     SaveDelivery,
 )
@@ -225,6 +226,32 @@ class Owner:
             if rec is not None:
                 self.act(rec, now)
 
+    def adopt(self, rec: DeliveryRecord, now: float) -> DeliveryRecord:
+        """Own ``rec``, taken over from a dead owner: store it, re-send its outstanding asks
+        (a receiver that already answered answers again from its record) and act on it
+        when due."""
+        h = self._handle()
+        new = rec.changed(owner=h.node_id)
+        self.counters["adopted"] += 1
+        self.store(new)
+        if new.state.done:
+            return new
+        self._send(new, new.current.waiting, now)
+        if new.due is not None and new.due <= self._wall(now):
+            return self.act(new, now)
+        return new
+
+    def release(self, delivery: bytes) -> None:
+        """Forget ``delivery``: another node owns it now (this one was fenced off)."""
+        rec = self.records.pop(delivery, None)
+        if rec is None:
+            return
+        self.counters["released"] += 1
+        self.schedule.remove(delivery)
+        self._short.discard(delivery)
+        for ids in (*self._waiting_on.values(), *self._unsent.values()):
+            ids.discard(delivery)
+
     # ------------------------------------------------------------------ answers
 
     def _refuse(self, rec: DeliveryRecord | None, msg: Receipt, why: str) -> ReceiptAnswer:
@@ -262,7 +289,11 @@ class Owner:
         rec = rec.with_current(replace(p, waiting=waiting, receipts=receipts))
         if len(receipts) < rec.spec.required:
             self.store(rec)
+            self._handle().emit(DeliveryReceiptAccepted(rec, msg.stage, sender))
         else:
+            # (the step's effects, the promoted record among them, are written before
+            # its events are published)
+            self._handle().emit(DeliveryReceiptAccepted(rec, msg.stage, sender))
             self._promote(rec, now)
         return ReceiptAnswer(msg.delivery, msg.stage, True, "")
 

@@ -62,6 +62,10 @@ class Receiver:
         self._handle().persist(SaveHandled(rec))
         self.records[rec.key] = rec
 
+    def resave(self, rec: HandledRecord) -> None:
+        """Hand ``rec`` out again (its earlier write failed)."""
+        self._store(rec)
+
     @staticmethod
     def _reply(rec: HandledRecord) -> ExtensionMessage:
         if rec.state is HandledState.ANSWERED:

@@ -86,6 +86,17 @@ class AgentConfig:
         election_heartbeat: leader heartbeat interval; lease and waits scale with it.
         fence_command: shell command the leader runs to fence a failed node.
         heartbeat_disk: shared heartbeat disk (file or block device, ``covey disk format``).
+        deliveries: False switches the deliveries off here (``--deliveries off``): the
+            node neither owns deliveries nor answers requests.
+        scheduler: ``redis://HOST:PORT/DB`` shares one delivery schedule and record of
+            receipts between nodes; None keeps them in ``<data_dir>/deliveries.db``.
+        delivery_handler: shell command run per delivery request (payload on stdin,
+            stdout the receipt's result, non-zero exit a refusal).
+        delivery_deadline: seconds an asked member has to answer a stage with no
+            deadline of its own before it is replaced.
+        notify: URLs POSTed a signed JSON body per receipt, stage and end of a delivery.
+        notify_secret: the HMAC-SHA256 key of ``X-Covey-Signature`` (required with notify).
+        notify_events: which notifications to send (receipt, stage, complete, failed).
     """
 
     name: str = field(default_factory=socket.gethostname)
@@ -123,6 +134,13 @@ class AgentConfig:
     election_heartbeat: float = 0.2
     fence_command: str | None = None
     heartbeat_disk: Path | None = None
+    deliveries: bool = True
+    scheduler: str | None = None
+    delivery_handler: str | None = None
+    delivery_deadline: float = 30.0
+    notify: tuple[str, ...] = ()
+    notify_secret: str | None = None
+    notify_events: tuple[str, ...] = ("receipt", "stage", "complete", "failed")
 
     def __post_init__(self) -> None:
         _check_text("name", self.name)
@@ -173,6 +191,7 @@ class AgentConfig:
         if len(os.fsencode(str(self.control_path))) > _UNIX_PATH_MAX:
             raise ConfigError("control", f"path longer than {_UNIX_PATH_MAX} bytes")
         _check_shared_state(self)
+        _check_deliveries(self)
 
     @property
     def control_path(self) -> Path:
@@ -283,3 +302,28 @@ def _check_election(c: AgentConfig) -> None:
         for fname in ("fence_command", "heartbeat_disk"):
             if getattr(c, fname) is not None:
                 raise ConfigError(fname, "needs the election (set expected_votes)")
+
+
+_NOTIFY_EVENTS = ("receipt", "stage", "complete", "failed")
+
+
+def _check_deliveries(c: AgentConfig) -> None:
+    if c.scheduler is not None and not c.scheduler.startswith("redis://"):
+        raise ConfigError("scheduler", f"{c.scheduler!r} is not a redis://HOST:PORT/DB URL")
+    if c.delivery_handler is not None and not c.delivery_handler.strip():
+        raise ConfigError("delivery-handler", "empty command")
+    d = c.delivery_deadline
+    if not (isinstance(d, int | float) and math.isfinite(d) and 0 < d <= 86400):
+        raise ConfigError("delivery-deadline", "must be a number of seconds in (0, 86400]")
+    for url in c.notify:
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError("notify", f"{url!r} is not an http:// or https:// URL")
+    if c.notify and not c.notify_secret:
+        raise ConfigError("notify-secret", "required with --notify (the HMAC key receivers check)")
+    for kind in c.notify_events:
+        if kind not in _NOTIFY_EVENTS:
+            names = ", ".join(_NOTIFY_EVENTS)
+            raise ConfigError("notify-events", f"{kind!r} is not one of {names}")
+    if not c.deliveries and (c.scheduler or c.delivery_handler or c.notify):
+        why = "off, yet --scheduler, --delivery-handler or --notify given"
+        raise ConfigError("deliveries", why)

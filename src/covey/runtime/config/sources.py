@@ -204,6 +204,13 @@ _SETTINGS: dict[str, tuple[str, Parser]] = {
     "election_heartbeat": ("election_heartbeat", _parse_float),
     "fence_command": ("fence_command", _parse_str),
     "heartbeat_disk": ("heartbeat_disk", _parse_path),
+    "deliveries": ("deliveries", _parse_bool),
+    "scheduler": ("scheduler", _parse_str),
+    "delivery_handler": ("delivery_handler", _parse_str),
+    "delivery_deadline": ("delivery_deadline", _parse_float),
+    "notify": ("notify", lambda f, v: tuple(_parse_str(f, x) for x in _as_list(v))),
+    "notify_secret": ("notify_secret", _parse_str),
+    "notify_events": ("notify_events", lambda f, v: tuple(_parse_str(f, x) for x in _as_list(v))),
 }
 #: Plural spellings accepted in TOML files.
 _ALIASES = {

@@ -74,6 +74,10 @@ class Feature:
         """What makes each effect type of this feature durable."""
         return {}
 
+    def info(self) -> Mapping[str, object]:
+        """What ``covey info`` shows of this feature under its name (nothing: left out)."""
+        return {}
+
     def start(self, ctx: AgentContext) -> None:
         """The core has started: begin the background work (before the agent serves)."""
 

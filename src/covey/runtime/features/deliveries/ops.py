@@ -1,0 +1,162 @@
+"""Control operations and HTTP routes of the deliveries.
+
+Control (``covey deliver ...``, JSON lines; see runtime/control/server.py):
+
+* ``deliver_create`` ``payload_b64`` (or ``payload`` text) [``stages``: ["K:SEL", ...]]
+  [``deadline`` s] [``wait`` s] → ``{"id": hex}`` (with ``wait``: the delivery, shown,
+  once it ended);
+* ``deliver_show`` ``id`` → the delivery shown (see api.py); ``deliver_list`` [``state``];
+* ``deliver_cancel`` ``id`` → ``{"cancelled": bool}``;
+* ``deliver_wait`` ``id`` [``timeout`` s] → the delivery once it ended.
+
+HTTP: ``POST /v1/deliveries`` (a JSON body with the same fields as ``deliver_create``;
+201 with ``{"id"}``), ``GET /v1/deliveries`` (``?state=``), ``GET /v1/deliveries/{id}``,
+``DELETE /v1/deliveries/{id}``. A refusal is ``400 {"error": ...}`` naming the field; an
+unknown id is 404; deliveries switched off is 503.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from covey.runtime.control.server import ControlError
+from covey.runtime.features.base import ControlHandler, HttpRoute, json_response
+from covey.runtime.features.deliveries.api import MAX_WAIT, parse_id
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from covey.runtime.features.deliveries.api import DeliveriesAPI
+
+
+def _payload(r: dict[str, Any]) -> bytes:
+    if "payload_b64" in r:
+        value = r["payload_b64"]
+        if not isinstance(value, str):
+            raise ControlError("payload_b64: must be base64 text")
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ControlError("payload_b64: not valid base64") from None
+    value = r.get("payload", "")
+    if not isinstance(value, str):
+        raise ControlError("payload: must be text (or give payload_b64)")
+    return value.encode()
+
+
+def _seconds(r: dict[str, Any], name: str, limit: float) -> float | None:
+    value = r.get(name)
+    if value is None:
+        return None
+    if type(value) not in (int, float) or not 0 < value <= limit:
+        raise ControlError(f"{name}: must be a number of seconds in (0, {limit:g}]")
+    return float(value)
+
+
+def _stages(r: dict[str, Any]) -> list[str]:
+    stages = r.get("stages", ["1:any"])
+    if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
+        raise ControlError('stages: must be a list of "K:SELECTOR" texts')
+    return stages
+
+
+def _create(api: DeliveriesAPI, r: dict[str, Any]) -> Awaitable[object]:
+    payload, stages = _payload(r), _stages(r)
+    deadline = _seconds(r, "deadline", 86400 * 7)
+    wait = _seconds(r, "wait", MAX_WAIT)
+    item = api.create(payload, stages, deadline=deadline)
+
+    async def run() -> object:
+        if wait is None:
+            return {"id": item}
+        try:
+            return await api.wait(item, timeout=wait)
+        except TimeoutError:
+            raise ControlError(f"wait: delivery {item} had not ended after {wait:g}s") from None
+
+    return run()
+
+
+def _show(api: DeliveriesAPI, r: dict[str, Any]) -> object:
+    shown = api.get(parse_id(r.get("id")))
+    if shown is None:
+        raise ControlError(f"id: no delivery {r.get('id')} here")
+    return shown
+
+
+def _wait(api: DeliveriesAPI, r: dict[str, Any]) -> Awaitable[object]:
+    item = parse_id(r.get("id"))
+    timeout = _seconds(r, "timeout", MAX_WAIT) or 60.0
+
+    async def run() -> object:
+        try:
+            return await api.wait(item, timeout=timeout)
+        except TimeoutError:
+            why = f"timeout: delivery {item.hex()} had not ended after {timeout:g}s"
+            raise ControlError(why) from None
+
+    return run()
+
+
+def delivery_ops(api: DeliveriesAPI) -> dict[str, ControlHandler]:
+    """Control operations by name (see the module docstring)."""
+    return {
+        "deliver_create": lambda r: _create(api, r),
+        "deliver_show": lambda r: _show(api, r),
+        "deliver_list": lambda r: api.list(r.get("state")),
+        "deliver_cancel": lambda r: {"cancelled": api.cancel(parse_id(r.get("id")))},
+        "deliver_wait": lambda r: _wait(api, r),
+    }
+
+
+def delivery_routes(api: DeliveriesAPI) -> list[HttpRoute]:
+    """The four ``/v1/deliveries`` routes (see the module docstring)."""
+
+    def refused(exc: Exception) -> web.Response:
+        text = str(exc)
+        status = 503 if "are off" in text else 404 if text.startswith("id: no") else 400
+        return json_response({"error": text}, status=status)
+
+    async def create(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return json_response({"error": "body: not JSON"}, status=400)
+        if not isinstance(body, dict):
+            return json_response({"error": "body: must be a JSON object"}, status=400)
+        try:
+            result = await _create(api, body)
+        except ControlError as exc:
+            return refused(exc)
+        return json_response(result, status=201)
+
+    async def listing(request: web.Request) -> web.Response:
+        try:
+            return json_response(api.list(request.query.get("state")))
+        except ControlError as exc:
+            return refused(exc)
+
+    async def show(request: web.Request) -> web.Response:
+        try:
+            return json_response(_show(api, {"id": request.match_info["id"]}))
+        except ControlError as exc:
+            return refused(exc)
+
+    async def cancel(request: web.Request) -> web.Response:
+        try:
+            item = parse_id(request.match_info["id"])
+            if api.get(item) is None:
+                raise ControlError(f"id: no delivery {item.hex()} here")
+            return json_response({"cancelled": api.cancel(item)})
+        except ControlError as exc:
+            return refused(exc)
+
+    return [
+        ("POST", "/v1/deliveries", create),
+        ("GET", "/v1/deliveries", listing),
+        ("GET", "/v1/deliveries/{id}", show),
+        ("DELETE", "/v1/deliveries/{id}", cancel),
+    ]
