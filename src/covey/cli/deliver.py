@@ -1,6 +1,6 @@
 """``covey deliver``: acknowledged deliveries (seed 002) on a running agent.
 
-    covey deliver create [--stage K:SEL]... [--deadline 30s] [--wait] PAYLOAD|-
+    covey deliver create [--stage K:SEL[@30s]]... [--deadline 30s] [--expire 10m] [--wait] PAYLOAD|-
     covey deliver show ID [--json]
     covey deliver list [--state S] [--json]
     covey deliver cancel ID
@@ -38,25 +38,14 @@ app.add_typer(deliver_app, name="deliver")
 
 #: Exit status of ``create --wait`` for a delivery that failed or was cancelled.
 EXIT_FAILED = 3
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def parse_seconds(text: str, what: str) -> float:
     """``30``, ``30s``, ``500ms``, ``2m``, ``1h`` → seconds (exit 2 with the field named)."""
-    t = text.strip().lower()
-    for unit in ("ms", "s", "m", "h"):
-        if t.endswith(unit) and t[: -len(unit)].replace(".", "", 1).isdigit():
-            value = float(t[: -len(unit)]) * _UNITS[unit]
-            break
-    else:
-        try:
-            value = float(t)
-        except ValueError:
-            why = f"{what}: {text!r} is not a duration (30, 30s, 500ms, 2m)"
-            raise _fail(why, EXIT_CONFIG) from None
-    if not 0 < value <= 7 * 86400:
-        raise _fail(f"{what}: must be more than 0 and at most 7 days", EXIT_CONFIG)
-    return value
+    from covey.core.deliveries.selectors import SelectorError, parse_duration
+
+    try:
+        return parse_duration(text, what)
+    except SelectorError as exc:
+        raise _fail(str(exc), EXIT_CONFIG) from None
 
 
 def _refusal(target: Target, op: str, **args: object) -> Any:
@@ -92,14 +81,23 @@ def create(
         list[str] | None,
         typer.Option(
             "--stage",
-            help="K:SELECTOR, repeatable, in order: 3:any, 2:role=db, 1:node-a,node-b; "
-            "K!: excludes members that answered an earlier stage. Default: 1:any.",
+            help="K:SELECTOR[@DEADLINE], repeatable, in order: 3:any, 2:role=db@10s, "
+            "1:node-a,node-b; K!: excludes members that answered an earlier stage. "
+            "Default: 1:any.",
             show_default=False,
         ),
     ] = None,
     deadline: Annotated[
         str | None,
-        typer.Option(help="Fail if not complete by then (30, 30s, 2m).", show_default=False),
+        typer.Option(
+            help="How long an asked member has to answer before it is replaced, for "
+            "stages without @DEADLINE (30, 30s, 500ms; default: the agent's, 30s).",
+            show_default=False,
+        ),
+    ] = None,
+    expire: Annotated[
+        str | None,
+        typer.Option(help="Fail the delivery if not complete by then (10m).", show_default=False),
     ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until it ended; show it.")] = False,
     timeout: Annotated[str, typer.Option(help="Longest --wait (default 5m).")] = "5m",
@@ -130,6 +128,8 @@ def create(
     }
     if deadline is not None:
         args["deadline"] = parse_seconds(deadline, "deadline")
+    if expire is not None:
+        args["expire"] = parse_seconds(expire, "expire")
     if wait:
         args["wait"] = parse_seconds(timeout, "timeout")
     result = _refusal(target, "deliver_create", **args)

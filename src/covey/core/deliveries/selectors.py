@@ -128,10 +128,17 @@ class StageSpec:
 
     @classmethod
     def parse(cls, text: str, *, deadline: float | None = None) -> StageSpec:
-        """Parse ``K:SELECTOR`` (``K!:SELECTOR`` excludes earlier stages' members)."""
+        """Parse ``K:SELECTOR[@DEADLINE]``.
+
+        ``K!:SELECTOR`` excludes earlier stages' members; ``@10s`` (``500ms``, ``2m``,
+        plain seconds) is this stage's deadline per request, else ``deadline``.
+        """
         k, sep, rest = text.partition(":")
         if not sep:
             raise SelectorError(f"stage {text!r}: wants K:SELECTOR, e.g. 3:role=db")
+        if "@" in rest:
+            rest, _, when = rest.rpartition("@")
+            deadline = parse_duration(when, f"stage {text!r}: deadline")
         exclude = k.endswith("!")
         k = k.removesuffix("!").strip()
         if not k.isdigit():
@@ -139,7 +146,28 @@ class StageSpec:
         return cls(int(k), Selector.parse(rest), exclude, deadline)
 
     def __str__(self) -> str:
-        return f"{self.required}{'!' if self.exclude_previous else ''}:{self.selector}"
+        at = "" if self.deadline is None else f"@{self.deadline:g}s"
+        return f"{self.required}{'!' if self.exclude_previous else ''}:{self.selector}{at}"
+
+
+_UNITS = (("ms", 0.001), ("s", 1.0), ("m", 60.0), ("h", 3600.0))
+
+
+def parse_duration(text: str, what: str) -> float:
+    """``30``, ``30s``, ``500ms``, ``2m``, ``1h`` → seconds (positive, at most a week)."""
+    t = text.strip().lower()
+    scale = 1.0
+    for unit, factor in _UNITS:
+        if t.endswith(unit) and t[: -len(unit)][-1:].isdigit():
+            t, scale = t[: -len(unit)], factor
+            break
+    try:
+        value = float(t) * scale
+    except ValueError:
+        raise SelectorError(f"{what}: {text!r} is not a duration (30, 30s, 500ms, 2m)") from None
+    if not 0 < value <= 7 * 86400:
+        raise SelectorError(f"{what}: {text!r} must be more than 0 and at most 7 days")
+    return value
 
 
 #: Largest K of one stage (bounds every record and message).

@@ -95,13 +95,17 @@ class DeliveriesAPI:
         stages: Sequence[str | StageSpec] = ("1:any",),
         *,
         deadline: float | None = None,
+        expire: float | None = None,
     ) -> str:
         """Create a delivery owned by this node; returns its id (hex).
 
         Args:
             payload: up to 64 KiB (text is sent as UTF-8).
-            stages: ``"K:SELECTOR"`` each (``"3:any"``, ``"2:role=db"``, ``"1!:a,b"``...).
-            deadline: seconds until it fails if not complete (None: no overall deadline).
+            stages: ``"K:SELECTOR[@DEADLINE]"`` each (``"3:any"``, ``"2:role=db@10s"``,
+                ``"1!:a,b"``...).
+            deadline: seconds an asked member has to answer before it is replaced, for
+                stages without their own (None: the agent's ``--delivery-deadline``).
+            expire: seconds until the delivery fails if not complete (None: never).
 
         Raises:
             ControlError: a bad stage or selector, K above the cluster's size, a payload
@@ -110,8 +114,11 @@ class DeliveriesAPI:
         caps, ctx = self._caps(), self._ctx()
         data = payload.encode() if isinstance(payload, str) else payload
         try:
-            specs = [s if isinstance(s, StageSpec) else StageSpec.parse(s) for s in stages]
-            rec = ctx.call(lambda now: caps.create(bytes(data), specs, now=now, deadline=deadline))
+            specs = [
+                s if isinstance(s, StageSpec) else StageSpec.parse(s, deadline=deadline)
+                for s in stages
+            ]
+            rec = ctx.call(lambda now: caps.create(bytes(data), specs, now=now, deadline=expire))
         except SelectorError as exc:
             raise ControlError(f"stage: {exc}") from None
         except Unavailable as exc:

@@ -3,8 +3,8 @@
 Control (``covey deliver ...``, JSON lines; see runtime/control/server.py):
 
 * ``deliver_create`` ``payload_b64`` (or ``payload`` text) [``stages``: ["K:SEL", ...]]
-  [``deadline`` s] [``wait`` s] → ``{"id": hex}`` (with ``wait``: the delivery, shown,
-  once it ended);
+  [``deadline`` s per request] [``expire`` s overall] [``wait`` s] → ``{"id": hex}``
+  (with ``wait``: the delivery, shown, once it ended);
 * ``deliver_show`` ``id`` → the delivery shown (see api.py); ``deliver_list`` [``state``];
 * ``deliver_cancel`` ``id`` → ``{"cancelled": bool}``;
 * ``deliver_wait`` ``id`` [``timeout`` s] → the delivery once it ended.
@@ -66,8 +66,9 @@ def _stages(r: dict[str, Any]) -> list[str]:
 def _create(api: DeliveriesAPI, r: dict[str, Any]) -> Awaitable[object]:
     payload, stages = _payload(r), _stages(r)
     deadline = _seconds(r, "deadline", 86400 * 7)
+    expire = _seconds(r, "expire", 86400 * 7)
     wait = _seconds(r, "wait", MAX_WAIT)
-    item = api.create(payload, stages, deadline=deadline)
+    item = api.create(payload, stages, deadline=deadline, expire=expire)
 
     async def run() -> object:
         if wait is None:
