@@ -38,6 +38,8 @@ app.add_typer(deliver_app, name="deliver")
 
 #: Exit status of ``create --wait`` for a delivery that failed or was cancelled.
 EXIT_FAILED = 3
+
+
 def parse_seconds(text: str, what: str) -> float:
     """``30``, ``30s``, ``500ms``, ``2m``, ``1h`` → seconds (exit 2 with the field named)."""
     from covey.core.deliveries.selectors import SelectorError, parse_duration

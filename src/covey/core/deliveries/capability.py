@@ -216,6 +216,18 @@ class Deliveries(Capability):
         """Give the handler's answer to a ``DeliveryRequested``; False if not pending."""
         return self.receiver.answer(delivery, stage, answer, now)
 
+    def lateness(self) -> dict[str, float | int]:
+        """Due → dispatched delays of the last due items (ms): ``count``, ``p50``, ``p99``,
+        ``max`` — how late the scheduler acted on what the sorted set said was due."""
+        xs = sorted(self.owner.lateness)
+        if not xs:
+            return {"count": 0}
+
+        def pick(q: float) -> float:
+            return round(xs[min(len(xs) - 1, int(q * len(xs)))] * 1000, 3)
+
+        return {"count": len(xs), "p50": pick(0.5), "p99": pick(0.99), "max": pick(1.0)}
+
     @property
     def counters(self) -> dict[str, int]:
         """Counts of what happened (refused receipts by reason, expired requests...)."""

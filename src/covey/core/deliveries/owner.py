@@ -16,7 +16,7 @@ are refused, counted, and the count is kept in the stage's record.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 
@@ -41,6 +41,8 @@ from covey.core.plugin import Handle, MemberView
 from covey.core.types import MemberState
 
 _LIVE = (MemberState.ALIVE, MemberState.SUSPECT)
+#: Due → dispatched delays kept for the percentiles (the last ones).
+LATENESS_KEPT = 10_000
 
 
 class Owner:
@@ -74,6 +76,8 @@ class Owner:
         self._unsent: dict[bytes, set[bytes]] = {}
         #: deliveries short of matching members (woken when a member joins).
         self._short: set[bytes] = set()
+        #: How late (s) each of the last due items was acted on: due → dispatched.
+        self.lateness: deque[float] = deque(maxlen=LATENESS_KEPT)
         for rec in records:
             self._index(rec)
             if not rec.state.done:
@@ -219,8 +223,12 @@ class Owner:
         # Claim every due item first: an action reschedules its item, and one rescheduled
         # at (or, by rounding, before) ``t`` waits for the next call instead of looping.
         claimed: list[bytes] = []
-        while (item := self.schedule.pop(t)) is not None:
+        while (score := self.schedule.next_due()) is not None and score <= t:
+            item = self.schedule.pop(t)
+            if item is None:
+                break
             claimed.append(item)
+            self.lateness.append(t - score)
         for item in claimed:
             rec = self.records.get(item)
             if rec is not None:

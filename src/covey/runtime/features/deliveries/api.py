@@ -218,5 +218,6 @@ class DeliveriesAPI:
             "store_down_since": f.store_down_since,
             "owned": states,
             "counters": self.counters(),
+            "due_to_dispatch_ms": f.caps.lateness(),
             "notify": [] if f.notifier is None else list(f.config.notify),
         }
