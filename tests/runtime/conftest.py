@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from covey.runtime.localcluster import LocalCluster
+
+from .redis_server import MISSING, RedisServer
 
 
 @pytest.fixture
@@ -17,3 +21,19 @@ def cluster() -> Iterator[LocalCluster]:
         yield c
     finally:
         c.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A running redis-server on 127.0.0.1 with AOF in ``tmp_path``; stopped by PID.
+
+    Skips when ``redis-server`` is not installed.
+    """
+    if shutil.which("redis-server") is None:
+        pytest.skip(MISSING)
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
