@@ -5,8 +5,8 @@ from __future__ import annotations
 from covey.core.deliveries import (
     DeliveriesConfig,
     DeliveryComplete,
-    DeliveryReceiptAccepted,
     DeliveryFailed,
+    DeliveryReceiptAccepted,
     DeliveryStageComplete,
     DeliveryState,
     SaveDelivery,
@@ -197,11 +197,9 @@ def test_every_change_is_persisted_before_the_messages_it_causes() -> None:
     # create: record, then two requests; two receipts: a record and an event each (the
     # second's record is the promotion's); promotion: event, then the next stage's record
     # before its two requests.
-    assert kinds == ["effect", "stream", "stream", "effect", "event", "event", "effect", "event"] + [
-        "effect",
-        "stream",
-        "stream",
-    ]
+    create = ["effect", "stream", "stream"]
+    receipts = ["effect", "event", "event", "effect", "event"]
+    assert kinds == [*create, *receipts, "effect", "stream", "stream"]
     saved = [e.record for k, e in h.journal if k == "effect" and isinstance(e, SaveDelivery)]
     assert [r.version for r in saved] == sorted(r.version for r in saved)
     assert saved[-1] == cap.get(rec.id)

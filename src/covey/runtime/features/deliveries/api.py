@@ -205,7 +205,7 @@ class DeliveriesAPI:
         described: dict[str, Any] = {"backend": "memory"}
         if store is not None:
             try:
-                described = store.describe() if not f.store_error else {"backend": store.backend}
+                described = store.describe()
             except Exception as exc:  # an unreachable store is news, not a failed info
                 described = {"backend": store.backend, "error": str(exc)}
         states: dict[str, int] = {}

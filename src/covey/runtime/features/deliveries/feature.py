@@ -76,7 +76,9 @@ def open_store(config: AgentConfig) -> DeliveryStore | None:
     if config.scheduler is not None:
         from covey.runtime.features.deliveries.redis_store import RedisDeliveryStore
 
-        store: DeliveryStore = RedisDeliveryStore(config.scheduler, config.cluster)
+        redis_store = RedisDeliveryStore(config.scheduler, config.cluster)
+        redis_store.check()  # unreachable at start: a one-line error and exit 2
+        store: DeliveryStore = redis_store
         return store
     if config.data_dir is not None:
         from covey.runtime.features.deliveries.sqlite_store import FILENAME, SqliteDeliveryStore
@@ -171,7 +173,10 @@ class DeliveriesFeature(Feature):
             ctx.spawn(self._shared_loop(ctx, common))
 
     def stop(self) -> None:
-        """Close the store (the writer thread has finished its writes by now)."""
+        """Close the store (the writer thread has finished its writes by now).
+
+        Notifications still queued are dropped with the agent (their outcome is lost).
+        """
         for futures in self.waiters.values():
             for f in futures:
                 if not f.done():
@@ -229,9 +234,10 @@ class DeliveriesFeature(Feature):
         try:
             while ctx.running:
                 try:
-                    await asyncio.to_thread(store.describe)
                     if (common := shared(store)) is not None:
                         await asyncio.to_thread(common.renew, self.node_id, LEASE)
+                    else:
+                        await asyncio.to_thread(store.describe)
                     break
                 except Exception as exc:  # StoreUnavailable, or anything the client raises
                     self.store_error = str(exc) or type(exc).__name__
