@@ -10,6 +10,7 @@ import pytest
 
 from covey.runtime.localcluster import LocalCluster
 
+from .deliveries_helpers import Backend
 from .redis_server import MISSING, RedisServer
 
 
@@ -35,5 +36,21 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     try:
         yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    """SQLite, then a real redis-server (skipped, saying why, when it is not installed)."""
+    if request.param == "sqlite":
+        yield Backend("sqlite")
+        return
+    if shutil.which("redis-server") is None:
+        pytest.skip(MISSING)
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield Backend("redis", server)
     finally:
         server.stop()
