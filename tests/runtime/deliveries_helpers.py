@@ -68,8 +68,14 @@ def start(
     *,
     extra: dict[str, list[str]] | None = None,
     handlers: dict[str, str] | None = None,
+    seen_by: AgentProcess | None = None,
 ) -> list[AgentProcess]:
-    """Start agents ``names`` on ``backend`` with logging handlers; wait until converged."""
+    """Start agents ``names`` on ``backend`` with logging handlers.
+
+    Waits until the whole cluster converged, or with ``seen_by`` (agents joining a
+    cluster where some member is paused or foreign) until that agent lists every new
+    one alive.
+    """
     w = cluster.workdir
     agents = []
     for n in names:
@@ -78,8 +84,17 @@ def start(
         agents.append(cluster.spawn(n, extra=args, wait=False))
     for a in agents:
         cluster.wait_ready(a)
-    wait_until(lambda: cluster.converged(), TIMEOUT, what="the cluster to converge")
+    if seen_by is None:
+        wait_until(lambda: cluster.converged(), TIMEOUT, what="the cluster to converge")
+    else:
+        wait_until(lambda: alive(seen_by, names), TIMEOUT, what=f"{seen_by.name} to see {names}")
     return agents
+
+
+def alive(agent: AgentProcess, names: list[str]) -> bool:
+    """True when ``agent`` lists every one of ``names`` alive."""
+    states = agent.states()
+    return all(states.get(n) == "alive" for n in names)
 
 
 def show(agent: AgentProcess, item: str) -> dict[str, Any]:

@@ -21,6 +21,12 @@ from covey.runtime.config.model import AgentConfig, ConfigError
 _PIPE_LIMIT = 60_000
 
 
+def needs_ssl(config: AgentConfig) -> bool:
+    """True when the agent needs the ``ssl`` module: the Redis client imports it (it can
+    speak TLS), and an https:// notification URL speaks it."""
+    return config.scheduler is not None or any(u.startswith("https:") for u in config.notify)
+
+
 def exec_agent(config: AgentConfig) -> NoReturn:
     """Replace this process with a lean agent process running ``config``."""
     data = pickle.dumps(config)
@@ -44,6 +50,7 @@ def exec_agent(config: AgentConfig) -> NoReturn:
             str(read_fd),
             "--name",
             config.name,
+            *(["--ssl"] if needs_ssl(config) else []),
         ],
     )
 
