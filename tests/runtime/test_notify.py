@@ -55,6 +55,7 @@ class Receiver:
 
     fail_first: int = 0
     gate: asyncio.Event | None = None
+    secret: bytes = SECRET
     got: list[Request] = field(default_factory=list)
     arrived: int = 0
     sock: socket.socket = field(default_factory=lambda: socket.socket())
@@ -89,7 +90,7 @@ class Receiver:
             await self.gate.wait()
         body = await request.read()
         ok = verify(
-            SECRET,
+            self.secret,
             request.headers.get("X-Covey-Timestamp", ""),
             body,
             request.headers.get("X-Covey-Signature", ""),
