@@ -59,9 +59,7 @@ def test_while_held_nothing_is_promised_and_resume_saves_and_acts_again() -> Non
     with pytest.raises(Unavailable, match="connection refused"):
         cap.create(b"q", [stage("1:any")], now=0.1)
     # A receipt is refused unrecorded, a request dropped unhandled; no timer runs.
-    (answer,) = cap.on_stream(
-        Receipt(rec.id, 0, b"r"), node_id(reqs[0][0]), ("x", 1), 0.2
-    )
+    (answer,) = cap.on_stream(Receipt(rec.id, 0, b"r"), node_id(reqs[0][0]), ("x", 1), 0.2)
     assert isinstance(answer, ReceiptAnswer) and not answer.accepted
     assert answer.reason == "store unavailable"
     request = DeliveryRequest(b"\x01" * 16, 0, 10_000, b"x")

@@ -212,10 +212,12 @@ class DeliveriesFeature(Feature):
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(fn, *args)
 
-    def _store_down(self, reason: str, item: bytes) -> None:
-        """(loop) A write failed for want of the store: hold, and probe until it is back."""
+    def _store_down(self, reason: str, item: bytes | None) -> None:
+        """(loop) The store cannot be reached (``item``: the delivery whose write failed):
+        hold the deliveries, and probe until it answers."""
         self.counters["store_errors"] += 1
-        self.unsaved.add(item)
+        if item is not None:
+            self.unsaved.add(item)
         caps, ctx = self.caps, self.ctx
         if caps is None or ctx is None or not ctx.running:
             return
@@ -231,13 +233,17 @@ class DeliveriesFeature(Feature):
     async def _probe(self, ctx: AgentContext, caps: Deliveries) -> None:
         store = self.store
         assert store is not None
+        common = shared(store)
         try:
             while ctx.running:
                 try:
-                    if (common := shared(store)) is not None:
+                    if common is not None:
                         await asyncio.to_thread(common.renew, self.node_id, LEASE)
+                        live = [r.id for r in caps.deliveries() if not r.state.done]
+                        taken = await asyncio.to_thread(self._taken_from_us, common, live)
                     else:
                         await asyncio.to_thread(store.describe)
+                        taken = set()
                     break
                 except Exception as exc:  # StoreUnavailable, or anything the client raises
                     self.store_error = str(exc) or type(exc).__name__
@@ -245,11 +251,25 @@ class DeliveriesFeature(Feature):
             if not ctx.running:
                 return
             log.warning("deliveries resume: the store answers again")
-            unsaved, self.unsaved = self.unsaved, set()
+            unsaved, self.unsaved = self.unsaved - taken, set()
             self.store_error, self.store_down_since = "", None
-            ctx.call(lambda now: caps.resume(unsaved, now=now))
+
+            def back(now: float) -> None:
+                # What another node took over while we could not renew our lease is its
+                # now: drop it before acting, so no stage is dispatched by two owners.
+                for item in taken:
+                    caps.release(item)
+                caps.resume(unsaved, now=now)
+
+            self.counters["fenced"] += len(taken)
+            ctx.call(back)
         finally:
             self._probing = False
+
+    def _taken_from_us(self, store: SharedStore, live: list[bytes]) -> set[bytes]:
+        """(a worker thread) Those of our ``live`` deliveries that the shared store says
+        another node owns now."""
+        return {i for i in live if (o := store.owner(i)) is not None and o != self.node_id}
 
     def _fenced(self, item: bytes) -> None:
         """(loop) Another node owns ``item`` now: forget it here."""
@@ -280,8 +300,7 @@ class DeliveriesFeature(Feature):
                         ctx.call(functools.partial(_adopt, caps, rec))
             except StoreUnavailable as exc:
                 if not caps.held:
-                    self._store_down(str(exc), b"")
-                    self.unsaved.discard(b"")
+                    self._store_down(str(exc), None)
             except Exception:
                 log.exception("deliveries: shared store loop")
             await asyncio.sleep(min(TAKEOVER_EVERY, LEASE / 3))

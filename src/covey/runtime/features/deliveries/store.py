@@ -110,6 +110,14 @@ class SharedStore(DeliveryStore, Protocol):
         """
         ...
 
+    def owner(self, delivery: bytes) -> bytes | None:
+        """The node that owns ``delivery`` now (None: unknown).
+
+        Raises:
+            StoreUnavailable: the backend cannot be reached.
+        """
+        ...
+
     def takeover(self, node: bytes, now: float, limit: int) -> list[DeliveryRecord]:
         """Claim up to ``limit`` deliveries due by ``now`` (wall seconds) whose owner's
         lease has expired: their stored owner becomes ``node``; returns the claimed
