@@ -165,7 +165,8 @@ def _rogue_config(cluster: LocalCluster) -> AgentConfig:
 
 
 def _send(rogue: Agent, address: tuple[str, int], msg: Any) -> None:
-    caps = rogue.features[-1].caps  # type: ignore[attr-defined]
+    (feature,) = [f for f in rogue.features if f.name == "deliveries"]
+    caps = feature.caps  # type: ignore[attr-defined]
     rogue._driver.call(lambda now: caps.handle.open_stream(address, [msg], now=now))  # type: ignore[union-attr]
 
 

@@ -240,6 +240,20 @@ def agent(
             show_default=False,
         ),
     ] = None,
+    trace_buffer: Annotated[
+        int | None,
+        typer.Option(
+            help="Trace records kept in the ring buffer (default 10000; 0: no tracing).",
+            show_default=False,
+        ),
+    ] = None,
+    collector: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT of a trace collector (`covey collector`) to stream records to.",
+            show_default=False,
+        ),
+    ] = None,
     notify_secret: Annotated[
         str | None,
         typer.Option(
@@ -295,6 +309,8 @@ def agent(
         "delivery_deadline": delivery_deadline,
         "notify": notify,
         "notify_secret": notify_secret,
+        "trace_buffer": trace_buffer,
+        "collector": collector,
     }
     try:
         if no_multicast and multicast:

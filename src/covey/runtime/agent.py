@@ -44,6 +44,7 @@ from covey.runtime.features.base import ControlHandler, EffectWriter, Feature, H
 from covey.runtime.features.deliveries.feature import DeliveriesFeature
 from covey.runtime.features.election import ElectionFeature
 from covey.runtime.features.shared import SharedStateFeature
+from covey.runtime.features.traces import TracesFeature
 from covey.runtime.identity import advertised, load_identity, save_identity
 from covey.runtime.net.interfaces import DiscoveryPlan, plan_discovery
 from covey.runtime.net.transport import (
@@ -103,8 +104,9 @@ class Agent(AgentQueries):
         shared = SharedStateFeature(config, self.node_id)
         election = ElectionFeature(config)
         deliveries = DeliveriesFeature(config, self.node_id)
+        self.traces = TracesFeature(config, self.node_id)
         #: Every feature of this agent, in the order their capabilities are added.
-        self.features: tuple[Feature, ...] = (shared, election, deliveries)
+        self.features: tuple[Feature, ...] = (shared, election, deliveries, self.traces)
         self.facts = shared.facts
         self.settings = shared.settings
         self.actions = shared.actions
@@ -212,8 +214,10 @@ class Agent(AgentQueries):
                 )
                 for proto in self._protocols:
                     proto.handler = self._driver.datagram_received
-                self._driver.start(self.config.join, self._incarnation)
                 ctx = AgentContext(self.config, self.node, self.hub, self._spawn, self._driver)
+                for feature in self.features:
+                    feature.prepare(ctx)
+                self._driver.start(self.config.join, self._incarnation)
                 for feature in self.features:
                     feature.start(ctx)
                 save_identity(self.config.data_dir, self.node_id, self.node.incarnation)

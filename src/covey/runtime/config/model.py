@@ -97,6 +97,8 @@ class AgentConfig:
         notify: URLs POSTed a signed JSON body per receipt, stage and end of a delivery.
         notify_secret: the HMAC-SHA256 key of ``X-Covey-Signature`` (required with notify).
         notify_events: which notifications to send (receipt, stage, complete, failed).
+        trace_buffer: how many trace records the ring buffer keeps (0: no tracing).
+        collector: (host, port) of a trace collector to stream the records to.
     """
 
     name: str = field(default_factory=socket.gethostname)
@@ -141,6 +143,8 @@ class AgentConfig:
     notify: tuple[str, ...] = ()
     notify_secret: str | None = None
     notify_events: tuple[str, ...] = ("receipt", "stage", "complete", "failed")
+    trace_buffer: int = 10_000
+    collector: Address | None = None
 
     def __post_init__(self) -> None:
         _check_text("name", self.name)
@@ -192,6 +196,7 @@ class AgentConfig:
             raise ConfigError("control", f"path longer than {_UNIX_PATH_MAX} bytes")
         _check_shared_state(self)
         _check_deliveries(self)
+        _check_traces(self)
 
     @property
     def control_path(self) -> Path:
@@ -327,3 +332,14 @@ def _check_deliveries(c: AgentConfig) -> None:
     if not c.deliveries and (c.scheduler or c.delivery_handler or c.notify):
         why = "off, yet --scheduler, --delivery-handler or --notify given"
         raise ConfigError("deliveries", why)
+
+
+def _check_traces(c: AgentConfig) -> None:
+    if type(c.trace_buffer) is not int or not 0 <= c.trace_buffer <= 1_000_000:
+        raise ConfigError("trace-buffer", "must be an integer in 0..1000000 (0: no tracing)")
+    if c.collector is not None:
+        _check_address("collector", c.collector, allow_zero_port=False)
+        if not c.keys:
+            raise ConfigError("collector", "needs the cluster key (traces are sealed with it)")
+        if c.trace_buffer == 0:
+            raise ConfigError("collector", "needs tracing on (--trace-buffer above 0)")

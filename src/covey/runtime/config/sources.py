@@ -210,6 +210,8 @@ _SETTINGS: dict[str, tuple[str, Parser]] = {
     "delivery_deadline": ("delivery_deadline", _parse_float),
     "notify": ("notify", lambda f, v: tuple(_parse_str(f, x) for x in _as_list(v))),
     "notify_secret": ("notify_secret", _parse_str),
+    "trace_buffer": ("trace_buffer", lambda f, v: _parse_int(f, v)),
+    "collector": ("collector", parse_address),
     "notify_events": ("notify_events", lambda f, v: tuple(_parse_str(f, x) for x in _as_list(v))),
 }
 #: Plural spellings accepted in TOML files.

@@ -14,7 +14,8 @@ A :class:`Feature` object bundles
 * the writers of the durable effects its capabilities hand out
   (:meth:`Feature.effect_writers`, ``{Effect type: writer}``; run on the driver's writer
   thread before the step's datagrams leave);
-* its background work, begun by :meth:`Feature.start` with the agent's public
+* its background work, begun by :meth:`Feature.start` (after :meth:`Feature.prepare`,
+  which comes just before the core starts) with the agent's public
   :class:`~covey.runtime.context.AgentContext`, and ended by :meth:`Feature.stop`.
 
 There is no registry: the :class:`~covey.runtime.agent.Agent` builds its list of features
@@ -77,6 +78,10 @@ class Feature:
     def info(self) -> Mapping[str, object]:
         """What ``covey info`` shows of this feature under its name (nothing: left out)."""
         return {}
+
+    def prepare(self, ctx: AgentContext) -> None:
+        """Just before the core starts: listen to events from the very first (no calls
+        into the core yet, no tasks)."""
 
     def start(self, ctx: AgentContext) -> None:
         """The core has started: begin the background work (before the agent serves)."""
