@@ -147,3 +147,26 @@ def test_the_sealed_codec_forgets_tokens_after_twice_their_lifetime() -> None:
     assert list(receiver._seen) == [lines[1].strip(), lines[2].strip()]
     with pytest.raises(ControlError, match="replayed"):
         receiver.decode(lines[1])
+
+
+def test_the_views_answer_the_same_from_the_records_they_are_given(tmp_path: Path) -> None:
+    t0 = 1_700_000_000.0
+    s = story(t0)
+    for k in range(40):  # a long quiet run, then one more change at d, then quiet again
+        s.add("b", t0 + 20 + k, "probe", leader="a", term=1, members=4)
+    s.add("d", t0 + 30, "leader_delta", leader="b", term=2, members=4)
+    s.add("d", t0 + 31, "probe", leader="b", term=2, members=4)
+    s.add("d", t0 + 32, "probe", leader="b", term=2, members=4)
+    store = TraceStore(tmp_path)
+    now = time.time()
+    for node in NODES:
+        skew = 3.0 if node == "c" else 0.0
+        store.add(batch(node, s.records[node], sent=now + skew), received=now + 0.01)
+    everything = store.records()
+    given = store.view_records(views.MEMBER_STATES)
+    assert len(given) < len(everything) / 2
+    assert views.members(given) == views.members(everything)
+    for at in (t0 + 14, t0 + 31, t0 + 40):
+        assert views.stable(given, at, 5.0) == views.stable(everything, at, 5.0)
+    assert "leaders differ: a (a, b, c); b (d)" in views.stable(given, t0 + 40, 5.0)["why"]
+    store.close()

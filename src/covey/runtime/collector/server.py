@@ -247,10 +247,10 @@ class Collector:
             stored, duplicates = self.store.add(check_batch(request), self._clock())
             return {"stored": stored, "duplicates": duplicates}
         if op == "members":
-            return views.members(self.store.records())
+            return views.members(self.store.view_records(views.MEMBER_STATES))
         if op == "stable":
-            window = _number(request, "for", 5.0, MAX_WINDOW)
-            return views.stable(self.store.records(), self._clock(), float(window))
+            window = float(_number(request, "for", 5.0, MAX_WINDOW))
+            return views.stable(self.store.view_records(views.MEMBER_STATES), self._clock(), window)
         if op == "timeline":
             return self._timeline(request)
         if op == "stats":

@@ -18,6 +18,7 @@ a crash of the collector. Used from the event loop's thread only.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,7 @@ _SCHEMA = (
         UNIQUE (node_id, boot, seq))""",
     "CREATE INDEX IF NOT EXISTS records_node ON records (node)",
     "CREATE INDEX IF NOT EXISTS records_subject ON records (subject)",
+    "CREATE INDEX IF NOT EXISTS records_sender ON records (node_id, at, boot, seq)",
     """CREATE TABLE IF NOT EXISTS senders (
         node_id TEXT PRIMARY KEY, node TEXT NOT NULL, cluster TEXT NOT NULL,
         clock_offset REAL NOT NULL, last_seen REAL NOT NULL, boot REAL NOT NULL,
@@ -156,13 +158,20 @@ class TraceStore:
         if since is not None:
             where.append("r.at + s.clock_offset >= ?")
             args.append(since)
-        sql = _SELECT + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY r.at + s.clock_offset, r.node, r.boot, r.seq"
+        sql = " AND ".join(where) or "1"
         if limit is not None:
-            sql += " LIMIT ?"
+            sql += " ORDER BY r.at + s.clock_offset, r.node, r.boot, r.seq LIMIT ?"
             args.append(limit)
+        return self._select(sql, args, order=limit is None)
+
+    def _select(self, where: str, args: Sequence[object], *, order: bool = True) -> list[Record]:
+        """Records matching ``where`` (SQL after WHERE, may end in ORDER BY / LIMIT), each
+        with its sender's offset; in corrected time order when ``order``."""
+        sql = f"{_SELECT} WHERE {where}"
+        if order:
+            sql += " ORDER BY r.at + s.clock_offset, r.node, r.boot, r.seq"
         try:
-            rows = self._db.execute(sql, args).fetchall()
+            rows = self._db.execute(sql, list(args)).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read {self.path}: {exc}") from None
         out = []
@@ -170,6 +179,45 @@ class TraceStore:
             rec = dict(zip(FIELDS, row, strict=False))
             rec["offset"] = row[-1]
             out.append(rec)
+        return out
+
+    def view_records(self, member_ops: Iterable[str]) -> list[Record]:
+        """The records members and stable need, not all of them: every record with an op
+        of ``member_ops``, and per sender its first and last record, the last one whose
+        (leader, members) differs from the last's and the one after that (where its
+        current view began). The views give the same answers on these as on every
+        record (tests/runtime/test_collector_store.py), without reading a long history.
+        """
+        ops = sorted(set(member_ops))
+        where = f"r.op IN ({', '.join('?' for _ in ops)})"
+        picked = {(r["node_id"], r["boot"], r["seq"]): r for r in self._select(where, ops)}
+        for (node_id,) in self._db.execute("SELECT node_id FROM senders").fetchall():
+            for rec in self._edges(node_id):
+                picked.setdefault((rec["node_id"], rec["boot"], rec["seq"]), rec)
+        return list(picked.values())
+
+    def _edges(self, node_id: str) -> list[Record]:
+        mine, last_first = "r.node_id = ?", " ORDER BY r.at DESC, r.boot DESC, r.seq DESC LIMIT 1"
+        out = self._select(mine + " ORDER BY r.at, r.boot, r.seq LIMIT 1", [node_id], order=False)
+        last = self._select(mine + last_first, [node_id], order=False)
+        if not last:
+            return out
+        out += last
+        view = [last[0]["leader"], last[0]["members"]]
+        differs = self._select(
+            mine + " AND NOT (r.leader IS ? AND r.members = ?)" + last_first,
+            [node_id, *view],
+            order=False,
+        )
+        if differs:
+            d = differs[0]
+            out += differs
+            out += self._select(
+                mine + " AND (r.at, r.boot, r.seq) > (?, ?, ?) ORDER BY r.at, r.boot, r.seq"
+                " LIMIT 1",
+                [node_id, d["at"], d["boot"], d["seq"]],
+                order=False,
+            )
         return out
 
     def senders(self) -> list[dict[str, Any]]:
