@@ -49,8 +49,8 @@ _SCHEMA = (
         subject_id TEXT, leader TEXT, term INTEGER, members INTEGER NOT NULL,
         detail TEXT NOT NULL, n INTEGER NOT NULL, cause TEXT, received REAL NOT NULL,
         UNIQUE (node_id, boot, seq))""",
-    "CREATE INDEX IF NOT EXISTS records_node ON records (node)",
-    "CREATE INDEX IF NOT EXISTS records_subject ON records (subject)",
+    # Each sender's records in its time order (the views' edges). No index for timeline
+    # --node: from-or-about is an OR over four columns, a scan either way.
     "CREATE INDEX IF NOT EXISTS records_sender ON records (node_id, at, boot, seq)",
     """CREATE TABLE IF NOT EXISTS senders (
         node_id TEXT PRIMARY KEY, node TEXT NOT NULL, cluster TEXT NOT NULL,
