@@ -8,7 +8,9 @@ would). Each sender holds one connection and sends ``traces`` batches of ``--bat
 synthetic records (well-formed, as an agent's) one after another, each waiting for its
 answer, for ``--duration`` seconds; all start at the same instant. The figure is the
 records the collector *stored* (its own ``stats``, before and after) divided by the time
-from the start to the last sender's last answer. Every record is acknowledged: at the end
+from the start to the last sender's last answer; and, as the shared machine's load moves
+that figure a lot, the records stored per CPU-second the collector process used (user +
+system, from psutil). Every record is acknowledged: at the end
 stored must equal what the senders were told was stored, with no duplicates and no error.
 
     .venv/bin/python bench/collector_bench.py --senders 10 --batch 100 --duration 10
@@ -155,6 +157,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "p99": round(1000 * _percentile(latencies, 0.99), 2),
         },
         "collector_cpu_s_per_s": round(cpu / elapsed, 2),
+        # What the collector does with one core of its own, whatever else the machine runs.
+        "records_per_collector_cpu_s": round(stored / cpu) if cpu > 0 else None,
         "nothing_lost": stored == told == sum(r["sent"] for r in results),
         "duplicates": sum(r["duplicates"] for r in results),
         "errors": after["errors"] - before["errors"],

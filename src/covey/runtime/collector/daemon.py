@@ -81,7 +81,12 @@ def start(keys: tuple[bytes, ...], bind: tuple[str, int], data: Path) -> Started
     read_fd, write_fd = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as exc:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise StartError(f"cannot fork: {exc.strerror or exc}") from None
     if pid == 0:  # the background process: never returns
         os.close(read_fd)
         pipe = _Pipe(write_fd)
@@ -89,6 +94,7 @@ def start(keys: tuple[bytes, ...], bind: tuple[str, int], data: Path) -> Started
         try:
             code = _child(keys, bind, data, pipe)
         except BaseException as exc:  # anything: say it on the pipe, never unwind the CLI
+            log.exception("collector failed")
             pipe.say(f"error: {exc}")
         finally:
             os._exit(code)

@@ -175,6 +175,8 @@ class Collector:
         self._writers.add(writer)
         try:
             await self._serve_connection(reader, writer)
+        except OSError:  # the peer went away while we answered: nothing to tell anyone
+            pass
         except Exception:  # never out of a handler: log it, close the connection
             self.store.count("errors")
             log.exception("connection handler failed")
