@@ -19,6 +19,7 @@ from covey.cli import election as election
 from covey.cli import facts as facts
 from covey.cli import deliver as deliver
 from covey.cli import trace as trace
+from covey.cli import collector as collector
 
 # isort: on
 
