@@ -149,7 +149,13 @@ class CollectorProcess:
 
     @classmethod
     def start(cls, data: Path, key_file: Path) -> CollectorProcess:
-        out = covey("collector", "--key-file", str(key_file), "--data", str(data), "--json")
+        return cls.start_at(data, key_file, None)
+
+    @classmethod
+    def start_at(cls, data: Path, key_file: Path, bind: str | None) -> CollectorProcess:
+        """Start one with ``--bind bind`` (None: a port of its own choosing)."""
+        where = [] if bind is None else ["--bind", bind]
+        out = covey("collector", "--key-file", str(key_file), "--data", str(data), "--json", *where)
         assert out.returncode == 0, out.stderr
         started = json.loads(out.stdout)
         pid = int(started["pid"])
