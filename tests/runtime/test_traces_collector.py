@@ -138,3 +138,27 @@ def test_records_from_before_the_collector_was_reachable_reach_it(tmp_path: Path
         finally:
             _ask(col, "stop")
             col.kill()
+
+
+def test_covey_trace_reads_the_buffer_and_trace_send_ships_it(tmp_path: Path) -> None:
+    with LocalCluster(cluster="ship") as c:
+        a, _ = c.start(2)
+        wait_until(lambda: c.converged(), TIMEOUT, what="convergence")
+        local = covey("trace", "--json", "--last", "5", "--control", str(a.control))
+        assert local.returncode == 0, local.stderr
+        lines = [json.loads(x) for x in local.stdout.splitlines()]
+        assert 0 < len(lines) <= 5 and lines[-1]["node"] == a.name
+        assert [r["seq"] for r in lines] == sorted(r["seq"] for r in lines)
+        col = CollectorProcess.start(tmp_path / "collector", c.key_file)
+        try:
+            sent = covey("trace", "send", col.address, "--json", "--control", str(a.control))
+            assert sent.returncode == 0, sent.stderr
+            result = json.loads(sent.stdout)
+            assert result["stored"] == result["records"] > 0
+            assert {r["node"] for r in _timeline(col, a.name)} == {a.name}
+            elsewhere = f"127.0.0.1:{free_port()}"
+            nowhere = covey("trace", "send", elsewhere, "--control", str(a.control))
+            assert nowhere.returncode == 1 and "collector" in nowhere.stderr
+        finally:
+            _ask(col, "stop")
+            col.kill()
