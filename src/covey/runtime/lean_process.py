@@ -66,6 +66,11 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("covey.agentd is started by `covey agent`, not by hand\n")
         return 2
     config = _read_config(int(argv[2]))
+    if config.scheduler is not None and "ssl" in sys.modules and sys.modules["ssl"] is None:
+        # covey.agentd keeps ssl out, but redis-py needs the module at import (its SSL
+        # connection classes), even for plain redis://: an agent with a Redis scheduler
+        # loads it (asyncio, already imported, stays without TLS, which it never uses).
+        del sys.modules["ssl"]
     from covey.runtime.process import run_agent
 
     try:
