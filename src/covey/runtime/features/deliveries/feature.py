@@ -109,6 +109,8 @@ class DeliveriesFeature(Feature):
         #: Why the store cannot be written ("" while it can), and since when (wall s).
         self.store_error = ""
         self.store_down_since: float | None = None
+        #: Times the store came back (a create being acknowledged checks it, see api.py).
+        self.resumes = 0
         self.counters: dict[str, int] = {"taken_over": 0, "fenced": 0, "store_errors": 0}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._probing = False
@@ -247,6 +249,7 @@ class DeliveriesFeature(Feature):
             log.warning("deliveries resume: the store answers again")
             unsaved, self.unsaved = self.unsaved, set()
             self.store_error, self.store_down_since = "", None
+            self.resumes += 1
             ctx.call(lambda now: caps.resume(unsaved, now=now))
         finally:
             self._probing = False
