@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from covey.core.deliveries import (
+    Deliveries,
     DeliveriesConfig,
     DeliveryComplete,
     DeliveryFailed,
@@ -13,8 +14,8 @@ from covey.core.deliveries import (
 )
 from covey.core.types import MemberState
 
-from ..fakes import add_member, node_id, set_state
-from .helpers import cluster, receipt, stage
+from ..fakes import add_member, attach, node_id, set_state
+from .helpers import Journal, cluster, receipt, stage
 
 
 def test_dispatch_asks_k_matching_members_with_the_payload() -> None:
@@ -285,3 +286,21 @@ def test_a_starved_delivery_fails_even_when_its_times_round() -> None:
     end = cap.get(rec.id)
     assert end is not None and end.state is DeliveryState.FAILED
     assert h.events[-1].to_json()["reason"].startswith("no matching member for 120s")
+
+
+def test_an_adopted_delivery_that_waited_for_us_asks_another_member() -> None:
+    old, oh = cluster(5)  # member 1 owns it and asks two of 2..5
+    rec = old.create(b"p", [stage("2:any")], now=0.0)
+    asked = {i for i, _ in oh.requests()}
+    me = min(asked)  # the adopter is one of the members the dead owner asked
+    cap, h = Deliveries(), Journal(me)
+    attach(cap, h)
+    for i in range(1, 6):
+        if i != me:
+            add_member(h, cap, i)
+    adopted = cap.adopt(rec, now=1.0)
+    sent = {i for i, _ in h.requests()}
+    waiting = {a.node for a in adopted.current.waiting}
+    assert node_id(me) not in waiting and len(waiting) == 2
+    assert me not in sent and asked - {me} <= sent and len(sent) == 2  # re-sent, one new
+    assert adopted.owner == node_id(me) and cap.counters["owner.adopted"] == 1

@@ -237,15 +237,22 @@ class Owner:
     def adopt(self, rec: DeliveryRecord, now: float) -> DeliveryRecord:
         """Own ``rec``, taken over from a dead owner: store it, re-send its outstanding asks
         (a receiver that already answered answers again from its record) and act on it
-        when due."""
+        when due, or at once when the old owner was waiting for us."""
         h = self._handle()
         new = rec.changed(owner=h.node_id)
         self.counters["adopted"] += 1
+        p = new.current
+        mine = not new.state.done and any(a.node == h.node_id for a in p.waiting)
+        if mine:
+            # The old owner asked us: an owner never asks itself (the receipt would go to
+            # the dead owner, and no stream runs to ourselves), so another member is asked.
+            waiting = tuple(a for a in p.waiting if a.node != h.node_id)
+            new = new.with_current(replace(p, waiting=waiting))
         self.store(new)
         if new.state.done:
             return new
         self._send(new, new.current.waiting, now)
-        if new.due is not None and new.due <= self._wall(now):
+        if mine or (new.due is not None and new.due <= self._wall(now)):
             return self.act(new, now)
         return new
 
