@@ -11,8 +11,8 @@
 * its **handler** (handler.py), run on each ``DeliveryRequested``;
 * its **notifications** (notify.py), per receipt, stage and end, with ``--notify``;
 * with a **shared store**, the owner lease (renewed every ``LEASE / 3`` s) and the
-  takeover of the deliveries of owners whose lease expired (checked every
-  ``TAKEOVER_EVERY`` s; dispatch itself is woken by due times, never polled).
+  takeover of the live deliveries of owners whose lease expired, due or not (checked
+  every ``TAKEOVER_EVERY`` s; dispatch itself is woken by due times, never polled).
 
 When the store cannot be written (Redis down) the capability is *held*: nothing new is
 promised while its record cannot be stored. The feature probes the store until it
@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -274,8 +275,11 @@ class DeliveriesFeature(Feature):
                     await asyncio.to_thread(store.renew, self.node_id, LEASE)
                     renewed = time.monotonic()
                 if not caps.held:
+                    # Every live delivery of a dead owner, not only the due ones: its asks
+                    # may have been answered to a dead node, and adopt() re-sends them at
+                    # once; waiting for the due time would stall each for its ask deadline.
                     claimed = await asyncio.to_thread(
-                        store.takeover, self.node_id, time.time(), TAKEOVER_BATCH
+                        store.takeover, self.node_id, math.inf, TAKEOVER_BATCH
                     )
                     for rec in claimed:
                         self.counters["taken_over"] += 1
