@@ -256,6 +256,13 @@ class Owner:
             return self.act(new, now)
         return new
 
+    def resend(self, now: float) -> None:
+        """Send again every outstanding ask still in time (after the store was away)."""
+        t = self._wall(now)
+        for rec in list(self.records.values()):
+            if not rec.state.done:
+                self._send(rec, [a for a in rec.current.waiting if a.deadline > t], now)
+
     def release(self, delivery: bytes) -> None:
         """Forget ``delivery``: another node owns it now (this one was fenced off)."""
         rec = self.records.pop(delivery, None)
