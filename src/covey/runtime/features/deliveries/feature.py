@@ -40,11 +40,12 @@ from covey.core.deliveries import (
     DeliveryRecord,
     DeliveryRequested,
     DeliveryStageComplete,
+    HandledRecord,
     SaveDelivery,
     SaveHandled,
 )
 from covey.core.effects import Effect
-from covey.runtime.config.model import AgentConfig
+from covey.runtime.config.model import AgentConfig, ConfigError
 from covey.runtime.features.base import ControlHandler, EffectWriter, Feature, HttpRoute
 from covey.runtime.features.deliveries.api import DeliveriesAPI
 from covey.runtime.features.deliveries.handler import HandlerRunner
@@ -120,7 +121,7 @@ class DeliveriesFeature(Feature):
         if not config.deliveries:
             return
         self.store = open_store(config)
-        records, handled = self.store.load(node_id) if self.store is not None else ([], [])
+        records, handled = self._load(self.store, node_id)
         self.caps = Deliveries(
             records=records,
             handled=handled,
@@ -134,6 +135,24 @@ class DeliveriesFeature(Feature):
             self.notifier = Notifier(
                 config.notify, config.notify_secret.encode(), kinds=frozenset(config.notify_events)
             )
+
+    @staticmethod
+    def _load(
+        store: DeliveryStore | None, node_id: bytes
+    ) -> tuple[list[DeliveryRecord], list[HandledRecord]]:
+        """What ``store`` holds of ours; in a shared store, our lease is taken first."""
+        if store is None:
+            return [], []
+        try:
+            if (common := shared(store)) is not None:
+                # Before loading: once the lease is back nobody can claim our deliveries,
+                # so none we load is taken over (and dispatched by two nodes) meanwhile;
+                # those claimed while we were down are not in our set any more.
+                common.renew(node_id, LEASE)
+            return store.load(node_id)
+        except StoreUnavailable as exc:
+            store.close()
+            raise ConfigError("scheduler", str(exc)) from None
 
     def _wall_offset(self) -> float:
         # The node's clock is the loop's, time.monotonic(): this is the driver's offset.
