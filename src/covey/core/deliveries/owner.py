@@ -329,8 +329,10 @@ class Owner:
             self._handle().emit(DeliveryComplete(done))
             return
         nxt = rec.changed(stage=stage + 1, reason="", starved_since=None, backoff=0.0)
-        self.store(nxt)
         self._handle().emit(DeliveryStageComplete(nxt, stage))
+        # Not stored apart from its first asks: a record in the next stage with no ask yet
+        # still has the last stage's due time, and an owner that crashed between the two
+        # writes would dispatch the stage only then (30 s later by default).
         self.act(nxt, now)
 
     def on_refusal(self, delivery: bytes, stage: int, sender: bytes, why: str, now: float) -> None:
