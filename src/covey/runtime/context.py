@@ -5,7 +5,8 @@ A feature (:class:`covey.runtime.features.base.Feature`) never holds the
 offers exactly this:
 
 * ``call(fn)`` — run ``fn(now)`` against the core and send what it produced (the driver's
-  :meth:`~covey.runtime.driver.CoreDriver.call`); ``now()`` — the core's clock;
+  :meth:`~covey.runtime.driver.CoreDriver.call`); ``written(timeout)`` — wait until its
+  durable effects are written; ``now()`` — the core's clock;
 * ``spawn(coro)`` — a task under the agent's TaskGroup (cancelled at shutdown);
 * ``publish(event)`` / ``subscribe()`` — the agent's :class:`~covey.runtime.events.EventHub`;
   ``wait_for(predicate, timeout)`` re-checks a condition after every event;
@@ -76,6 +77,16 @@ class AgentContext:
     def now(self) -> float:
         """The monotonic clock the core runs on."""
         return self._driver.now()
+
+    async def written(self, timeout: float) -> bool:
+        """Wait until the durable effects of every step so far were written (or failed);
+        False when they were not within ``timeout`` seconds.
+
+        ``call`` returns before its step's effects are on disk (they are written on the
+        driver's writer thread): a control operation that acknowledges something durable
+        awaits this first.
+        """
+        return await self._driver.drain(timeout)
 
     # ------------------------------------------------------------------ tasks and events
 

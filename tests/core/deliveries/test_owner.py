@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from covey.core.deliveries import (
+    Deliveries,
     DeliveriesConfig,
     DeliveryComplete,
     DeliveryFailed,
@@ -13,8 +14,8 @@ from covey.core.deliveries import (
 )
 from covey.core.types import MemberState
 
-from ..fakes import add_member, node_id, set_state
-from .helpers import cluster, receipt, stage
+from ..fakes import add_member, attach, node_id, set_state
+from .helpers import Journal, cluster, receipt, stage
 
 
 def test_dispatch_asks_k_matching_members_with_the_payload() -> None:
@@ -194,11 +195,11 @@ def test_every_change_is_persisted_before_the_messages_it_causes() -> None:
     receipt(cap, first[0][0], first[0][1], 1.0)
     receipt(cap, first[1][0], first[1][1], 1.0)
     kinds = [k for k, _ in h.journal]
-    # create: record, then two requests; two receipts: a record and an event each (the
-    # second's record is the promotion's); promotion: event, then the next stage's record
-    # before its two requests.
+    # create: record, then two requests; two receipts: a record and an event for the
+    # first, an event for the second; promotion: event, then one record (the promotion
+    # with the next stage's asks) before its two requests.
     create = ["effect", "stream", "stream"]
-    receipts = ["effect", "event", "event", "effect", "event"]
+    receipts = ["effect", "event", "event", "event"]
     assert kinds == [*create, *receipts, "effect", "stream", "stream"]
     saved = [e.record for k, e in h.journal if k == "effect" and isinstance(e, SaveDelivery)]
     assert [r.version for r in saved] == sorted(r.version for r in saved)
@@ -285,3 +286,36 @@ def test_a_starved_delivery_fails_even_when_its_times_round() -> None:
     end = cap.get(rec.id)
     assert end is not None and end.state is DeliveryState.FAILED
     assert h.events[-1].to_json()["reason"].startswith("no matching member for 120s")
+
+
+def test_an_adopted_delivery_that_waited_for_us_asks_another_member() -> None:
+    old, oh = cluster(5)  # member 1 owns it and asks two of 2..5
+    rec = old.create(b"p", [stage("2:any")], now=0.0)
+    asked = {i for i, _ in oh.requests()}
+    me = min(asked)  # the adopter is one of the members the dead owner asked
+    cap, h = Deliveries(), Journal(me)
+    attach(cap, h)
+    for i in range(1, 6):
+        if i != me:
+            add_member(h, cap, i)
+    adopted = cap.adopt(rec, now=1.0)
+    sent = {i for i, _ in h.requests()}
+    waiting = {a.node for a in adopted.current.waiting}
+    assert node_id(me) not in waiting and len(waiting) == 2
+    assert me not in sent and asked - {me} <= sent and len(sent) == 2  # re-sent, one new
+    assert adopted.owner == node_id(me) and cap.counters["owner.adopted"] == 1
+
+
+def test_a_promotion_is_stored_with_the_next_stages_asks() -> None:
+    cap, h = cluster(6)
+    cap.create(b"p", [stage("2:any"), stage("1!:any")], now=0.0)
+    first = h.requests()
+    for i, req in first:
+        receipt(cap, i, req, 1.0)
+    saved = [e.record for e in h.effects if isinstance(e, SaveDelivery)]
+    # An owner rebuilt from any of these after a crash must act on it soon: every stored
+    # live record has an outstanding ask (re-sent at restart) or is due within a second.
+    for rec in saved:
+        if not rec.state.done:
+            assert rec.current.waiting or (rec.due is not None and rec.due <= 1.0), rec
+    assert saved[-1].stage == 1 and len(saved[-1].current.waiting) == 1

@@ -58,7 +58,8 @@ def test_while_held_nothing_is_promised_and_resume_saves_and_acts_again() -> Non
     cap.hold("redis at 127.0.0.1:1: connection refused")
     with pytest.raises(Unavailable, match="connection refused"):
         cap.create(b"q", [stage("1:any")], now=0.1)
-    # A receipt is refused unrecorded, a request dropped unhandled; no timer runs.
+    # A receipt is refused unrecorded, a request kept unhandled (for the resume); no
+    # timer runs.
     (answer,) = cap.on_stream(Receipt(rec.id, 0, b"r"), node_id(reqs[0][0]), ("x", 1), 0.2)
     assert isinstance(answer, ReceiptAnswer) and not answer.accepted
     assert answer.reason == "store unavailable"
@@ -75,4 +76,6 @@ def test_while_held_nothing_is_promised_and_resume_saves_and_acts_again() -> Non
     assert len(h.requests()) == 2  # both asks expired at 1.0: two members asked again
     now = cap.get(rec.id)
     assert now is not None and now.state is DeliveryState.STAGE
-    assert not any(isinstance(e, SaveHandled) for e in h.effects)
+    # The request that came while held is handled once, on resume: started, then queued.
+    started = [e.record for e in h.effects if isinstance(e, SaveHandled)]
+    assert [(r.delivery, r.state.value) for r in started] == [(b"\x01" * 16, "started")]

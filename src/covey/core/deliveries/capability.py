@@ -178,16 +178,21 @@ class Deliveries(Capability):
     def hold(self, reason: str) -> None:
         """The store cannot be written: stop acting until :meth:`resume`.
 
-        While held nothing is created, nothing due is acted on, requests are dropped
-        unhandled and receipts refused ("store unavailable"): their senders ask or answer
-        again later, and nothing is promised that could not be stored.
+        While held nothing is created, nothing due is acted on, requests are kept
+        unhandled (up to a limit) until :meth:`resume`, and receipts are refused ("store
+        unavailable"): their requests are sent again on resume, and nothing is promised
+        that could not be stored.
         """
         self.held = reason or "store unavailable"
 
     def resume(self, unsaved: Iterable[bytes], *, now: float) -> None:
         """The store works again: save again the records whose writes failed
-        (``unsaved``: delivery ids), then act on every live delivery at once."""
+        (``unsaved``: delivery ids), send again every outstanding request (the receipts
+        and refusals that came meanwhile were refused or dropped; a receiver answers a
+        repeat from its record), handle the requests kept while held, then act on every
+        live delivery at once."""
         self.held = ""
+        unsaved = set(unsaved)
         for item in sorted(set(unsaved)):
             rec = self.owner.records.get(item)
             if rec is not None:
@@ -195,6 +200,8 @@ class Deliveries(Capability):
         for handled in list(self.receiver.records.values()):
             if handled.delivery in unsaved:
                 self.receiver.resave(handled)
+        self.owner.resend(now)
+        self.receiver.run_deferred(now)
         t = self.wall(now)
         for rec in list(self.owner.records.values()):
             if not rec.state.done:
@@ -253,6 +260,9 @@ class Deliveries(Capability):
     ) -> list[ExtensionMessage]:
         """Route a message to the owner or the receiver; returns the reply."""
         if self.held:
+            if isinstance(msg, DeliveryRequest):
+                self.receiver.defer(msg, sender)  # handled on resume
+                return []
             self.receiver.counters["held_dropped"] += 1
             if isinstance(msg, Receipt):
                 return [ReceiptAnswer(msg.delivery, msg.stage, False, "store unavailable")]

@@ -237,17 +237,31 @@ class Owner:
     def adopt(self, rec: DeliveryRecord, now: float) -> DeliveryRecord:
         """Own ``rec``, taken over from a dead owner: store it, re-send its outstanding asks
         (a receiver that already answered answers again from its record) and act on it
-        when due."""
+        when due, or at once when the old owner was waiting for us."""
         h = self._handle()
         new = rec.changed(owner=h.node_id)
         self.counters["adopted"] += 1
+        p = new.current
+        mine = not new.state.done and any(a.node == h.node_id for a in p.waiting)
+        if mine:
+            # The old owner asked us: an owner never asks itself (the receipt would go to
+            # the dead owner, and no stream runs to ourselves), so another member is asked.
+            waiting = tuple(a for a in p.waiting if a.node != h.node_id)
+            new = new.with_current(replace(p, waiting=waiting))
         self.store(new)
         if new.state.done:
             return new
         self._send(new, new.current.waiting, now)
-        if new.due is not None and new.due <= self._wall(now):
+        if mine or (new.due is not None and new.due <= self._wall(now)):
             return self.act(new, now)
         return new
+
+    def resend(self, now: float) -> None:
+        """Send again every outstanding ask still in time (after the store was away)."""
+        t = self._wall(now)
+        for rec in list(self.records.values()):
+            if not rec.state.done:
+                self._send(rec, [a for a in rec.current.waiting if a.deadline > t], now)
 
     def release(self, delivery: bytes) -> None:
         """Forget ``delivery``: another node owns it now (this one was fenced off)."""
@@ -315,8 +329,10 @@ class Owner:
             self._handle().emit(DeliveryComplete(done))
             return
         nxt = rec.changed(stage=stage + 1, reason="", starved_since=None, backoff=0.0)
-        self.store(nxt)
         self._handle().emit(DeliveryStageComplete(nxt, stage))
+        # Not stored apart from its first asks: a record in the next stage with no ask yet
+        # still has the last stage's due time, and an owner that crashed between the two
+        # writes would dispatch the stage only then (30 s later by default).
         self.act(nxt, now)
 
     def on_refusal(self, delivery: bytes, stage: int, sender: bytes, why: str, now: float) -> None:

@@ -30,6 +30,9 @@ from covey.core.plugin import ExtensionMessage, Handle
 
 _Key = tuple[bytes, int]
 
+#: Requests kept while the store cannot be written (see :meth:`Receiver.defer`).
+DEFERRED_LIMIT = 256
+
 
 class Receiver:
     """This node's handled requests and its handler.
@@ -57,6 +60,8 @@ class Receiver:
         self._running: set[_Key] = set()
         #: Started requests waiting for the callback (run by the next timer call).
         self._queue: dict[_Key, tuple[float, DeliveryRequested]] = {}
+        #: Requests that came while the store could not be written, and their senders.
+        self._deferred: dict[_Key, tuple[DeliveryRequest, bytes]] = {}
 
     def _store(self, rec: HandledRecord) -> None:
         self._handle().persist(SaveHandled(rec))
@@ -102,6 +107,28 @@ class Receiver:
         else:
             self._queue[key] = (now, request)
         return []
+
+    def defer(self, msg: DeliveryRequest, sender: bytes) -> None:
+        """Keep a request that came while the store cannot be written (the newest per
+        delivery stage, at most :data:`DEFERRED_LIMIT`; beyond that it is dropped and
+        counted, and its owner asks again), to be handled by :meth:`run_deferred`."""
+        key = (msg.delivery, msg.stage)
+        if key not in self._deferred and len(self._deferred) >= DEFERRED_LIMIT:
+            self.counters["held_dropped"] += 1
+            return
+        self.counters["held_deferred"] += 1
+        self._deferred[key] = (msg, sender)
+
+    def run_deferred(self, now: float) -> None:
+        """Handle the kept requests (the store works again); a reply goes to its owner."""
+        deferred, self._deferred = self._deferred, {}
+        h = self._handle()
+        for key in sorted(deferred):
+            msg, sender = deferred[key]
+            replies = self.on_request(msg, sender, now)
+            owner = h.members.get(sender)
+            if replies and owner is not None:
+                h.open_stream(owner.address, replies, now=now)
 
     def next_deadline(self) -> float | None:
         """When queued requests must be handed to the callback."""

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 #: Longest wait ``wait`` (and ``covey deliver create --wait``) may ask for.
 MAX_WAIT = 3600.0
+#: Longest wait for a new delivery's record to be written before its create is refused.
+STORE_WAIT = 10.0
 
 
 def parse_id(text: object) -> bytes:
@@ -107,6 +109,10 @@ class DeliveriesAPI:
                 stages without their own (None: the agent's ``--delivery-deadline``).
             expire: seconds until the delivery fails if not complete (None: never).
 
+        The record is handed to the store's writer before this returns, and written
+        shortly after: await :meth:`stored` before acknowledging the delivery to anyone
+        who must not lose it (``covey deliver create`` does).
+
         Raises:
             ControlError: a bad stage or selector, K above the cluster's size, a payload
                 over the limit, the store unavailable — the message names the field.
@@ -126,6 +132,35 @@ class DeliveriesAPI:
         except ValueError as exc:
             raise ControlError(f"payload: {exc}") from None
         return rec.id.hex()
+
+    async def stored(self, delivery: str | bytes, timeout: float = STORE_WAIT) -> None:
+        """Wait until the record of ``delivery``, just created, is written to the store.
+
+        Raises:
+            ControlError: (field ``store``) it could not be written (the store became
+                unavailable) or not within ``timeout`` seconds. The delivery is then
+                cancelled, so that what was never acknowledged does not go on (its first
+                requests may have left: a receiver runs its handler at most once anyway).
+        """
+        item = parse_id(delivery) if isinstance(delivery, str) else delivery
+        f, ctx = self._feature, self._ctx()
+        # A bounded loop: the store coming back re-writes what failed in a later step, so
+        # when it came back meanwhile, wait for that step too.
+        for _ in range(3):
+            resumes = f.resumes
+            if not await ctx.written(timeout):
+                why = f"the record was not written within {timeout:g}s"
+                break
+            if item in f.unsaved:
+                why = f"a write of its record failed: {f.store_error or 'store unavailable'}"
+                break
+            if f.resumes == resumes:
+                return
+        else:
+            why = "the store kept failing and coming back"
+        if ctx.running:
+            self.cancel(item)
+        raise ControlError(f"store: delivery {item.hex()} was not created: {why}")
 
     def _shown(self, rec: DeliveryRecord) -> dict[str, Any]:
         out = rec.to_json()

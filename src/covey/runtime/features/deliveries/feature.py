@@ -11,8 +11,8 @@
 * its **handler** (handler.py), run on each ``DeliveryRequested``;
 * its **notifications** (notify.py), per receipt, stage and end, with ``--notify``;
 * with a **shared store**, the owner lease (renewed every ``LEASE / 3`` s) and the
-  takeover of the deliveries of owners whose lease expired (checked every
-  ``TAKEOVER_EVERY`` s; dispatch itself is woken by due times, never polled).
+  takeover of the live deliveries of owners whose lease expired, due or not (checked
+  every ``TAKEOVER_EVERY`` s; dispatch itself is woken by due times, never polled).
 
 When the store cannot be written (Redis down) the capability is *held*: nothing new is
 promised while its record cannot be stored. The feature probes the store until it
@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -39,11 +40,12 @@ from covey.core.deliveries import (
     DeliveryRecord,
     DeliveryRequested,
     DeliveryStageComplete,
+    HandledRecord,
     SaveDelivery,
     SaveHandled,
 )
 from covey.core.effects import Effect
-from covey.runtime.config.model import AgentConfig
+from covey.runtime.config.model import AgentConfig, ConfigError
 from covey.runtime.features.base import ControlHandler, EffectWriter, Feature, HttpRoute
 from covey.runtime.features.deliveries.api import DeliveriesAPI
 from covey.runtime.features.deliveries.handler import HandlerRunner
@@ -109,6 +111,8 @@ class DeliveriesFeature(Feature):
         #: Why the store cannot be written ("" while it can), and since when (wall s).
         self.store_error = ""
         self.store_down_since: float | None = None
+        #: Times the store came back (a create being acknowledged checks it, see api.py).
+        self.resumes = 0
         self.counters: dict[str, int] = {"taken_over": 0, "fenced": 0, "store_errors": 0}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._probing = False
@@ -117,7 +121,7 @@ class DeliveriesFeature(Feature):
         if not config.deliveries:
             return
         self.store = open_store(config)
-        records, handled = self.store.load(node_id) if self.store is not None else ([], [])
+        records, handled = self._load(self.store, node_id)
         self.caps = Deliveries(
             records=records,
             handled=handled,
@@ -131,6 +135,24 @@ class DeliveriesFeature(Feature):
             self.notifier = Notifier(
                 config.notify, config.notify_secret.encode(), kinds=frozenset(config.notify_events)
             )
+
+    @staticmethod
+    def _load(
+        store: DeliveryStore | None, node_id: bytes
+    ) -> tuple[list[DeliveryRecord], list[HandledRecord]]:
+        """What ``store`` holds of ours; in a shared store, our lease is taken first."""
+        if store is None:
+            return [], []
+        try:
+            if (common := shared(store)) is not None:
+                # Before loading: once the lease is back nobody can claim our deliveries,
+                # so none we load is taken over (and dispatched by two nodes) meanwhile;
+                # those claimed while we were down are not in our set any more.
+                common.renew(node_id, LEASE)
+            return store.load(node_id)
+        except StoreUnavailable as exc:
+            store.close()
+            raise ConfigError("scheduler", str(exc)) from None
 
     def _wall_offset(self) -> float:
         # The node's clock is the loop's, time.monotonic(): this is the driver's offset.
@@ -262,6 +284,7 @@ class DeliveriesFeature(Feature):
                 caps.resume(unsaved, now=now)
 
             self.counters["fenced"] += len(taken)
+            self.resumes += 1
             ctx.call(back)
         finally:
             self._probing = False
@@ -291,8 +314,11 @@ class DeliveriesFeature(Feature):
                     await asyncio.to_thread(store.renew, self.node_id, LEASE)
                     renewed = time.monotonic()
                 if not caps.held:
+                    # Every live delivery of a dead owner, not only the due ones: its asks
+                    # may have been answered to a dead node, and adopt() re-sends them at
+                    # once; waiting for the due time would stall each for its ask deadline.
                     claimed = await asyncio.to_thread(
-                        store.takeover, self.node_id, time.time(), TAKEOVER_BATCH
+                        store.takeover, self.node_id, math.inf, TAKEOVER_BATCH
                     )
                     for rec in claimed:
                         self.counters["taken_over"] += 1

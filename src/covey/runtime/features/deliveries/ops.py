@@ -71,6 +71,7 @@ def _create(api: DeliveriesAPI, r: dict[str, Any]) -> Awaitable[object]:
     item = api.create(payload, stages, deadline=deadline, expire=expire)
 
     async def run() -> object:
+        await api.stored(item)  # acknowledged only once it survives a crash of this agent
         if wait is None:
             return {"id": item}
         try:
