@@ -31,8 +31,7 @@ from covey.cli.options import (
 )
 
 trace_app = typer.Typer(
-    help="Trace records of an agent (join, probe, failed, leader...), or send them to a "
-    "collector.",
+    help="Trace records of an agent (join, probe, failed, leader...), or send them to a collector.",
     invoke_without_command=True,
 )
 app.add_typer(trace_app, name="trace")

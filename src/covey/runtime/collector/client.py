@@ -24,8 +24,8 @@ from typing import Any
 from covey.core import Address
 from covey.runtime.collector.records import MAX_RECORDS, Record
 from covey.runtime.config.sources import parse_address
-from covey.runtime.control.client import ClientError
-from covey.runtime.control.server import ControlError, SealedCodec
+from covey.runtime.control.client import ClientError, open_answer
+from covey.runtime.control.server import SealedCodec
 
 #: Most octets of records' JSON in one ``traces`` request: sealing adds a third (base64)
 #: and the line limit is 1 MiB.
@@ -104,19 +104,7 @@ class Connection:
     def _decode(self, line: bytes) -> Any:
         if not line:
             raise CollectorError(f"the collector at {self._where} closed the connection")
-        try:
-            return self._codec.decode(line)
-        except ControlError:
-            # Refusals of what it could not open come back in plain JSON.
-            try:
-                plain = json.loads(line)
-            except ValueError:
-                raise CollectorError("cannot open the collector's answer (wrong key?)") from None
-            if isinstance(plain, dict) and plain.get("ok") is False:
-                reason = plain.get("error")
-                hint = " (wrong key?)" if reason == "unauthenticated" else ""
-                raise CollectorError(f"the collector refused: {reason}{hint}") from None
-            raise CollectorError("unexpected answer from the collector") from None
+        return open_answer(self._codec, line, "the collector", CollectorError)
 
     def send_traces(self, **fields: Any) -> dict[str, int]:
         """One ``traces`` request (the fields of :func:`traces_request`); returns

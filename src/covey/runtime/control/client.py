@@ -67,17 +67,7 @@ class ControlClient:
     def _decode(self, line: bytes) -> Any:
         if not line:
             raise ClientError("the agent closed the connection without answering")
-        try:
-            return self._codec.decode(line)
-        except ControlError:
-            # Refusals of unauthenticated requests come back in plain JSON.
-            try:
-                plain = json.loads(line)
-            except ValueError:
-                raise ClientError("cannot open the agent's answer (wrong key?)") from None
-            if isinstance(plain, dict) and plain.get("ok") is False:
-                raise ClientError(str(plain.get("error"))) from None
-            raise ClientError("unexpected answer from the agent") from None
+        return open_answer(self._codec, line, "the agent")
 
     def request(self, op: str, **args: object) -> Any:
         """Send one request and return its ``result``; raises :class:`ClientError`."""
@@ -121,6 +111,28 @@ class ControlClient:
     def self_member(self) -> dict[str, Any]:
         """The agent's own record."""
         return dict(self.request("self"))
+
+
+def open_answer(codec: Any, line: bytes, peer: str, error: type[ClientError] | None = None) -> Any:
+    """Open one answer line of ``peer`` ("the agent", "the collector"), sealed or plain.
+
+    A sealed endpoint answers what it could not open (a wrong key, a replay) with a plain
+    JSON refusal, since the client could not open a sealed one: that becomes
+    ``error`` (default :class:`ClientError`) with the peer's reason.
+    """
+    fail = error or ClientError
+    try:
+        return codec.decode(line)
+    except ControlError:
+        try:
+            plain = json.loads(line)
+        except ValueError:
+            raise fail(f"cannot open the answer of {peer} (wrong key?)") from None
+        if isinstance(plain, dict) and plain.get("ok") is False:
+            reason = plain.get("error")
+            hint = " (wrong key?)" if reason == "unauthenticated" else ""
+            raise fail(f"{peer} refused: {reason}{hint}") from None
+        raise fail(f"unexpected answer from {peer}") from None
 
 
 def http_get(url: str, path: str, timeout: float = 5.0) -> Any:
