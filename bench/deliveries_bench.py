@@ -167,6 +167,13 @@ def cpu_seconds(pids: Sequence[int]) -> float:
     return total
 
 
+def rss_mib(pid: int) -> float | None:
+    try:
+        return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+    except psutil.Error:
+        return None
+
+
 def run_throughput(
     agents: CoveyAgents,
     owners: Sequence[int],
@@ -268,6 +275,7 @@ def run_throughput(
         "store_cpu_s": round(cpu_x1 - cpu_x0, 2),
         "driver_cpu_s": round((me1.user + me1.system) - (me0.user + me0.system), 2),
         "monitor_lines": sum(link.monitor_lines for link in d.links),
+        "rss_mib": {agents.names[i]: rss_mib(p) for i, p in enumerate(pids)},
     }
     res["due"] = due_figures(agents, owners, d)
     return res
