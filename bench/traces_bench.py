@@ -1,7 +1,7 @@
 """What tracing costs an idle agent: CPU with the trace buffer on and off, side by side.
 
-Starts ``--agents`` real agents on loopback with the election on (the leader's heartbeat
-is traced five times a second, the busiest idle case), lets them settle, and measures
+Starts ``--agents`` real agents on loopback with the election on (the leader traces one
+heartbeat in 50, every 10 s, besides what membership traces), lets them settle, and measures
 each agent's CPU over ``--window`` seconds from the scheduler's run time
 (``/proc/PID/task/*/schedstat``, bench/agent_procs.py). Three modes, interleaved round
 after round so drift hits them alike: ``off`` (``--trace-buffer 0``), ``on`` (the default
