@@ -12,7 +12,7 @@ Control (``covey deliver ...``, JSON lines; see runtime/control/server.py):
 HTTP: ``POST /v1/deliveries`` (a JSON body with the same fields as ``deliver_create``;
 201 with ``{"id"}``), ``GET /v1/deliveries`` (``?state=``), ``GET /v1/deliveries/{id}``,
 ``DELETE /v1/deliveries/{id}``. A refusal is ``400 {"error": ...}`` naming the field; an
-unknown id is 404; deliveries switched off is 503.
+unknown id is 404; deliveries switched off, or a store that cannot be written, is 503.
 """
 
 from __future__ import annotations
@@ -119,7 +119,10 @@ def delivery_routes(api: DeliveriesAPI) -> list[HttpRoute]:
 
     def refused(exc: Exception) -> web.Response:
         text = str(exc)
-        status = 503 if "are off" in text else 404 if text.startswith("id: no") else 400
+        # Off, or a store that cannot be written now: the service is unavailable, the
+        # request itself was fine (a client may retry); an unknown id is 404.
+        unavailable = "are off" in text or text.startswith(("store:", "deliveries wait"))
+        status = 503 if unavailable else 404 if text.startswith("id: no") else 400
         return json_response({"error": text}, status=status)
 
     async def create(request: web.Request) -> web.Response:
