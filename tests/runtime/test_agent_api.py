@@ -190,3 +190,33 @@ async def test_port_in_use_fails_cleanly(make_config: Callable[..., AgentConfig]
             async with Agent(clash):
                 pass
         assert not clash.control_path.exists()
+
+
+async def test_waits_end_when_the_agent_stops_and_on_cancel(
+    make_config: Callable[..., AgentConfig],
+) -> None:
+    from covey.runtime import AgentStopped
+
+    agent = Agent(make_config("w"))
+    await agent.start()
+    waiting = asyncio.create_task(agent.wait_for_members(5, timeout=30))
+    await asyncio.sleep(0)  # subscribed
+    await agent.stop()
+    t0 = asyncio.get_running_loop().time()
+    with pytest.raises(AgentStopped):
+        await waiting
+    # After the stop, a new wait ends at once with the same clear error, never spins.
+    with pytest.raises(AgentStopped):
+        await agent.wait_for_members(5, timeout=3)
+    assert asyncio.get_running_loop().time() - t0 < 2.0
+
+    again = Agent(make_config("w2"))
+    await again.start()
+    try:
+        task = asyncio.create_task(again.wait_for_members(5, timeout=30))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    finally:
+        await again.stop()

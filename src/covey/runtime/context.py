@@ -154,14 +154,24 @@ class AgentContext:
         return None
 
 
+class AgentStopped(RuntimeError):
+    """A wait ended because the agent stopped."""
+
+
 async def wait_on_hub(hub: EventHub, predicate: Callable[[], bool], timeout: float) -> None:
     """Wait until ``predicate()`` holds, re-checked after every event of ``hub``.
 
     Raises:
         TimeoutError: it did not hold within ``timeout`` seconds.
+        AgentStopped: the agent stopped (its event stream ended) before it held.
     """
     with hub.subscribe() as sub:
         async with asyncio.timeout(timeout):
             while not predicate():
                 # Re-check at least once a second in case no event comes.
-                await sub.get(timeout=1.0)
+                if await sub.get(timeout=1.0) is None and hub.closed:
+                    # The stream ended: nothing will ever change again, and a closed
+                    # stream answers at once, so looping would spin without yielding.
+                    if predicate():
+                        return
+                    raise AgentStopped("the agent stopped before the condition held")
