@@ -149,6 +149,12 @@ async def test_http_status(make_config: Callable[..., AgentConfig]) -> None:
         assert isinstance(me, dict) and me["id"] == agent.node_id.hex()
         health = await asyncio.to_thread(get, "/v1/health")
         assert isinstance(health, dict) and health["status"] == "ok"
+        # The registry's key is a secret: the unauthenticated HTTP API never shows it.
+        agent.settings.set_registry("127.0.0.9", 5000, "s3cret-key")
+        shown = await asyncio.to_thread(get, "/v1/settings")
+        assert isinstance(shown, dict) and "s3cret-key" not in json.dumps(shown)
+        assert json.loads(shown["registry"])["ip"] == "127.0.0.9"
+        assert agent.settings.get_registry()["key"] == "s3cret-key"  # type: ignore[index]
 
 
 async def test_rpc_needs_the_cluster_key(

@@ -11,11 +11,13 @@ Control (``covey`` CLI, JSON lines; see runtime/control/server.py):
   ``port`` / ``steward_get``.
 
 HTTP (read-only, like the rest of the HTTP API): ``GET /v1/facts`` (``?node=NAME``),
-``GET /v1/versions``, ``GET /v1/settings``.
+``GET /v1/versions``, ``GET /v1/settings`` (the registry's key redacted: HTTP is not
+authenticated).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +57,26 @@ def _guard(fn: Any) -> Any:
         raise ControlError(str(exc)) from None
 
 
+#: What the unauthenticated HTTP API shows instead of a secret.
+REDACTED = "(redacted: read it with covey registry get)"
+
+
+def redact_settings(settings: dict[str, str]) -> dict[str, str]:
+    """The settings without the registry's ``key`` (seed 003's registry carries one): the
+    HTTP API is unauthenticated, the control socket is not."""
+    out = dict(settings)
+    text = out.get("registry")
+    if text is not None:
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return out
+        if isinstance(value, dict) and "key" in value:
+            value["key"] = REDACTED
+            out["registry"] = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return out
+
+
 class SharedOps:
     """The shared state's operations and routes, answered by its three facades."""
 
@@ -90,7 +112,7 @@ class SharedOps:
             return json_response(self.facts.versions())
 
         async def settings(request: web.Request) -> web.Response:
-            return json_response(self.settings())
+            return json_response(redact_settings(self.settings()))
 
         return [
             ("GET", "/v1/facts", facts),
