@@ -74,6 +74,13 @@ def test_kill_9_of_the_leader_elects_one_new_leader_for_all(cluster: LocalCluste
     print(f"\nfailover after kill -9 of the leader: {took:.2f} s ({old} -> {leader})")
     assert leaders(survivors) == {leader}
     assert all(names(a)["term"] > term for a in survivors)
+    # Each survivor's log says so, one grep-able line per change.
+    for a in survivors:
+        wait_until(
+            lambda a=a: f"election: leader {leader} (term" in a.log_tail(200),
+            10,
+            what=f"{a.name}'s log line",
+        )
 
 
 def test_split_two_three_only_the_majority_leads_and_heal_reunites(

@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Any
 from covey.core import Extension
 from covey.core.effects import Effect
 from covey.core.election.election import Election, ElectionConfig, VoteStore
-from covey.core.election.events import FenceDecision
+from covey.core.election.events import (
+    FenceDecision,
+    LeaderChanged,
+    NodePartitioned,
+    PanicEntered,
+    Recovered,
+)
 from covey.core.election.voting import SaveVote
 from covey.runtime.features.base import (
     Built,
@@ -156,6 +162,7 @@ class ElectionFeature(Feature):
         self.ctx = ctx
         if self.election is None:
             return
+        ctx.listen(self._log_event)
         ctx.spawn(self._watch_events(ctx))
         if self.config.heartbeat_disk is not None:
             ctx.spawn(self._disk_loop(ctx, self.election, self.config.heartbeat_disk))
@@ -165,6 +172,23 @@ class ElectionFeature(Feature):
         if self.disk is not None and not self._disk_busy:
             self.disk.close()
             self.disk = None
+
+    def _log_event(self, event: object) -> None:
+        """One line in the agent's log per election change (grep-able: "election: ...")."""
+        if isinstance(event, LeaderChanged):
+            if event.leader is None:
+                log.warning("election: no leader (term %d)", event.term)
+            else:
+                log.info("election: leader %s (term %d)", event.leader, event.term)
+        elif isinstance(event, PanicEntered):
+            log.error("election: PANIC, no fencing or failover until recovered: %s", event.reason)
+        elif isinstance(event, Recovered):
+            log.warning("election: recovered from panic (generation %d)", event.recover_gen)
+        elif isinstance(event, NodePartitioned):
+            log.warning(
+                "election: %s is partitioned (silent, but its disk slot is alive): not fenced",
+                event.node,
+            )
 
     async def _watch_events(self, ctx: AgentContext) -> None:
         with ctx.subscribe() as sub:
