@@ -60,6 +60,15 @@ def test_sigterm_is_seen_as_left_by_all_quickly(cluster: LocalCluster) -> None:
     assert leaver.wait(10) == 0
 
 
+def test_sighup_does_not_kill_the_agent_and_says_so(cluster: LocalCluster) -> None:
+    a, b = cluster.start(2)
+    wait_until(lambda: cluster.converged(), CONVERGE, what="convergence")
+    a.signal(signal.SIGHUP)
+    wait_until(lambda: "SIGHUP received" in a.log_tail(50), DETECT, what="the log line")
+    assert a.running() and a.states() == {a.name: "alive", b.name: "alive"}
+    assert b.states()[a.name] == "alive"
+
+
 def test_two_agents_share_the_multicast_port_on_one_host(cluster: LocalCluster) -> None:
     # No --join: they can only find each other through beacons on the shared group port.
     a = cluster.spawn("a")

@@ -1,7 +1,8 @@
 """Running the agent as a process: logging, signals, exit codes.
 
 SIGTERM or SIGINT starts the graceful leave; a second one forces the exit (the main task
-is cancelled, sockets are still closed on the way out).
+is cancelled, sockets are still closed on the way out). SIGHUP no longer kills the agent
+(its default action): nothing can be reloaded yet, and the log says so.
 """
 
 from __future__ import annotations
@@ -48,8 +49,14 @@ async def serve(agent: Agent) -> int:
             log.warning("second signal: forcing exit")
             main.cancel()
 
+    def on_hangup() -> None:
+        # Serf and Consul reload on SIGHUP; until covey can, it must at least not die
+        # (exit 129 without leaving, peers marking it failed) and must say so.
+        log.warning("SIGHUP received: nothing reloaded (restart the agent to change settings)")
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
+    loop.add_signal_handler(signal.SIGHUP, on_hangup)
     try:
         await agent.run()
     except asyncio.CancelledError:
@@ -57,7 +64,7 @@ async def serve(agent: Agent) -> int:
             return EXIT_FORCED
         raise
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     return 0
 
