@@ -147,6 +147,12 @@ def test_members_info_tags_leave(cluster: LocalCluster) -> None:
     info = json.loads(covey("info", *ctl, "--json").stdout)
     assert info["self"]["name"] == "a" and "drops" in info and "stats" in info
     assert "drops" in covey("info", *ctl).stdout
+    # A state that does not exist is a usage error, a node that is not there an error:
+    # neither is an empty table with exit 0.
+    bogus = covey("members", *ctl, "--state", "bogus")
+    assert bogus.returncode == 2 and "state: 'bogus'" in bogus.stderr
+    nosuch = covey("facts", "nosuch", *ctl)
+    assert nosuch.returncode == 1 and "no live node 'nosuch'" in nosuch.stderr
     tags = covey("tags", *ctl, "--set", "role=web", "--set", "dc=x", "--json")
     assert json.loads(tags.stdout) == {"role": "web", "dc": "x"}
     tags = covey("tags", *ctl, "--delete", "dc", "--json")

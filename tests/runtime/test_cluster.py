@@ -96,7 +96,8 @@ def test_static_join_without_multicast(cluster: LocalCluster) -> None:
     cluster.spawn("b", extra=("--no-multicast", "--join", a.address))
     cluster.spawn("c", extra=("--no-multicast", "--join", a.address))
     wait_until(lambda: cluster.converged(["a", "b", "c"]), CONVERGE, what="join by seeds")
-    assert a.client().info()["discovery"]["enabled"] is False
+    shown = a.client().info()["discovery"]
+    assert shown["enabled"] is False and shown["mode"] == "off"
 
 
 def test_wrong_key_stays_out_and_is_counted(cluster: LocalCluster) -> None:

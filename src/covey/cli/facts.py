@@ -59,6 +59,8 @@ def facts(
     """Show the facts of every live node (or of NODE)."""
     path = "/v1/facts" + (f"?node={node}" if node else "")
     result = target.query(http, path, "facts", node=node)
+    if node is not None and not result:
+        raise _fail(f"no live node {node!r} (see covey members)")
     if json_:
         _print_json(result)
         return

@@ -37,6 +37,9 @@ def members(
     target: Target,
 ) -> None:
     """List the members a running agent knows."""
+    states = ("alive", "suspect", "failed", "left")
+    if state is not None and state not in states:
+        raise _fail(f"state: {state!r} is not one of {', '.join(states)}", EXIT_CONFIG)
     result = target.query(http, "/v1/members", "members")
     if state:
         result = [m for m in result if m["state"] == state]

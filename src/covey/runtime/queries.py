@@ -87,7 +87,11 @@ class AgentQueries:
             "keys": len(self.config.keys),
             "discovery": {
                 "enabled": bool(self.plan.interfaces),
-                "mode": "broadcast" if self.plan.broadcast else "multicast",
+                "mode": "off"
+                if not self.plan.interfaces
+                else "broadcast"
+                if self.plan.broadcast
+                else "multicast",
                 "group": f"{self.plan.group}:{self.plan.port}",
                 "interfaces": [f"{i.name}={i.address}" for i in self.plan.interfaces],
             },
