@@ -128,6 +128,13 @@ def test_flags_beat_env_beat_file(tmp_path: Path, key_file: Path) -> None:
     assert c.keys == (key_file.read_bytes().strip(),)
 
 
+def test_version() -> None:
+    from covey import __version__
+
+    out = covey("--version")
+    assert out.returncode == 0 and out.stdout == f"covey {__version__}\n"
+
+
 def test_keygen_prints_a_fernet_key() -> None:
     proc = covey("keygen")
     assert proc.returncode == 0

@@ -24,13 +24,38 @@ from rich.console import Console
 app = typer.Typer(
     name="covey",
     help="covey: machines that know each other. Discovery by multicast beacons, SWIM "
-    "membership, Fernet encryption.",
+    "membership with Lifeguard, one elected leader, shared state, acknowledged deliveries, "
+    "traces and a collector outside the cluster; everything sealed with the cluster key.",
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
 console = Console()
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from covey import __version__
+
+        sys.stdout.write(f"covey {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print covey's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """The options of ``covey`` itself (``--version``); the help is the app's."""
+
 
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 1
