@@ -53,9 +53,13 @@ async def pair(make_config: Callable[..., AgentConfig]) -> AsyncIterator[tuple[A
         yield a, b
 
 
-def test_lazy_exports() -> None:
+def test_lazy_exports(tmp_path: Path) -> None:
     assert covey.Agent is Agent
     assert covey.AgentConfig is AgentConfig
+    # The README's example reads every key of a two-key file, not only the first.
+    keys = [Fernet.generate_key(), Fernet.generate_key()]
+    (tmp_path / "k").write_bytes(b"# rotated\n" + b"\n".join(keys) + b"\n")
+    assert covey.load_keys(tmp_path / "k") == tuple(keys)
 
 
 async def test_events_and_graceful_leave(make_config: Callable[..., AgentConfig]) -> None:
