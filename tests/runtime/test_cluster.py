@@ -26,6 +26,7 @@ def test_five_agents_converge(cluster: LocalCluster) -> None:
         for m in members:
             assert {"name", "id", "address", "state", "incarnation", "tags"} <= m.keys()
             assert m["address"].startswith("127.0.0.1:")
+    assert all(a.client().info()["health"] == {"status": "ok", "reasons": []} for a in agents)
 
 
 def test_kill_9_is_detected_as_failed_by_all(cluster: LocalCluster) -> None:
@@ -111,6 +112,15 @@ def test_wrong_key_stays_out_and_is_counted(cluster: LocalCluster) -> None:
     )
     assert "intruder" not in a.states()
     assert set(intruder.states()) == {"intruder"}
+    # Neither looks healthy: the mis-keyed node drops everything it hears, and a hears
+    # a node it cannot open. Their health says so, with the reason.
+    for node in (intruder, a):
+        health = wait_until(
+            lambda n=node: (h := n.client().info()["health"])["status"] == "degraded" and h,
+            DETECT,
+            what=f"{node.name} degraded",
+        )
+        assert any(r.startswith("bad_key") for r in health["reasons"])
 
 
 def test_foreign_cluster_stays_out_and_is_counted(cluster: LocalCluster) -> None:

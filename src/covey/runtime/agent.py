@@ -43,6 +43,7 @@ from covey.runtime.events import EventHub
 from covey.runtime.features.base import ControlHandler, EffectWriter, Feature, HttpRoute
 from covey.runtime.features.deliveries.feature import DeliveriesFeature
 from covey.runtime.features.election import ElectionFeature
+from covey.runtime.features.health import HealthFeature
 from covey.runtime.features.shared import SharedStateFeature
 from covey.runtime.features.traces import TracesFeature
 from covey.runtime.identity import advertised, load_identity, save_identity
@@ -105,8 +106,15 @@ class Agent(AgentQueries):
         election = ElectionFeature(config)
         deliveries = DeliveriesFeature(config, self.node_id)
         self.traces = TracesFeature(config, self.node_id)
+        self.health = HealthFeature(config)
         #: Every feature of this agent, in the order their capabilities are added.
-        self.features: tuple[Feature, ...] = (shared, election, deliveries, self.traces)
+        self.features: tuple[Feature, ...] = (
+            shared,
+            election,
+            deliveries,
+            self.traces,
+            self.health,
+        )
         self.facts = shared.facts
         self.settings = shared.settings
         self.actions = shared.actions

@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from covey.core import MemberInfo, Node
+from covey.core import MemberInfo, Node, NodeStatistics
 from covey.core.plugin import MemberDirectory
 from covey.runtime.config.model import AgentConfig
 from covey.runtime.events import AgentEvent, EventHub, Subscription
@@ -135,6 +135,10 @@ class AgentContext:
     def wall_offset(self) -> float:
         """Seconds to add to the core's clock for the wall clock."""
         return self._node.wall_offset
+
+    def statistics(self) -> NodeStatistics:
+        """The core's counters (traffic, drops per reason, health, member counts)."""
+        return self._node.statistics()
 
     @property
     def members(self) -> MemberDirectory:

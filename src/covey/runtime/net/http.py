@@ -37,8 +37,10 @@ async def _self(request: web.Request) -> web.Response:
 async def _health(request: web.Request) -> web.Response:
     agent = request.app[AGENT_KEY]
     stats = agent.statistics()
+    verdict = agent.health.verdict(stopping=not agent.ready)
     body = {
-        "status": "ok" if agent.ready else "stopping",
+        "status": verdict["status"],
+        "reasons": verdict["reasons"],
         "name": agent.name,
         "cluster": agent.config.cluster,
         "members": stats.members,
