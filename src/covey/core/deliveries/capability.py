@@ -193,7 +193,7 @@ class Deliveries(Capability):
         live delivery at once."""
         self.held = ""
         unsaved = set(unsaved)
-        for item in sorted(set(unsaved)):
+        for item in sorted(unsaved):
             rec = self.owner.records.get(item)
             if rec is not None:
                 self.owner.store(rec)

@@ -309,13 +309,13 @@ class Owner:
         waiting = tuple(a for a in p.waiting if a.node != sender)
         receipts = (*p.receipts, entry)
         rec = rec.with_current(replace(p, waiting=waiting, receipts=receipts))
-        if len(receipts) < rec.spec.required:
+        short = len(receipts) < rec.spec.required
+        if short:
             self.store(rec)
-            self._handle().emit(DeliveryReceiptAccepted(rec, msg.stage, sender))
-        else:
-            # (the step's effects, the promoted record among them, are written before
-            # its events are published)
-            self._handle().emit(DeliveryReceiptAccepted(rec, msg.stage, sender))
+        # With the K-th, the promotion stores the record: the step's effects are written
+        # before its events are published either way.
+        self._handle().emit(DeliveryReceiptAccepted(rec, msg.stage, sender))
+        if not short:
             self._promote(rec, now)
         return ReceiptAnswer(msg.delivery, msg.stage, True, "")
 
