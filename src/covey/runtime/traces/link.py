@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from covey.core import Address
-from covey.runtime.control.server import ControlError, SealedCodec
+from covey.runtime.control.client import ClientError, open_answer
+from covey.runtime.control.server import SealedCodec
 from covey.runtime.traces.records import TraceBuffer
 
 log = logging.getLogger("covey.traces")
@@ -38,7 +39,7 @@ BACKOFF_MAX = 10.0
 LINE_LIMIT = 1 << 20
 
 
-class LinkError(Exception):
+class LinkError(ClientError):
     """The collector could not be reached, or refused a batch."""
 
 
@@ -71,10 +72,10 @@ class Connection:
             await self.close()
             raise LinkError("the collector closed the connection")
         try:
-            answer = self._codec.decode(line)
-        except ControlError:
+            answer = open_answer(self._codec, line, "the collector", LinkError)
+        except LinkError:
             await self.close()
-            raise LinkError("the collector's answer does not open (another key?)") from None
+            raise
         if not isinstance(answer, dict) or not answer.get("ok"):
             error = answer.get("error") if isinstance(answer, dict) else "malformed answer"
             raise LinkError(f"the collector refused: {error}")
