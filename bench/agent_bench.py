@@ -46,7 +46,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import psutil
-from agent_procs import ProcessRegistry, count_datagrams, cpu_rss_window, udp_out_datagrams
+from agent_procs import (
+    ProcessRegistry,
+    count_datagrams,
+    cpu_rss_window,
+    git_describe,
+    udp_out_datagrams,
+)
 from agent_serf import SerfCluster, serf_version
 
 SETTLE_S = 3.0  # quiet time after join before idle measurements and failures
@@ -447,22 +453,6 @@ def _no_sockets(directory: str, names: list[str]) -> list[str]:
     ]
 
 
-def _git_describe() -> str:
-    import subprocess
-
-    try:
-        return subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-            cwd=os.path.dirname(os.path.abspath(__file__)),
-        ).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--nodes", type=int, nargs="+", default=[5, 10])
@@ -512,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "serf": serf_version() if "serf" in systems else None,
         "covey": covey_version(args.covey) if "covey" in systems else None,
-        "git": _git_describe(),
+        "git": git_describe(),
         "nodes": args.nodes,
         "runs": args.runs,
         "idle_seconds": args.idle_seconds,
@@ -555,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         reg.stop_all()
     meta["elapsed_s"] = round(time.time() - t_begin, 1)
-    meta["git_at_end"] = _git_describe()  # the tree is shared: say if it moved during the run
+    meta["git_at_end"] = git_describe()  # the tree is shared: say if it moved during the run
     if meta["git_at_end"] != meta["git"]:
         log(f"note: the source tree changed during the run ({meta['git']} -> {meta['git_at_end']})")
     meta["load_avg_at_end"] = os.getloadavg()

@@ -388,3 +388,18 @@ def count_datagrams(pids: Sequence[int], seconds: float, workdir: str) -> dict[s
         "outside_loopback": sorted(set(outside)),
         "snmp_out_datagrams_delta": snmp1 - snmp0,
     }
+
+
+def git_describe() -> str:
+    """``git describe --always --dirty`` of the benchmarks' checkout ("unknown" if none)."""
+    try:
+        return subprocess.run(
+            ["git", "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+            cwd=os.path.dirname(os.path.abspath(__file__)),
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"

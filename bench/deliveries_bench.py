@@ -60,9 +60,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import psutil
-from agent_procs import ProcessRegistry
+from agent_covey import control_request
+from agent_procs import ProcessRegistry, git_describe
 from agent_serf import serf_version
-from deliveries_covey import CoveyAgents, OwnerLink, RedisProcess, control_request
+from deliveries_covey import CONTROL_TIMEOUT, CoveyAgents, OwnerLink, RedisProcess
 from deliveries_serf import HANDLER_QUERY, RPC_QUERY, SerfAgents
 
 PROBE_EXPIRE = 2.5  # seconds: a probe is due at +1 s (back-off) and at +2.5 s (it fails)
@@ -249,7 +250,7 @@ def run_throughput(
     not_seen = [i for i in main if i not in d.ended]
     states: dict[str, int] = {}
     for item in not_seen[:200]:  # ended unseen (a dropped event) or never ended?
-        shown = control_request(agents.socks[d.owner_of[item]], show(item))
+        shown = control_request(agents.socks[d.owner_of[item]], show(item), CONTROL_TIMEOUT)
         states[shown["state"]] = states.get(shown["state"], 0) + 1
     res: dict[str, Any] = {
         "owners": [agents.names[i] for i in owners],
@@ -299,7 +300,7 @@ def due_figures(agents: CoveyAgents, owners: Sequence[int], d: Drive) -> dict[st
         kind, t = d.ended.get(item, ("", 0.0))
         if kind != "failed":
             continue
-        rec = control_request(agents.socks[d.owner_of[item]], show(item))
+        rec = control_request(agents.socks[d.owner_of[item]], show(item), CONTROL_TIMEOUT)
         if rec.get("deadline") is not None:
             late.append(t - float(rec["deadline"]))
     p99s = [v["p99"] for v in per_owner.values() if v.get("count")]
@@ -544,20 +545,6 @@ def ensure_serf() -> bool:
     return shutil.which("serf") is not None
 
 
-def _git_describe() -> str:
-    try:
-        return subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-            cwd=os.path.dirname(os.path.abspath(__file__)),
-        ).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agents", type=int, default=10)
@@ -605,7 +592,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "load_avg_at_start": os.getloadavg(),
         },
-        "git": _git_describe(),
+        "git": git_describe(),
         "serf": serf_version() if args.repeats else None,
         "args": vars(args),
     }

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from agent_covey import control_request
 from agent_procs import ProcessRegistry, free_ports
 
 from covey.core.crypto.fernet import generate_key
@@ -36,22 +37,8 @@ from covey.core.crypto.fernet import generate_key
 SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 
 
-def control_request(path: str, request: dict[str, Any], timeout: float = 10.0) -> Any:
-    """One request/answer on an agent's unix control socket; returns ``result``."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(path)
-        s.sendall(json.dumps(request).encode() + b"\n")
-        buf = b""
-        while b"\n" not in buf:
-            chunk = s.recv(1 << 16)
-            if not chunk:
-                raise ConnectionError("control socket closed")
-            buf += chunk
-    answer = json.loads(buf.split(b"\n", 1)[0])
-    if not answer.get("ok"):
-        raise RuntimeError(f"covey {request.get('op')}: {answer.get('error')}")
-    return answer.get("result")
+#: Seconds one control request may take (an owner of a saturated cluster answers late).
+CONTROL_TIMEOUT = 10.0
 
 
 def wait_for(check: Callable[[], bool], deadline: float, interval: float = 0.05) -> bool:
@@ -184,9 +171,8 @@ class CoveyAgents:
         want = set(self.names)
 
         def full(i: int) -> bool:
-            states = {
-                m["name"]: m["state"] for m in control_request(self.socks[i], {"op": "members"})
-            }
+            members = control_request(self.socks[i], {"op": "members"}, CONTROL_TIMEOUT)
+            states = {m["name"]: m["state"] for m in members}
             return all(states.get(n) == "alive" for n in want)
 
         for i in range(len(self.procs)):
@@ -198,7 +184,7 @@ class CoveyAgents:
         return time.time()
 
     def info(self, i: int) -> dict[str, Any]:
-        return dict(control_request(self.socks[i], {"op": "info"}))
+        return dict(control_request(self.socks[i], {"op": "info"}, CONTROL_TIMEOUT))
 
     def close(self) -> None:
         for p in self.procs:
