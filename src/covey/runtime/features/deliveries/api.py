@@ -27,6 +27,7 @@ from covey.core.deliveries import (
     Unavailable,
 )
 from covey.runtime.control.server import ControlError
+from covey.runtime.features.deliveries.store import shared
 
 if TYPE_CHECKING:
     from covey.core.deliveries import DeliveryRecord
@@ -172,9 +173,9 @@ class DeliveriesAPI:
         """One delivery as shown (this node's, or any in a shared store); None: unknown."""
         item = parse_id(delivery) if isinstance(delivery, str) else delivery
         rec = self._caps().get(item)
-        store = self._feature.store
-        if rec is None and store is not None and store.backend == "redis":
-            rec = store.get(item)
+        common = shared(self._feature.store)
+        if rec is None and common is not None:  # owned by another node of the store
+            rec = common.get(item)
         return None if rec is None else self._shown(rec)
 
     def list(self, state: str | None = None) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from covey.core import Extension
 from covey.core.deliveries import (
@@ -54,6 +54,7 @@ from covey.runtime.features.deliveries.store import (
     Fenced,
     SharedStore,
     StoreUnavailable,
+    shared,
 )
 
 if TYPE_CHECKING:
@@ -367,10 +368,3 @@ class DeliveriesFeature(Feature):
 
 def _adopt(caps: Deliveries, rec: DeliveryRecord, now: float) -> DeliveryRecord:
     return caps.adopt(rec, now=now)
-
-
-def shared(store: DeliveryStore | None) -> SharedStore | None:
-    """``store`` when several nodes share it (it has leases and takeover), else None."""
-    if store is not None and hasattr(store, "takeover") and hasattr(store, "renew"):
-        return cast("SharedStore", store)
-    return None

@@ -23,7 +23,7 @@ backend cannot be reached (the deliveries then wait, see the feature) and
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from covey.core.deliveries import DeliveryRecord, HandledRecord
 
@@ -127,3 +127,10 @@ class SharedStore(DeliveryStore, Protocol):
             StoreUnavailable: the backend cannot be reached.
         """
         ...
+
+
+def shared(store: DeliveryStore | None) -> SharedStore | None:
+    """``store`` when several nodes share it (it has leases and takeover), else None."""
+    if store is not None and hasattr(store, "takeover") and hasattr(store, "renew"):
+        return cast("SharedStore", store)
+    return None
