@@ -8,6 +8,7 @@ delivery ended, so every notification reaches it through the retries.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import secrets
 import subprocess
@@ -78,10 +79,14 @@ async def test_every_notification_arrives_signed_even_after_the_receiver_was_dow
         await hook.close()
 
 
-def _http(url: str, method: str = "GET", body: object = None) -> tuple[int, Any]:
+def _http(
+    url: str, method: str = "GET", body: object = None, token: str | None = None
+) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method)
     req.add_header("Content-Type", "application/json")
+    if token is not None:
+        req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
             return resp.status, json.loads(resp.read())
@@ -89,26 +94,36 @@ def _http(url: str, method: str = "GET", body: object = None) -> tuple[int, Any]
         return exc.code, json.loads(exc.read())
 
 
-def test_the_http_api_creates_lists_shows_and_cancels(cluster: LocalCluster) -> None:
+def test_the_http_api_creates_lists_shows_and_cancels(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
     port = free_port()
-    http = ["--http", f"127.0.0.1:{port}"]
+    token = secrets.token_urlsafe(24)
+    (tmp_path / "token").write_text(token + "\n")
+    http = ["--http", f"127.0.0.1:{port}", "--http-token-file", str(tmp_path / "token")]
     start(cluster, Backend("sqlite"), ["n0", "n1", "n2"], extra={"n0": http})
     base = f"http://127.0.0.1:{port}/v1/deliveries"
-    status, made = _http(base, "POST", {"payload": "p", "stages": ["2:any"], "wait": 30})
+    # Creating and cancelling need the token; without it nothing is created.
+    assert _http(base, "POST", {"payload": "p"})[0] == 401
+    assert _http(base, "POST", {"payload": "p"}, token="x" * 32)[0] == 401
+    assert _http(base)[1] == []
+    post = functools.partial(_http, token=token)
+    status, made = post(base, "POST", {"payload": "p", "stages": ["2:any"], "wait": 30})
     assert status == 201 and made["state"] == "complete"
     status, one = _http(f"{base}/{made['id']}")
     assert status == 200 and one["id"] == made["id"] and len(one["stages"][0]["receipts"]) == 2
     # A stage nobody can answer waits, and can be cancelled.
-    status, waiting = _http(base, "POST", {"payload": "p", "stages": ["1:nobody"]})
+    status, waiting = post(base, "POST", {"payload": "p", "stages": ["1:nobody"]})
     assert status == 201
     status, listed = _http(f"{base}?state=stage")
     assert status == 200 and [d["id"] for d in listed] == [waiting["id"]]
     assert "waiting: 0 of 1 matching members alive" in listed[0]["reason"]
-    assert _http(f"{base}/{waiting['id']}", "DELETE") == (200, {"cancelled": True})
+    assert _http(f"{base}/{waiting['id']}", "DELETE")[0] == 401
+    assert post(f"{base}/{waiting['id']}", "DELETE") == (200, {"cancelled": True})
     assert _http(f"{base}/{waiting['id']}")[1]["state"] == "cancelled"
     # Refusals name the field.
-    assert _http(base, "POST", {"stages": ["x:any"]})[0] == 400
-    status, bad = _http(base, "POST", {"stages": ["9:any"]})
+    assert post(base, "POST", {"stages": ["x:any"]})[0] == 400
+    status, bad = post(base, "POST", {"stages": ["9:any"]})
     assert status == 400 and bad["error"].startswith("stage:")
     assert _http(f"{base}/00")[0] == 400
     assert _http(f"{base}/{'0' * 32}")[0] == 404

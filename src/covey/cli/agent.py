@@ -254,6 +254,14 @@ def agent(
             show_default=False,
         ),
     ] = None,
+    http_token_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="File holding the bearer token that mutating HTTP calls need "
+            "(Authorization: Bearer TOKEN); without it they are refused.",
+            show_default=False,
+        ),
+    ] = None,
     notify_secret: Annotated[
         str | None,
         typer.Option(
@@ -311,6 +319,7 @@ def agent(
         "notify_secret": notify_secret,
         "trace_buffer": trace_buffer,
         "collector": collector,
+        "http_token_file": http_token_file,
     }
     try:
         if no_multicast and multicast:

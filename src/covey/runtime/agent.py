@@ -283,7 +283,7 @@ class Agent(AgentQueries):
             servers, self.control_inode = await start_control_servers(self, self._spawn_handler)
             self._servers.extend(servers)
             if c.http is not None:
-                from covey.runtime.net.http import start_http
+                from covey.runtime.http.app import start_http
 
                 self._http = await start_http(self, c.http)
         except BaseException:

@@ -99,6 +99,9 @@ class AgentConfig:
         notify_events: which notifications to send (receipt, stage, complete, failed).
         trace_buffer: how many trace records the ring buffer keeps (0: no tracing).
         collector: (host, port) of a trace collector to stream the records to.
+        http_token_file: a file holding the bearer token that mutating HTTP calls (and
+            reading secrets over HTTP) need; without one they are refused.
+        http_token: the token read from it (never logged or shown).
     """
 
     name: str = field(default_factory=socket.gethostname)
@@ -145,6 +148,8 @@ class AgentConfig:
     notify_events: tuple[str, ...] = ("receipt", "stage", "complete", "failed")
     trace_buffer: int = 10_000
     collector: Address | None = None
+    http_token_file: Path | None = None
+    http_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _check_text("name", self.name)

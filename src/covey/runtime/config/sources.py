@@ -137,6 +137,32 @@ def _parse_multicast(fname: str, value: object) -> tuple[bool, Address | None]:
     return True, parse_address(fname, value)
 
 
+#: Fewest characters an HTTP token may have (a guessable token protects nothing).
+MIN_TOKEN_LENGTH = 16
+
+
+def load_http_token(path: Path) -> str:
+    """The bearer token in ``path`` (its first line, stripped).
+
+    Raises:
+        ConfigError: naming ``http_token_file``, when it cannot be read or the token is
+            shorter than :data:`MIN_TOKEN_LENGTH` characters.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError("http_token_file", f"cannot read {path}: {reason}") from None
+    lines = text.strip().splitlines()
+    token = lines[0].strip() if lines else ""
+    if len(token) < MIN_TOKEN_LENGTH or any(c.isspace() for c in token):
+        raise ConfigError(
+            "http_token_file",
+            f"{path} must hold one token of at least {MIN_TOKEN_LENGTH} characters, no spaces",
+        )
+    return token
+
+
 def load_keys(path: Path) -> tuple[bytes, ...]:
     """Read a key file: one Fernet key per line, blank lines and ``#`` comments ignored."""
     try:
@@ -212,6 +238,7 @@ _SETTINGS: dict[str, tuple[str, Parser]] = {
     "notify_secret": ("notify_secret", _parse_str),
     "trace_buffer": ("trace_buffer", lambda f, v: _parse_int(f, v)),
     "collector": ("collector", parse_address),
+    "http_token_file": ("http_token_file", _parse_path),
     "notify_events": ("notify_events", lambda f, v: tuple(_parse_str(f, x) for x in _as_list(v))),
 }
 #: Plural spellings accepted in TOML files.
@@ -292,4 +319,7 @@ def build_config(*sources: Mapping[str, object]) -> AgentConfig:
     key_file = kwargs.get("key_file")
     if key_file is not None and not kwargs.get("plaintext"):
         kwargs["keys"] = load_keys(key_file)
+    token_file = kwargs.get("http_token_file")
+    if token_file is not None:
+        kwargs["http_token"] = load_http_token(token_file)
     return AgentConfig(**kwargs)

@@ -8,9 +8,10 @@ A :class:`Feature` object bundles
   (:meth:`Feature.capabilities`, possibly none);
 * its control operations (:meth:`Feature.control_ops`, ``{op: handler(request)}``; a
   handler returns a JSON-ready result, or an awaitable of one, or raises ``ControlError``);
-* its HTTP routes (:meth:`Feature.http_routes`, ``(method, path, handler)`` with an
-  aiohttp handler answering with :func:`json_response` — never import aiohttp at module
-  level: agents without ``--http`` must not load it);
+* its HTTP routes (:meth:`Feature.http_routes`, :class:`~covey.runtime.http.routes.Route`
+  objects: handler, parameters, body and answer schemas, whether it mutates — the OpenAPI
+  document is made from them; a handler answers with :func:`json_response` — never import
+  aiohttp at module level: agents without ``--http`` must not load it);
 * the writers of the durable effects its capabilities hand out
   (:meth:`Feature.effect_writers`, ``{Effect type: writer}``; run on the driver's writer
   thread before the step's datagrams leave);
@@ -24,23 +25,22 @@ from its configuration in plain code, and gathers their operations, routes and w
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from covey.core import Extension
 from covey.core.effects import Effect
+from covey.runtime.http.routes import HttpHandler, Route, json_response
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from covey.runtime.context import AgentContext
 
 EffectWriter = Callable[[Effect], None]
 #: What a capability factory builds: the capability, optionally with its effect writers.
 Built = Extension | tuple[Extension, dict[type[Effect], EffectWriter]]
 ControlHandler = Callable[[dict[str, Any]], object]
-HttpHandler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
-HttpRoute = tuple[str, str, HttpHandler]
+#: A feature's HTTP route (kept under this name for the features' imports).
+HttpRoute = Route
 
 
 def split_built(built: Built) -> tuple[Extension, dict[type[Effect], EffectWriter]]:
@@ -68,7 +68,7 @@ class Feature:
         return {}
 
     def http_routes(self) -> Sequence[HttpRoute]:
-        """Read-only HTTP routes."""
+        """The HTTP routes (reads, and mutating ones marked so: they need the token)."""
         return ()
 
     def effect_writers(self) -> Mapping[type[Effect], EffectWriter]:
@@ -90,9 +90,14 @@ class Feature:
         """The agent stopped (every task cancelled): release what the feature holds."""
 
 
-def json_response(data: object, *, status: int = 200) -> web.Response:
-    """An aiohttp JSON response; aiohttp is imported only when HTTP is actually served
-    (it would add ~15 MiB and 0.1 s of start-up to every agent)."""
-    from aiohttp import web
-
-    return web.json_response(data, status=status)
+__all__ = [
+    "Built",
+    "ControlHandler",
+    "EffectWriter",
+    "Feature",
+    "HttpHandler",
+    "HttpRoute",
+    "Route",
+    "json_response",
+    "split_built",
+]

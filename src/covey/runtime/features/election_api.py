@@ -118,7 +118,10 @@ def election_ops(api: ElectionAPI) -> dict[str, ControlHandler]:
 
 
 def election_routes(api: ElectionAPI) -> list[HttpRoute]:
-    """``GET /v1/names`` (404 with the reason when the election is off)."""
+    """``GET /v1/names`` (404 with the reason when the election is off) and ``POST
+    /v1/election/recover`` (leave panic mode by hand; token needed)."""
+    from covey.runtime.http.adapt import op_handler
+    from covey.runtime.http.routes import ANY, BOOL, INT, STR, Route, arr, enum, nullable, obj
 
     async def names(request: web.Request) -> web.Response:
         try:
@@ -126,4 +129,37 @@ def election_routes(api: ElectionAPI) -> list[HttpRoute]:
         except ControlError as exc:
             return json_response({"error": str(exc)}, status=404)
 
-    return [("GET", "/v1/names", names)]
+    shown = obj(
+        {
+            "cluster": STR,
+            "leader": nullable(STR),
+            "stable": BOOL,
+            "node": STR,
+            "term": INT,
+            "mode": enum("normal", "panic"),
+            "fences": arr(ANY),
+        },
+        {"role": STR, "panic_reason": nullable(STR), "quorum": INT, "partitioned": arr(STR)},
+    )
+    return [
+        Route(
+            "GET",
+            "/v1/names",
+            names,
+            "The leader, its term, whether it is stable, the election mode and fencing.",
+            shown,
+            tag="election",
+            errors={404: "the election is off"},
+            blocking=True,
+        ),
+        Route(
+            "POST",
+            "/v1/election/recover",
+            op_handler(election_ops(api)["recover"]),
+            "Leave panic mode by hand.",
+            obj({"result": ANY}),
+            tag="election",
+            errors={404: "the election is off", 503: "the election is off or not running"},
+            mutating=True,
+        ),
+    ]

@@ -10,9 +10,7 @@ Control (``covey`` CLI, JSON lines; see runtime/control/server.py):
 * ``registry_set`` ``ip`` ``port`` ``key`` / ``registry_get``; ``steward_set`` ``ip``
   ``port`` / ``steward_get``.
 
-HTTP (read-only, like the rest of the HTTP API): ``GET /v1/facts`` (``?node=NAME``),
-``GET /v1/versions``, ``GET /v1/settings`` (the registry's key redacted: HTTP is not
-authenticated).
+HTTP: see shared_routes.py (the same operations; the registry's key only with the token).
 """
 
 from __future__ import annotations
@@ -22,11 +20,9 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from covey.runtime.control.server import ControlError
-from covey.runtime.features.base import ControlHandler, HttpRoute, json_response
+from covey.runtime.features.base import ControlHandler, HttpRoute
 
 if TYPE_CHECKING:
-    from aiohttp import web
-
     from covey.runtime.features.shared_api import ActionsAPI, FactsAPI, SettingsAPI
 
 #: Longest wait an action request may ask for.
@@ -58,12 +54,12 @@ def _guard(fn: Any) -> Any:
 
 
 #: What the unauthenticated HTTP API shows instead of a secret.
-REDACTED = "(redacted: read it with covey registry get)"
+REDACTED = "(redacted: read it with covey registry get, or over HTTP with the token)"
 
 
 def redact_settings(settings: dict[str, str]) -> dict[str, str]:
-    """The settings without the registry's ``key`` (seed 003's registry carries one): the
-    HTTP API is unauthenticated, the control socket is not."""
+    """The settings without the registry's ``key`` (seed 003's registry carries one), for
+    an HTTP caller without the agent's token (the control socket is access-controlled)."""
     out = dict(settings)
     text = out.get("registry")
     if text is not None:
@@ -103,22 +99,10 @@ class SharedOps:
         }
 
     def http_routes(self) -> list[HttpRoute]:
-        """``GET /v1/facts`` (``?node=NAME``), ``/v1/versions``, ``/v1/settings``."""
+        """The HTTP routes (see shared_routes.py)."""
+        from covey.runtime.features.shared_routes import shared_routes
 
-        async def facts(request: web.Request) -> web.Response:
-            return json_response(self.facts(request.query.get("node")))
-
-        async def versions(request: web.Request) -> web.Response:
-            return json_response(self.facts.versions())
-
-        async def settings(request: web.Request) -> web.Response:
-            return json_response(redact_settings(self.settings()))
-
-        return [
-            ("GET", "/v1/facts", facts),
-            ("GET", "/v1/versions", versions),
-            ("GET", "/v1/settings", settings),
-        ]
+        return shared_routes(self)
 
     def _facts(self, r: dict[str, Any]) -> object:
         return self.facts(_text(r, "node", optional=True))

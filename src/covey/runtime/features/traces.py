@@ -20,7 +20,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +28,13 @@ from covey.core import Address, MemberState
 from covey.runtime.config.model import AgentConfig
 from covey.runtime.config.sources import parse_address
 from covey.runtime.control.server import ControlError
-from covey.runtime.features.base import ControlHandler, Feature
+from covey.runtime.features.base import ControlHandler, Feature, HttpRoute, json_response
 from covey.runtime.traces.link import CollectorLink, LinkError, send_records
 from covey.runtime.traces.records import TraceBuffer, TraceMaker
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from covey.runtime.context import AgentContext
     from covey.runtime.events import AgentEvent
 
@@ -156,6 +158,32 @@ class TracesFeature(Feature):
 
     def control_ops(self) -> Mapping[str, ControlHandler]:
         return {"trace": self._trace, "trace_send": self._send}
+
+    def http_routes(self) -> Sequence[HttpRoute]:
+        """``GET /v1/traces`` (``?last=N`` or ``?after=SEQ``): the records in the ring."""
+        from covey.runtime.http.routes import BOOL, INT, Param, Route, arr, error_response, obj
+
+        async def traces(request: web.Request) -> web.Response:
+            args = {k: int(request.query[k]) for k in ("last", "after") if k in request.query}
+            try:
+                return json_response(self._trace(args))
+            except ControlError as exc:
+                return error_response(400, str(exc))
+
+        return [
+            Route(
+                "GET",
+                "/v1/traces",
+                traces,
+                "The trace records held in this agent's ring (docs/traces.md), newest last.",
+                obj({"records": arr(obj({"op": {"type": "string"}})), "seq": INT, "enabled": BOOL}),
+                tag="traces",
+                params=(
+                    Param("last", {**INT, "minimum": 1, "maximum": MAX_ANSWER}, "The last N."),
+                    Param("after", {**INT, "minimum": 0}, "Those after record number SEQ."),
+                ),
+            )
+        ]
 
     def _trace(self, r: dict[str, Any]) -> object:
         after, last = r.get("after"), r.get("last")

@@ -11,8 +11,9 @@ Control (``covey deliver ...``, JSON lines; see runtime/control/server.py):
 
 HTTP: ``POST /v1/deliveries`` (a JSON body with the same fields as ``deliver_create``;
 201 with ``{"id"}``), ``GET /v1/deliveries`` (``?state=``), ``GET /v1/deliveries/{id}``,
-``DELETE /v1/deliveries/{id}``. A refusal is ``400 {"error": ...}`` naming the field; an
-unknown id is 404; deliveries switched off, or a store that cannot be written, is 503.
+``DELETE /v1/deliveries/{id}`` (creating and cancelling need the HTTP token). A refusal
+is ``400 {"error": ...}`` naming the field; an unknown id is 404; deliveries switched
+off, or a store that cannot be written, is 503.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 from covey.runtime.control.server import ControlError
 from covey.runtime.features.base import ControlHandler, HttpRoute, json_response
 from covey.runtime.features.deliveries.api import MAX_WAIT, parse_id
+from covey.runtime.http.adapt import refusal_status
+from covey.runtime.http.routes import error_response
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -115,40 +118,16 @@ def delivery_ops(api: DeliveriesAPI) -> dict[str, ControlHandler]:
 
 
 def delivery_routes(api: DeliveriesAPI) -> list[HttpRoute]:
-    """The four ``/v1/deliveries`` routes (see the module docstring)."""
-
-    def refused(exc: Exception) -> web.Response:
-        text = str(exc)
-        # Off, or a store that cannot be written now: the service is unavailable, the
-        # request itself was fine (a client may retry); an unknown id is 404.
-        unavailable = "are off" in text or text.startswith(("store:", "deliveries wait"))
-        status = 503 if unavailable else 404 if text.startswith("id: no") else 400
-        return json_response({"error": text}, status=status)
-
-    async def create(request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except ValueError:
-            return json_response({"error": "body: not JSON"}, status=400)
-        if not isinstance(body, dict):
-            return json_response({"error": "body: must be a JSON object"}, status=400)
-        try:
-            result = await _create(api, body)
-        except ControlError as exc:
-            return refused(exc)
-        return json_response(result, status=201)
+    """The four ``/v1/deliveries`` routes (see the module docstring); creating and
+    cancelling need the token."""
+    from covey.runtime.http.adapt import op_handler
+    from covey.runtime.http.routes import INT, NUM, STR, Param, Route, arr, enum, nullable, obj
 
     async def listing(request: web.Request) -> web.Response:
         try:
             return json_response(api.list(request.query.get("state")))
         except ControlError as exc:
-            return refused(exc)
-
-    async def show(request: web.Request) -> web.Response:
-        try:
-            return json_response(_show(api, {"id": request.match_info["id"]}))
-        except ControlError as exc:
-            return refused(exc)
+            return error_response(refusal_status(str(exc)), str(exc))
 
     async def cancel(request: web.Request) -> web.Response:
         try:
@@ -157,11 +136,83 @@ def delivery_routes(api: DeliveriesAPI) -> list[HttpRoute]:
                 raise ControlError(f"id: no delivery {item.hex()} here")
             return json_response({"cancelled": api.cancel(item)})
         except ControlError as exc:
-            return refused(exc)
+            return error_response(refusal_status(str(exc)), str(exc))
 
+    states = enum("pending", "stage", "complete", "failed", "cancelled")
+    common = {
+        "id": STR,
+        "owner": STR,
+        "state": states,
+        "stage": INT,
+        "reason": nullable(STR),
+        "created": NUM,
+        "deadline": nullable(NUM),
+        "due": nullable(NUM),
+        "size": INT,
+    }
+    summary = obj(
+        {**common, "stages": arr(obj({"required": INT, "selector": STR, "receipts": INT}))}
+    )
+    stage = obj({"required": INT, "selector": STR, "asked": arr(STR), "receipts": arr(obj())})
+    shown = obj({**common, "stages": arr(stage)}, {"notifications": arr(obj())})
+    seconds = {**NUM, "minimum": 0.001, "maximum": 86400 * 7}
+    body = obj(
+        optional={
+            "payload": {"type": "string", "maxLength": 65536},
+            "payload_b64": {"type": "string", "maxLength": 87384},
+            "stages": {**arr({"type": "string", "maxLength": 256}), "maxItems": 16},
+            "deadline": seconds,
+            "expire": seconds,
+            "wait": {**NUM, "minimum": 0.001, "maximum": MAX_WAIT},
+        },
+        extra=False,
+    )
+    id_param = Param("id", {"type": "string", "pattern": "^[0-9a-f]{32}$"}, "The delivery's id.")
+    off = "deliveries are off, or the store cannot be written now"
+    tag = "deliveries"
     return [
-        ("POST", "/v1/deliveries", create),
-        ("GET", "/v1/deliveries", listing),
-        ("GET", "/v1/deliveries/{id}", show),
-        ("DELETE", "/v1/deliveries/{id}", cancel),
+        Route(
+            "POST",
+            "/v1/deliveries",
+            op_handler(delivery_ops(api)["deliver_create"], body=True, status=201),
+            "Create a delivery; answered once it is stored (with wait: once it ended).",
+            obj(optional={"id": STR, **common}),
+            tag=tag,
+            status=201,
+            body=body,
+            errors={503: off},
+            mutating=True,
+        ),
+        Route(
+            "GET",
+            "/v1/deliveries",
+            listing,
+            "This node's deliveries, oldest first, with receipt counts per stage.",
+            arr(summary),
+            tag=tag,
+            params=(Param("state", states, "Only deliveries in this state."),),
+            errors={503: off},
+            blocking=True,
+        ),
+        Route(
+            "GET",
+            "/v1/deliveries/{id}",
+            op_handler(delivery_ops(api)["deliver_show"], path=("id",)),
+            "One delivery with its stages, receipts and notifications.",
+            shown,
+            tag=tag,
+            params=(id_param,),
+            errors={404: "no such delivery here", 503: off},
+        ),
+        Route(
+            "DELETE",
+            "/v1/deliveries/{id}",
+            cancel,
+            "Cancel a delivery this node owns (false: already ended).",
+            obj({"cancelled": {"type": "boolean"}}),
+            tag=tag,
+            params=(id_param,),
+            errors={404: "no such delivery here", 503: off},
+            mutating=True,
+        ),
     ]

@@ -1,0 +1,168 @@
+"""The routes of membership and of the agent itself: members, self, health, info, tags,
+leave. The features bring theirs (facts, names, deliveries, traces...).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from covey.runtime.http.routes import (
+    BOOL,
+    INT,
+    NUM,
+    STR,
+    Param,
+    Route,
+    arr,
+    enum,
+    error_response,
+    json_response,
+    mapping,
+    obj,
+)
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from covey.runtime.agent import Agent
+
+STATES = ("alive", "suspect", "failed", "left")
+#: One member, as ``covey members --json`` shows it.
+MEMBER = obj(
+    {
+        "name": STR,
+        "id": STR,
+        "address": STR,
+        "state": enum(*STATES),
+        "incarnation": INT,
+        "tags": mapping(STR),
+    }
+)
+HEALTH = obj(
+    {
+        "status": enum("ok", "degraded", "stopping"),
+        "reasons": arr(STR),
+        "name": STR,
+        "cluster": STR,
+        "members": mapping(INT),
+        "health": INT,
+    }
+)
+INFO = obj(
+    {
+        "self": MEMBER,
+        "cluster": STR,
+        "encrypted": BOOL,
+        "keys": INT,
+        "discovery": obj({"enabled": BOOL, "mode": STR}),
+        "pid": INT,
+        "uptime": NUM,
+        "stats": obj(),
+        "drops": mapping(INT),
+        "runtime": mapping(INT),
+    }
+)
+TAG_TEXT = {"type": "string", "maxLength": 512}
+TAGS_BODY = obj(
+    optional={
+        "set": {**mapping(TAG_TEXT), "maxProperties": 64},
+        "delete": {**arr(TAG_TEXT), "maxItems": 64},
+    },
+    extra=False,
+)
+
+
+def core_routes(agent: Agent) -> list[Route]:
+    """The routes of the module docstring, for ``agent``."""
+
+    async def members(request: web.Request) -> web.Response:
+        state = request.query.get("state")
+        shown = [m.to_json() for m in agent.members()]
+        if state:
+            shown = [m for m in shown if m["state"] == state]
+        return json_response(shown)
+
+    async def self_(request: web.Request) -> web.Response:
+        return json_response(agent.local().to_json())
+
+    async def health(request: web.Request) -> web.Response:
+        stats = agent.statistics()
+        verdict = agent.health.verdict(stopping=not agent.ready)
+        body = {
+            "status": verdict["status"],
+            "reasons": verdict["reasons"],
+            "name": agent.name,
+            "cluster": agent.config.cluster,
+            "members": stats.members,
+            "health": stats.health,
+        }
+        return json_response(body, status=200 if agent.ready else 503)
+
+    async def info(request: web.Request) -> web.Response:
+        return json_response(agent.info())
+
+    async def tags(request: web.Request) -> web.Response:
+        body = await request.json()
+        try:
+            member = agent.update_tags(body.get("set"), body.get("delete") or ())
+        except ValueError as exc:
+            return error_response(400, f"tags: {exc}")
+        return json_response(member.to_json())
+
+    async def leave(request: web.Request) -> web.Response:
+        agent.request_shutdown()
+        return json_response({"result": "leaving"}, status=202)
+
+    tag = "agent"
+    return [
+        Route(
+            "GET",
+            "/v1/members",
+            members,
+            "Every member this agent knows, with state, address and tags.",
+            arr(MEMBER),
+            tag="membership",
+            params=(Param("state", enum(*STATES), "Only members in this state."),),
+            blocking=True,
+        ),
+        Route("GET", "/v1/self", self_, "This agent's own member record.", MEMBER, tag=tag),
+        Route(
+            "GET",
+            "/v1/health",
+            health,
+            "ok or degraded (with the reasons) and the member counts; 503 while stopping.",
+            HEALTH,
+            tag=tag,
+            errors={503: "the agent is stopping"},
+            blocking=True,
+        ),
+        Route(
+            "GET",
+            "/v1/info",
+            info,
+            "What covey info shows: self, discovery, counters, drops by reason, features.",
+            INFO,
+            tag=tag,
+        ),
+        Route(
+            "PUT",
+            "/v1/tags",
+            tags,
+            "Set some of this agent's tags and delete others (the rest are kept).",
+            MEMBER,
+            tag="membership",
+            body=TAGS_BODY,
+            mutating=True,
+        ),
+        Route(
+            "POST",
+            "/v1/leave",
+            leave,
+            "Leave the cluster gracefully and stop the agent.",
+            obj({"result": STR}),
+            tag=tag,
+            status=202,
+            body=None,
+            mutating=True,
+        ),
+    ]
