@@ -31,7 +31,12 @@ if TYPE_CHECKING:
     from covey.runtime.features.shared_ops import SharedOps
 
 TAG = "shared state"
-TEXT = {"type": "string", "maxLength": 65536}
+#: A fact value or setting (at most 1024 octets, no NUL: core/state/messages.py).
+TEXT = {"type": "string", "maxLength": 1024, "pattern": "^[^\\x00]*$"}
+#: A fact key, setting or action name (core/state/messages.py's check_key).
+KEY = {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.:@+=-]{0,127}$"}
+#: A version (core/state/versions.py).
+VERSION = {"type": "string", "pattern": "^[0-9]{1,18}(\\.[0-9]{1,18}){0,7}$"}
 VERSIONS = obj(
     {
         "local": nullable(STR),
@@ -60,8 +65,8 @@ def shared_routes(ops: SharedOps) -> list[Route]:
         return json_response(every if authorized(request) else redact_settings(every))
 
     control = ops.control_ops()
-    key = Param("key", {"type": "string", "minLength": 1, "maxLength": 256}, "The fact's key.")
-    name = Param("name", {"type": "string", "minLength": 1, "maxLength": 256}, "The setting.")
+    key = Param("key", KEY, "The fact's key.")
+    name = Param("name", KEY, "The setting's name.")
     return [
         Route(
             "GET",
@@ -119,7 +124,7 @@ def shared_routes(ops: SharedOps) -> list[Route]:
             "Set this node's version (what the lowest version is made of).",
             VERSIONS,
             tag=TAG,
-            body=obj({"version": {"type": "string", "maxLength": 256}}, extra=False),
+            body=obj({"version": VERSION}, extra=False),
             mutating=True,
         ),
         Route(
@@ -141,7 +146,7 @@ def shared_routes(ops: SharedOps) -> list[Route]:
             ACTION_RESULT,
             tag=TAG,
             body=obj(
-                {"name": {"type": "string", "minLength": 1, "maxLength": 256}},
+                {"name": KEY},
                 {
                     "payload": TEXT,
                     "timeout": {**NUM, "minimum": 0.001, "maximum": MAX_ACTION_TIMEOUT},

@@ -24,14 +24,14 @@ ControlOp = Callable[[dict[str, Any]], object]
 
 
 def refusal_status(message: str) -> int:
-    """The HTTP status of a control refusal: 404 for something that is not there, 503
-    for a service that is off or cannot answer now, else 400 (the request was wrong)."""
+    """The HTTP status of a control refusal: 404 for something that is not there (an
+    unknown id, a feature switched off), 503 for what cannot answer now but may later
+    (a store that cannot be written, an agent stopping), else 400 (the request was
+    wrong)."""
     text = message.lower()
-    if " is off" in text or " are off" in text:
-        return 503
     if text.startswith(("store:", "agent is shutting down", "deliveries wait")):
         return 503
-    if text.startswith(("id: no ", "no such")):
+    if text.startswith(("id: no ", "no such")) or " is off" in text or " are off" in text:
         return 404
     return 400
 

@@ -74,7 +74,7 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
         if route.mutating and (refusal := _refuse_unauthorized(request)) is not None:
             return refusal
         try:
-            for param in route.params:
+            for param in route.located():
                 source = request.match_info if param.where == "path" else request.query
                 if param.name in source:
                     coerce_param(param, source[param.name])

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from typing import TYPE_CHECKING
 
 from covey.core import TraceRecord
-from covey.core.deliveries.selectors import SelectorError, parse_duration
 from covey.runtime.http.routes import INT, Param
 from covey.runtime.http.validate import Invalid
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 DEFAULT_WAIT = 300.0
 #: Longest ``wait`` accepted.
 MAX_WAIT = 600.0
+DURATION = re.compile(r"^([0-9]{1,6}(?:\.[0-9]{1,3})?)(ms|s|m)?$")
 #: The response header holding the index.
 INDEX_HEADER = "X-Covey-Index"
 
@@ -41,27 +42,36 @@ PARAMS = (
     ),
     Param(
         "wait",
-        {"type": "string", "pattern": r"^[0-9]{1,6}(\.[0-9]{1,3})?(ms|s|m)?$"},
-        "Longest hold with index (30, 30s, 500ms, 2m; default 5m, at most 10m).",
+        {"type": "string", "pattern": DURATION.pattern},
+        "Longest hold with index (30, 30s, 500ms, 2m; 0: none; default 5m; cut to 10m).",
     ),
 )
 
 
 def parse_wait(text: str | None) -> float:
-    """``wait`` in seconds (the default when absent).
+    """``wait`` in seconds: the default when absent, at most :data:`MAX_WAIT` (a longer
+    one is cut to it, as Consul does).
 
     Raises:
-        Invalid: not a duration, or more than :data:`MAX_WAIT`.
+        Invalid: not a duration.
     """
     if text is None:
         return DEFAULT_WAIT
-    try:
-        value = parse_duration(text, "wait")
-    except SelectorError as exc:
-        raise Invalid(str(exc)) from None
-    if value > MAX_WAIT:
-        raise Invalid(f"wait: at most {MAX_WAIT:g} s")
-    return value
+    return parse_seconds(text, "wait", MAX_WAIT)
+
+
+def parse_seconds(text: str, what: str, limit: float) -> float:
+    """A duration parameter (``30``, ``30s``, ``500ms``, ``2m``) in seconds, cut to
+    ``limit``.
+
+    Raises:
+        Invalid: not a duration (the message names ``what``).
+    """
+    match = DURATION.match(text)
+    if match is None:
+        raise Invalid(f"{what}: {text!r} is not a duration (30, 30s, 500ms, 2m)")
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, None: 1.0}[match.group(2)]
+    return min(float(match.group(1)) * scale, limit)
 
 
 class ChangeIndex:
@@ -72,6 +82,8 @@ class ChangeIndex:
 
     def __init__(self, hub: EventHub) -> None:
         self.index = 1
+        #: Queries held right now.
+        self.waiting = 0
         self._changed = asyncio.Event()
         hub.listen(self._on_event)
 
@@ -92,6 +104,10 @@ class ChangeIndex:
         if index != self.index:
             return self.index
         changed = self._changed
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), timeout)
+        self.waiting += 1
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout)
+        finally:
+            self.waiting -= 1
         return self.index

@@ -38,7 +38,7 @@ def _error(text: str) -> dict[str, Any]:
 
 
 def _operation(route: Route) -> dict[str, Any]:
-    params = [*route.params, *(BLOCKING_PARAMS if route.blocking else ())]
+    params = [*route.located(), *(BLOCKING_PARAMS if route.blocking else ())]
     op: dict[str, Any] = {
         "operationId": _operation_id(route),
         "summary": route.summary,
@@ -74,6 +74,8 @@ def _operation(route: Route) -> dict[str, Any]:
         }
     responses: dict[str, Any] = {str(route.status): ok}
     errors = {**_COMMON_ERRORS, **(_AUTH_ERRORS if route.mutating else {}), **route.errors}
+    if route.body is not None:
+        errors.setdefault(413, "The body is larger than the agent accepts (256 KiB).")
     for status, text in sorted(errors.items()):
         responses[str(status)] = _error(text)
     op["responses"] = responses

@@ -87,7 +87,8 @@ class Param:
         schema: its JSON Schema (query values arrive as text and are checked by the
             handler; the schema says what is accepted).
         description: one line for the document.
-        where: ``query`` or ``path``.
+        where: ``query`` or ``path`` (a parameter the route's path names is a path
+            parameter whatever this says: see :meth:`Route.located`).
         required: path parameters always are.
     """
 
@@ -137,6 +138,15 @@ class Route:
     blocking: bool = False
     content_type: str = "application/json"
     description: str = ""
+
+    def located(self) -> tuple[Param, ...]:
+        """``params``, each named in the path (``{name}``) as a required path parameter."""
+        out = []
+        for p in self.params:
+            if "{" + p.name + "}" in self.path or "{" + p.name + ":" in self.path:
+                p = Param(p.name, p.schema, p.description, where="path", required=True)
+            out.append(p)
+        return tuple(out)
 
 
 def json_response(data: object, *, status: int = 200) -> web.Response:

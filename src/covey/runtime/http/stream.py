@@ -18,8 +18,8 @@ import json
 import time
 from typing import TYPE_CHECKING
 
-from covey.core.deliveries.selectors import SelectorError, parse_duration
 from covey.runtime.events import event_to_json
+from covey.runtime.http.blocking import DURATION, parse_seconds
 from covey.runtime.http.routes import INT, STR, Param, Route, error_response
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class EventStreams:
                 Param("limit", {**INT, "minimum": 1, "maximum": 100000}, "End after N events."),
                 Param(
                     "timeout",
-                    {"type": "string", "pattern": r"^[0-9]{1,6}(\.[0-9]{1,3})?(ms|s|m|h)?$"},
+                    {"type": "string", "pattern": DURATION.pattern},
                     "End after this long (30s, 2m).",
                 ),
             ),
@@ -72,10 +72,7 @@ class EventStreams:
         limit = int(request.query.get("limit", "0") or 0)
         timeout = MAX_TIMEOUT
         if "timeout" in request.query:
-            try:
-                timeout = min(parse_duration(request.query["timeout"], "timeout"), MAX_TIMEOUT)
-            except SelectorError as exc:
-                return error_response(400, str(exc))
+            timeout = parse_seconds(request.query["timeout"], "timeout", MAX_TIMEOUT)
         if self.open >= MAX_STREAMS:
             return error_response(503, f"{MAX_STREAMS} event streams are open already")
         self.open += 1

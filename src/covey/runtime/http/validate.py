@@ -5,7 +5,7 @@ publishes are enforced here, so a request the document calls invalid is refused 
 naming the field, and one it calls valid reaches the handler. Only the subset of JSON
 Schema the routes use is understood: ``type``, ``properties``, ``required``,
 ``additionalProperties``, ``items``, ``enum``, ``anyOf``, ``minimum``, ``maximum``,
-``minLength``, ``maxLength``, ``pattern``, ``maxItems``, ``maxProperties``. A schema
+``minLength``, ``maxLength``, ``pattern``, ``minItems``, ``maxItems``, ``maxProperties``. A schema
 keyword outside it is a programming error (:func:`check_schema` finds it in the tests).
 """
 
@@ -30,6 +30,7 @@ _KNOWN = {
     "maxLength",
     "pattern",
     "maxItems",
+    "minItems",
     "maxProperties",
     "description",
     "format",
@@ -103,6 +104,8 @@ def validate(value: object, schema: Schema, where: str = "body", depth: int = 0)
     elif isinstance(value, list):
         if "maxItems" in schema and len(value) > schema["maxItems"]:
             raise Invalid(f"{where}: at most {schema['maxItems']} items")
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            raise Invalid(f"{where}: at least {schema['minItems']} items")
         items = schema.get("items")
         if items is not None:
             for i, item in enumerate(value):

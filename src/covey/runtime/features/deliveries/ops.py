@@ -160,7 +160,11 @@ def delivery_routes(api: DeliveriesAPI) -> list[HttpRoute]:
         optional={
             "payload": {"type": "string", "maxLength": 65536},
             "payload_b64": {"type": "string", "maxLength": 87384},
-            "stages": {**arr({"type": "string", "maxLength": 256}), "maxItems": 16},
+            "stages": {
+                **arr({"type": "string", "pattern": "^[0-9]{1,3}:", "maxLength": 256}),
+                "minItems": 1,
+                "maxItems": 16,
+            },
             "deadline": seconds,
             "expire": seconds,
             "wait": {**NUM, "minimum": 0.001, "maximum": MAX_WAIT},
