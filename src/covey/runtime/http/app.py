@@ -40,6 +40,7 @@ log = logging.getLogger("covey.http")
 
 AGENT_KEY: web.AppKey[Agent] = web.AppKey("agent")
 INDEX_KEY: web.AppKey[ChangeIndex] = web.AppKey("index")
+STREAMS_KEY: web.AppKey[EventStreams] = web.AppKey("streams")
 #: Largest request body accepted (a delivery's 64 KiB payload in base64 fits).
 MAX_BODY = 256 * 1024
 
@@ -137,11 +138,11 @@ async def _errors(
         return error_response(500, "internal error (see the agent's log)")
 
 
-def all_routes(agent: Agent, index: ChangeIndex) -> list[Route]:
+def all_routes(agent: Agent, streams: EventStreams) -> list[Route]:
     """Every route the agent serves, the OpenAPI document's own included."""
     routes: list[Route] = [
         *core_routes(agent),
-        EventStreams(agent, index).route(),
+        streams.route(),
         *agent.http_routes(),
     ]
 
@@ -167,9 +168,11 @@ def make_app(agent: Agent, routes: Sequence[Route] | None = None) -> web.Applica
     """The aiohttp application serving ``agent``'s API."""
     app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
     index = ChangeIndex(agent.hub)
+    streams = EventStreams(agent, index)
     app[AGENT_KEY] = agent
     app[INDEX_KEY] = index
-    for route in routes if routes is not None else all_routes(agent, index):
+    app[STREAMS_KEY] = streams
+    for route in routes if routes is not None else all_routes(agent, streams):
         app.router.add_route(route.method, route.path, _wrap(route))
     return app
 

@@ -60,6 +60,7 @@ INFO = obj(
         "stats": obj(),
         "drops": mapping(INT),
         "runtime": mapping(INT),
+        "http": obj({"index": INT, "held_queries": INT, "event_streams": INT}),
     }
 )
 TAG_TEXT = {"type": "string", "maxLength": 512}
@@ -99,7 +100,15 @@ def core_routes(agent: Agent) -> list[Route]:
         return json_response(body, status=200 if agent.ready else 503)
 
     async def info(request: web.Request) -> web.Response:
-        return json_response(agent.info())
+        from covey.runtime.http.app import INDEX_KEY, STREAMS_KEY
+
+        shown = agent.info()
+        shown["http"] = {
+            "index": request.app[INDEX_KEY].index,
+            "held_queries": request.app[INDEX_KEY].waiting,
+            "event_streams": request.app[STREAMS_KEY].open,
+        }
+        return json_response(shown)
 
     async def tags(request: web.Request) -> web.Response:
         body = await request.json()
