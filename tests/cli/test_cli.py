@@ -128,6 +128,32 @@ def test_flags_beat_env_beat_file(tmp_path: Path, key_file: Path) -> None:
     assert c.keys == (key_file.read_bytes().strip(),)
 
 
+def test_tags_merge_across_sources_and_file_paths_are_relative_to_the_file(
+    tmp_path: Path, key_file: Path
+) -> None:
+    from covey.runtime.config.sources import build_config, read_env, read_toml
+
+    conf_dir = tmp_path / "etc"
+    conf_dir.mkdir()
+    (conf_dir / "cluster.key").write_bytes(key_file.read_bytes())
+    cfg = conf_dir / "covey.toml"
+    cfg.write_text(
+        'key_file = "cluster.key"\ndata_dir = "state"\ntags = { role = "web", zone = "a" }\n'
+        'facts = { colour = "blue" }\n'
+    )
+    env = read_env({"COVEY_TAG": "zone=b,rack=7", "COVEY_FACT": "size=xl"})
+    c = build_config(read_toml(cfg), env, {"tag": ["role=db"]})
+    # Each source changes the tags it names and keeps the others.
+    assert c.tags == {"role": "db", "zone": "b", "rack": "7"}
+    assert c.facts == {"colour": "blue", "size": "xl"}
+    # Relative paths in the file are relative to the file, wherever the agent starts.
+    assert c.key_file == conf_dir / "cluster.key" and c.data_dir == conf_dir / "state"
+    assert c.keys == (key_file.read_bytes().strip(),)
+    # Absolute paths, and relative ones given as flags, are kept as they are.
+    c = build_config(read_toml(cfg), {"data_dir": "here"})
+    assert c.data_dir == Path("here")
+
+
 def test_version() -> None:
     from covey import __version__
 

@@ -249,12 +249,21 @@ _ALIASES = {
     "event_handlers": "event_handler",
 }
 
+#: Settings whose sources are merged key by key rather than replaced.
+_MERGED = ("tag", "fact")
+#: Settings holding a path: relative ones in a TOML file are relative to the file.
+_PATHS = tuple(k for k, (_, parser) in _SETTINGS.items() if parser is _parse_path)
+
 #: The environment variables read, for the documentation.
 ENV_VARS = tuple(ENV_PREFIX + key.upper() for key in _SETTINGS)
 
 
 def read_toml(path: Path) -> dict[str, object]:
-    """Read a TOML config file into raw settings (keys as in :data:`_SETTINGS`)."""
+    """Read a TOML config file into raw settings (keys as in :data:`_SETTINGS`).
+
+    A relative path in it (``key_file = "cluster.key"``) is relative to the file's own
+    directory, not to where the agent happens to be started.
+    """
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)
@@ -273,6 +282,9 @@ def read_toml(path: Path) -> dict[str, object]:
         norm = _ALIASES.get(norm, norm)
         if norm not in _SETTINGS:
             raise ConfigError(key, f"unknown setting in {path}")
+        if norm in _PATHS and isinstance(value, str):
+            found = Path(value).expanduser()
+            value = str(found if found.is_absolute() else path.parent / found)
         out[norm] = value
     return out
 
@@ -303,7 +315,13 @@ def build_config(*sources: Mapping[str, object]) -> AgentConfig:
         for key, value in source.items():
             if value is None or (isinstance(value, list | tuple) and not value):
                 continue
-            merged[key.replace("-", "_")] = value
+            key = key.replace("-", "_")
+            if key in _MERGED and key in merged:
+                # Tags and facts add up key by key (a flag or COVEY_TAG changes one tag,
+                # it does not drop the file's others).
+                earlier = parse_tags(key, merged[key])
+                value = {**earlier, **parse_tags(key, value)}
+            merged[key] = value
     kwargs: dict[str, Any] = {}
     for key, value in merged.items():
         if key not in _SETTINGS:
