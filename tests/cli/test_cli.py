@@ -154,6 +154,31 @@ def test_tags_merge_across_sources_and_file_paths_are_relative_to_the_file(
     assert c.data_dir == Path("here")
 
 
+def test_usage_errors_are_one_line_with_exit_2() -> None:
+    cases = {
+        ("members", "--bogus"): "No such option: --bogus",
+        ("members", "extra"): "unexpected extra argument",
+        ("set",): "Missing argument",
+        ("members", "--json", "true"): "unexpected extra argument",
+    }
+    for args, message in cases.items():
+        proc = covey(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0] and "--help" in lines[0], proc.stderr
+        assert "Traceback" not in proc.stderr and "╭" not in proc.stderr
+    # Flags show no value type in the help (``--json``, not ``--json <bool>``).
+    shown = covey("members", "--help").stdout
+    assert "--json " in shown and "<bool>" not in shown
+
+
+def test_shell_completion_completes_commands() -> None:
+    env = {"COMP_WORDS": "covey mem", "COMP_CWORD": "1", "_COVEY_COMPLETE": "complete_bash"}
+    proc = covey(env=env)
+    assert proc.returncode == 0 and proc.stdout.split() == ["members"], proc
+    assert "--install-completion" in covey("--help").stdout
+
+
 def test_version() -> None:
     from covey import __version__
 

@@ -8,6 +8,8 @@ the ``--config`` TOML file, then defaults. A bad value prints one line naming th
 
 from __future__ import annotations
 
+import sys
+
 from covey.cli.options import app
 
 # The command groups, imported in the order their commands appear in ``--help``.
@@ -27,5 +29,30 @@ __all__ = ["app", "main"]
 
 
 def main() -> None:
-    """Entry point of the ``covey`` console script."""
-    app()
+    """Entry point of the ``covey`` console script.
+
+    Usage errors (a mistyped flag, a missing argument) are one line on stderr, naming the
+    command's ``--help``, with exit status 2; a command without its subcommand prints
+    its help (status 2, as click does).
+    """
+    # Typer 0.2x carries its own copy of click; its exceptions are the ones raised.
+    import typer
+    from typer._click import exceptions as click
+
+    try:
+        code = app(prog_name="covey", standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:
+        sys.stderr.write(exc.ctx.get_help() + "\n" if exc.ctx else "")
+        sys.exit(2)
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "covey"
+        message = " ".join(exc.format_message().split())
+        sys.stderr.write(f"covey: {message} (see '{where} --help')\n")
+        sys.exit(2)
+    except typer.Abort:
+        sys.stderr.write("covey: aborted\n")
+        sys.exit(130)
+    except click.ClickException as exc:
+        sys.stderr.write(f"covey: {' '.join(exc.format_message().split())}\n")
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

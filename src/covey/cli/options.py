@@ -27,8 +27,8 @@ app = typer.Typer(
     "membership with Lifeguard, one elected leader, shared state, acknowledged deliveries, "
     "traces and a collector outside the cluster; everything sealed with the cluster key.",
     no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="rich",
+    add_completion=True,
+    rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
 console = Console()
