@@ -215,6 +215,11 @@ def test_members_info_tags_leave(cluster: LocalCluster) -> None:
     assert json.loads(tags.stdout) == {"role": "web", "dc": "x"}
     tags = covey("tags", *ctl, "--delete", "dc", "--json")
     assert json.loads(tags.stdout) == {"role": "web"}
+    # Bad tags are a usage error whether the CLI or the agent finds them.
+    for bad in (["--set", "novalue"], ["--set", "big=" + "x" * 9000]):
+        refused = covey("tags", *ctl, *bad)
+        assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert json.loads(covey("tags", *ctl, "--json").stdout) == {"role": "web"}
     assert covey("leave", *ctl).returncode == 0
     assert a.wait(15) == 0
     gone = covey("members", *ctl)

@@ -15,7 +15,6 @@ from covey.cli.options import (
     Target,
     _fail,
     _print_json,
-    _request,
     agent_command,
     app,
     console,
@@ -85,7 +84,14 @@ def tags(
         to_set = parse_tags("set", set_ or [])
     except ConfigError as exc:
         raise _fail(str(exc), EXIT_CONFIG) from None
-    result = _request(target.client(), "tags", set=to_set, delete=list(delete or []))
+    from covey.runtime.control.client import ClientError
+
+    try:
+        result = target.client().request("tags", set=to_set, delete=list(delete or []))
+    except ClientError as exc:
+        # Tags the agent refuses (too large) are bad input like a malformed KEY=VALUE: 2.
+        bad_input = str(exc).startswith("tags:")
+        raise _fail(str(exc), EXIT_CONFIG if bad_input else 1) from None
     if json_:
         _print_json(result["tags"])
     else:
