@@ -67,15 +67,29 @@ ControlOpt = Annotated[
     Path | None,
     typer.Option(
         "--control",
-        help="Unix control socket of the agent (default: $COVEY_CONTROL, the agent named by "
-        "--name / $COVEY_NAME, or the only /tmp/covey-*.sock).",
+        help="Unix control socket of the agent (default: $COVEY_CONTROL, then --data-dir, "
+        "--config, --name, or the only agent in the runtime directory).",
         show_default=False,
     ),
 ]
 NameOpt = Annotated[
     str | None,
     typer.Option(
-        "--name", help="Name of a local agent (finds /tmp/covey-NAME.sock).", show_default=False
+        "--name",
+        help="Name of a local agent (found in the runtime directory).",
+        show_default=False,
+    ),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Data directory of a local agent (its covey.sock).", show_default=False
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="Config file of a local agent (finds its socket).", show_default=False
     ),
 ]
 RpcOpt = Annotated[
@@ -103,12 +117,27 @@ def _fail(message: str, code: int = EXIT_UNREACHABLE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _client(control: Path | None, name: str | None, rpc: str | None, key_file: Path | None) -> Any:
+def _client(
+    control: Path | None,
+    name: str | None,
+    rpc: str | None,
+    key_file: Path | None,
+    data_dir: Path | None = None,
+    config: Path | None = None,
+) -> Any:
     from covey.runtime.config.model import ConfigError
     from covey.runtime.control.client import ClientError, connect
 
     try:
-        return connect(control=control, name=name, rpc=rpc, key_file=key_file, environ=os.environ)
+        return connect(
+            control=control,
+            name=name,
+            rpc=rpc,
+            key_file=key_file,
+            environ=os.environ,
+            data_dir=data_dir,
+            config=config,
+        )
     except ConfigError as exc:
         raise _fail(f"config error: {exc}", EXIT_CONFIG) from None
     except ClientError as exc:
@@ -147,16 +176,19 @@ def _query(
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """The running agent a command talks to (``--control``, ``--name``, ``--rpc``)."""
+    """The running agent a command talks to (``--control``, ``--data-dir``, ``--config``,
+    ``--name``, ``--rpc``)."""
 
     control: Path | None
+    data_dir: Path | None
+    config: Path | None
     name: str | None
     rpc: str | None
     key_file: Path | None
 
     def client(self) -> Any:
         """A connected control client; a clear one-line error and exit status if none."""
-        return _client(self.control, self.name, self.rpc, self.key_file)
+        return _client(self.control, self.name, self.rpc, self.key_file, self.data_dir, self.config)
 
     def request(self, op: str, **args: object) -> Any:
         """One control request; its result."""
@@ -164,11 +196,15 @@ class Target:
 
     def query(self, http: str | None, path: str, op: str, **args: object) -> Any:
         """``GET path`` on the agent's HTTP API when ``http`` is given, else ``op``."""
+        if http is None:
+            return _request(self.client(), op, **args)
         return _query(http, path, self.control, self.name, self.rpc, self.key_file, op, **args)
 
 
 _TARGET_OPTIONS = (
     ("control", ControlOpt),
+    ("data_dir", DataDirOpt),
+    ("config", ConfigOpt),
     ("name", NameOpt),
     ("rpc", RpcOpt),
     ("key_file", KeyFileOpt),
@@ -179,7 +215,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 def agent_command(typer_app: typer.Typer, command_name: str | None = None) -> Callable[[F], F]:
     """Register a command that reaches a running agent.
 
-    The command gets the ``--control``, ``--name``, ``--rpc`` and ``--key-file`` options
+    The command gets the ``--control``, ``--data-dir``, ``--config``, ``--name``, ``--rpc``
+    and ``--key-file`` options
     and receives them as one keyword argument ``target`` (a :class:`Target`).
     """
 

@@ -18,7 +18,9 @@ import typer
 
 from covey.cli.options import (
     EXIT_CONFIG,
+    ConfigOpt,
     ControlOpt,
+    DataDirOpt,
     KeyFileOpt,
     NameOpt,
     RpcOpt,
@@ -64,6 +66,8 @@ def trace(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Then print new records.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="JSON lines instead of text.")] = False,
     control: ControlOpt = None,
+    data_dir: DataDirOpt = None,
+    config: ConfigOpt = None,
     name: NameOpt = None,
     rpc: RpcOpt = None,
     key_file: KeyFileOpt = None,
@@ -73,7 +77,7 @@ def trace(
         return
     if not 0 < last <= 10_000:
         raise _fail("last: must be in 1..10000", EXIT_CONFIG)
-    target = Target(control, name, rpc, key_file)
+    target = Target(control, data_dir, config, name, rpc, key_file)
     answer = target.request("trace", last=last)
     if not answer["enabled"]:
         raise _fail("tracing is off on this agent (--trace-buffer 0)", EXIT_CONFIG)

@@ -231,13 +231,7 @@ class Agent(AgentQueries):
                 save_identity(self.config.data_dir, self.node_id, self.node.incarnation)
                 for server in self._servers:
                     await server.start_serving()
-                log.info(
-                    "agent %s (%s) serving on %s:%d, cluster %s",
-                    self.config.name,
-                    self.node_id.hex(),
-                    *self.address,
-                    self.config.cluster,
-                )
+                log.info("%s", self.serving_line())
                 self._ready.set()
                 await self._stopping.wait()
                 await self._graceful_exit()
@@ -340,7 +334,8 @@ class Agent(AgentQueries):
         self.hub.close()
         from covey.runtime.control.server import remove_control_socket
 
-        remove_control_socket(self.config.control_path, self.control_inode)
+        c = self.config
+        remove_control_socket(c.control_path, self.control_inode, c.cluster, c.name)
         self.control_inode = None
         self._servers.clear()
         self._transports.clear()

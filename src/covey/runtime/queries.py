@@ -36,6 +36,7 @@ class AgentQueries:
         config: AgentConfig
         node: Node
         node_id: bytes
+        address: Address
         hub: EventHub
         plan: DiscoveryPlan
         started_at: float
@@ -104,6 +105,20 @@ class AgentQueries:
             "runtime": runtime,
             **{f.name: dict(shown) for f in self.features if (shown := f.info())},
         }
+
+    def serving_line(self) -> str:
+        """The start-up log line: who, where, and every endpoint an operator may use."""
+        c = self.config
+        parts = [
+            f"agent {c.name} ({self.node_id.hex()}) serving on {self.address[0]}:{self.address[1]}",
+            f"cluster {c.cluster}",
+            f"control {c.control_path}",
+        ]
+        if c.http is not None:
+            parts.append(f"http http://{c.http[0]}:{c.http[1]}/ui/")
+        if c.rpc is not None:
+            parts.append(f"rpc {c.rpc[0]}:{c.rpc[1]}")
+        return ", ".join(parts)
 
     def runtime_counters(self) -> dict[str, int]:
         """The driver's counters (internal_error, effect_error, send_error...), live.

@@ -64,7 +64,7 @@ class AgentConfig:
         data_dir: directory for the node's persistent identity and the control socket.
         http: (host, port) of the HTTP status API, or None.
         control: path of the local control socket (default: ``<data_dir>/covey.sock``, else
-            ``/tmp/covey-<name>.sock``).
+            ``<runtime dir>/<cluster>-<name>.sock``: see runtime/control/paths.py).
         rpc: (host, port) of the authenticated TCP control endpoint, or None.
         tags: initial key/value metadata.
         probe_interval / probe_timeout / gossip_interval: protocol timings in seconds.
@@ -208,9 +208,11 @@ class AgentConfig:
         """Where the local control socket lives."""
         if self.control is not None:
             return self.control
+        from covey.runtime.control.paths import DATA_DIR_SOCKET, runtime_dir, socket_name
+
         if self.data_dir is not None:
-            return self.data_dir / "covey.sock"
-        return Path(f"/tmp/covey-{self.name}.sock")
+            return self.data_dir / DATA_DIR_SOCKET
+        return runtime_dir() / socket_name(self.cluster, self.name)
 
     @property
     def multicast_group(self) -> Address:

@@ -4,7 +4,6 @@ and the HTTP status API. Used by the CLI, the demo and the tests.
 
 from __future__ import annotations
 
-import glob
 import json
 import socket
 from collections.abc import Iterator, Mapping
@@ -153,24 +152,58 @@ def http_get(url: str, path: str, timeout: float = 5.0) -> Any:
         raise ClientError(f"cannot reach {full}: {reason}") from None
 
 
-def control_path(control: Path | None, name: str | None, environ: Mapping[str, str]) -> Path:
-    """Find a local agent's control socket: explicit path, $COVEY_CONTROL, by name, or the
-    only ``/tmp/covey-*.sock``. Raises :class:`ClientError` when none or several match."""
+def control_path(
+    control: Path | None,
+    name: str | None,
+    environ: Mapping[str, str],
+    *,
+    data_dir: Path | None = None,
+    config: Path | None = None,
+) -> Path:
+    """Find a local agent's control socket, in this order: the explicit path,
+    ``$COVEY_CONTROL``, the data directory (``data_dir``, ``$COVEY_DATA_DIR``), a config
+    file (``config``, ``$COVEY_CONFIG``: its ``control``, ``data_dir``, or ``cluster`` and
+    ``name``), the agent named ``name`` (``$COVEY_NAME``) in the runtime directory, or the
+    only agent there (runtime/control/paths.py).
+
+    Raises:
+        ClientError: none or several match, or the config file cannot be read.
+    """
+    from covey.runtime.control.paths import DATA_DIR_SOCKET, candidates, runtime_dir
+
     if control is not None:
         return control
     if environ.get("COVEY_CONTROL"):
         return Path(environ["COVEY_CONTROL"])
-    if environ.get("COVEY_DATA_DIR"):
-        return Path(environ["COVEY_DATA_DIR"]) / "covey.sock"
+    data_dir = data_dir or (
+        Path(environ["COVEY_DATA_DIR"]) if environ.get("COVEY_DATA_DIR") else None
+    )
+    if data_dir is not None:
+        return data_dir / DATA_DIR_SOCKET
+    if config is None and environ.get("COVEY_CONFIG"):
+        config = Path(environ["COVEY_CONFIG"])
+    if config is not None:
+        from covey.runtime.config.sources import build_config, read_toml
+
+        try:
+            settings = read_toml(config)
+            if name is not None:
+                settings["name"] = name
+            return build_config({"plaintext": True, **settings, "key_file": None}).control_path
+        except ConfigError as exc:
+            raise ClientError(f"config error: {exc}") from None
     name = name or environ.get("COVEY_NAME")
-    if name:
-        return Path(f"/tmp/covey-{name}.sock")
-    found = sorted(glob.glob("/tmp/covey-*.sock"))
+    found = candidates(environ, name)
     if len(found) == 1:
-        return Path(found[0])
+        return found[0]
+    where = runtime_dir(environ)
     if not found:
-        raise ClientError("no agent found: give --control PATH or --name NAME")
-    raise ClientError(f"several agents found ({', '.join(found)}): give --control or --name")
+        who = f"agent {name!r}" if name else "agent"
+        raise ClientError(
+            f"no {who} found in {where}: give --control PATH, --data-dir DIR or --config FILE"
+        )
+    shown = ", ".join(p.name for p in found)
+    raise ClientError(f"several agents found in {where} ({shown}): give --name or --control")
 
 
 def connect(
@@ -180,6 +213,8 @@ def connect(
     rpc: str | None = None,
     key_file: Path | None = None,
     environ: Mapping[str, str],
+    data_dir: Path | None = None,
+    config: Path | None = None,
 ) -> ControlClient:
     """A client for the agent the CLI options designate (``--rpc`` needs a key file).
 
@@ -195,4 +230,4 @@ def connect(
         if key_file is None:
             raise ConfigError("key_file", "required with --rpc")
         return ControlClient(rpc=parse_address("rpc", rpc), keys=list(load_keys(key_file)))
-    return ControlClient(control_path(control, name, environ))
+    return ControlClient(control_path(control, name, environ, data_dir=data_dir, config=config))

@@ -32,7 +32,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from covey.core.crypto.fernet import InvalidToken, MultiKey
+from covey.runtime.config.model import ConfigError
 from covey.runtime.config.sources import parse_address
+from covey.runtime.control.paths import (
+    UntrustedPath,
+    ensure_runtime_dir,
+    link_socket,
+    runtime_dir,
+    socket_name,
+    unlink_link,
+)
 from covey.runtime.events import event_to_json
 
 if TYPE_CHECKING:
@@ -114,6 +123,14 @@ async def start_control_servers(
     servers: list[asyncio.Server] = []
     inode: int | None = None
     path = agent.config.control_path
+    in_runtime_dir = agent.config.control is None and agent.config.data_dir is None
+    if in_runtime_dir:
+        try:
+            ensure_runtime_dir()
+        except UntrustedPath as exc:
+            raise ConfigError("control", f"{exc} (give --control or --data-dir)") from None
+        except OSError as exc:
+            raise ConfigError("control", f"cannot create the runtime dir: {exc}") from None
     _clear_stale_socket(path)
     plain = LineCodec()
     server = await asyncio.start_unix_server(
@@ -126,6 +143,8 @@ async def start_control_servers(
     with contextlib.suppress(OSError):
         os.chmod(path, 0o600)  # local requests: only the agent's user
         inode = path.stat().st_ino
+    if not in_runtime_dir:  # so that a plain `covey members` finds it there too
+        link_socket(path, agent.config.cluster, agent.config.name)
     if agent.config.rpc is not None:
         if not agent.config.keys:
             raise OSError("rpc: the remote control endpoint needs a key file")
@@ -162,12 +181,14 @@ def _clear_stale_socket(path: os.PathLike[str]) -> None:
     raise OSError(f"control: another agent is listening on {p}")
 
 
-def remove_control_socket(path: Path, inode: int | None) -> None:
+def remove_control_socket(path: Path, inode: int | None, cluster: str, name: str) -> None:
     """Unlink the control socket at ``path`` if it is still the one we created (``inode``),
-    so an agent never removes another agent's socket."""
+    so an agent never removes another agent's socket; and the runtime directory's link
+    to it, if that still points here."""
     with contextlib.suppress(OSError):
         if inode is not None and path.stat().st_ino == inode:
             path.unlink()
+    unlink_link(runtime_dir() / socket_name(cluster, name), path)
 
 
 async def serve_connection(
