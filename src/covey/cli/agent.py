@@ -327,6 +327,12 @@ def agent(
         file_settings = read_toml(config) if config is not None else {}
         env_settings = read_env(os.environ)
         cfg = build_config(file_settings, env_settings, flags)
+        from dataclasses import replace
+
+        from covey.runtime.config.model import ReloadSources
+
+        given = {k: v for k, v in flags.items() if v is not None}
+        cfg = replace(cfg, reload_from=ReloadSources(config, env_settings, given))
         from covey.runtime.lean_process import exec_agent
 
         # The long-running agent leaves the CLI's modules behind; it reports interface and

@@ -50,9 +50,11 @@ async def serve(agent: Agent) -> int:
             main.cancel()
 
     def on_hangup() -> None:
-        # Serf and Consul reload on SIGHUP; until covey can, it must at least not die
-        # (exit 129 without leaving, peers marking it failed) and must say so.
-        log.warning("SIGHUP received: nothing reloaded (restart the agent to change settings)")
+        # Serf and Consul reload on SIGHUP (keys, tags, log level: runtime/reload.py).
+        from covey.runtime.reload import reload_agent
+
+        if agent.ready:
+            reload_agent(agent)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)

@@ -68,6 +68,31 @@ class Keyring:
         self._seen: dict[bytes, int] = {}
 
     @property
+    def keys(self) -> int:
+        """How many keys the ring holds (0 in plain-text mode)."""
+        return 0 if self._multi is None else len(self._multi.keys)
+
+    def replace_keys(self, keys: list[bytes]) -> None:
+        """Use ``keys`` from now on (the first seals, all open): a key-file reload.
+
+        The replay record is kept, so a frame seen before stays refused.
+
+        Raises:
+            KeyError_: no key, a bad key, or the ring is in plain-text mode (switching
+                encryption on or off needs a restart).
+        """
+        if self._multi is None:
+            raise KeyError_("plain-text mode: keys cannot be added without a restart")
+        if not keys:
+            raise KeyError_("no keys given")
+        for i, key in enumerate(keys):
+            try:
+                MultiKey([key])
+            except ValueError as exc:
+                raise KeyError_(f"key {i + 1} is not a Fernet key: {exc}") from None
+        self._multi = MultiKey(keys)
+
+    @property
     def security(self) -> Security:
         """The security octet this keyring writes."""
         return Security.PLAIN if self.plaintext else Security.FERNET

@@ -42,6 +42,21 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class ReloadSources:
+    """The sources of an agent's settings besides defaults, kept for a reload.
+
+    Attributes:
+        config_file: the ``--config`` TOML file, read again on reload.
+        environment: the ``COVEY_*`` settings as they were at start.
+        flags: the command line's settings.
+    """
+
+    config_file: Path | None
+    environment: dict[str, object]
+    flags: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
 class AgentConfig:
     """Everything one covey agent needs to run.
 
@@ -102,6 +117,8 @@ class AgentConfig:
         http_token_file: a file holding the bearer token that mutating HTTP calls (and
             reading secrets over HTTP) need; without one they are refused.
         http_token: the token read from it (never logged or shown).
+        reload_from: where the settings came from, so that SIGHUP can read them again
+            (set by ``covey agent``; None: nothing to reload from but the key file).
     """
 
     name: str = field(default_factory=socket.gethostname)
@@ -150,6 +167,7 @@ class AgentConfig:
     collector: Address | None = None
     http_token_file: Path | None = None
     http_token: str | None = field(default=None, repr=False)
+    reload_from: ReloadSources | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_text("name", self.name)
