@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -117,6 +118,17 @@ def test_sighup_reloads_keys_tags_and_log_level_and_reports_the_rest(
     a.signal(signal.SIGHUP)
     wait_until(lambda: reloaded(a, "reload refused, nothing changed"), DETECT, what="refusal")
     assert a.running() and a.client().info()["keys"] == 2 and all_alive()
+
+
+def test_log_format_json_is_one_object_per_line(cluster: LocalCluster) -> None:
+    a = cluster.spawn("a", extra=["--log-format", "json"])
+    wait_until(lambda: "serving on" in a.log_tail(5), DETECT, what="the start-up line")
+    a.signal(signal.SIGTERM)
+    assert a.wait(DETECT) == 0
+    lines = [json.loads(line) for line in a.log.read_text().splitlines() if line.strip()]
+    assert lines and all({"time", "level", "logger", "node", "message"} <= set(r) for r in lines)
+    assert lines[0]["node"] == "a" and lines[0]["time"].endswith("Z")
+    assert any("serving on" in r["message"] and r["level"] == "info" for r in lines)
 
 
 def test_two_agents_share_the_multicast_port_on_one_host(cluster: LocalCluster) -> None:

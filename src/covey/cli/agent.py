@@ -123,6 +123,14 @@ def agent(
         str | None,
         typer.Option(help="debug, info, warning or error (default: info).", show_default=False),
     ] = None,
+    log_format: Annotated[
+        str | None,
+        typer.Option(
+            help="text (default) or json: one JSON object per line, for a journal or a "
+            "log shipper.",
+            show_default=False,
+        ),
+    ] = None,
     local_version: Annotated[
         str | None,
         typer.Option(
@@ -298,6 +306,7 @@ def agent(
         "probe_timeout": probe_timeout,
         "gossip_interval": gossip_interval,
         "log_level": log_level,
+        "log_format": log_format,
         "local_version": local_version,
         "version_file": version_file,
         "fact": fact,

@@ -1,13 +1,20 @@
 """Running the agent as a process: logging, signals, exit codes.
 
 SIGTERM or SIGINT starts the graceful leave; a second one forces the exit (the main task
-is cancelled, sockets are still closed on the way out). SIGHUP no longer kills the agent
-(its default action): nothing can be reloaded yet, and the log says so.
+is cancelled, sockets are still closed on the way out). SIGHUP reloads what can change
+at run time (runtime/reload.py) instead of killing the agent (its default action).
+
+Logs go to stderr, one line per record: ``HH:MM:SS covey[NAME] LEVEL message``, or with
+``--log-format json`` one JSON object per line (``time`` as an ISO 8601 UTC stamp,
+``level``, ``logger``, ``node``, ``message``, and ``error`` with the traceback if any), for
+a journal or a log shipper.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import json
 import logging
 import signal
 import sys
@@ -21,12 +28,36 @@ log = logging.getLogger("covey.process")
 EXIT_FORCED = 130
 
 
-def setup_logging(level: str, name: str) -> None:
-    """Log to stderr as ``covey[name] LEVEL message``."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record (see the module docstring)."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__()
+        self.node = node
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        out = {
+            "time": stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "node": self.node,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            out["error"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def setup_logging(level: str, name: str, fmt: str = "text") -> None:
+    """Log to stderr as ``covey[name] LEVEL message`` (or JSON lines: ``fmt="json"``)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter(f"%(asctime)s covey[{name}] %(levelname)s %(message)s", "%H:%M:%S")
-    )
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(name))
+    else:
+        handler.setFormatter(
+            logging.Formatter(f"%(asctime)s covey[{name}] %(levelname)s %(message)s", "%H:%M:%S")
+        )
     root = logging.getLogger("covey")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -78,7 +109,7 @@ def run_agent(config: AgentConfig) -> int:
         ConfigError: a setting is wrong (nothing was bound).
         OSError: a socket could not be bound (everything bound so far was closed).
     """
-    setup_logging(config.log_level, config.name)
+    setup_logging(config.log_level, config.name, config.log_format)
 
     async def main() -> int:
         return await serve(Agent(config))

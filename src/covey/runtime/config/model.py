@@ -86,6 +86,7 @@ class AgentConfig:
         stream_timeout: seconds an outgoing TCP exchange may take in total.
         clock_leap: wall-clock jumps larger than this (seconds) are reported as events.
         log_level: debug, info, warning or error.
+        log_format: ``text`` or ``json`` (one JSON object per line).
         local_version: this node's software version (integer or dotted), published as
             the ``covey.version`` fact; ``version_file`` instead reads it from a file
             (re-read when it changes).
@@ -143,6 +144,7 @@ class AgentConfig:
     stream_timeout: float = 2.0
     clock_leap: float = 5.0
     log_level: str = "info"
+    log_format: str = "text"
     local_version: str | None = None
     version_file: Path | None = None
     facts: dict[str, str] = field(default_factory=dict)
@@ -214,6 +216,8 @@ class AgentConfig:
             raise ConfigError("probe-timeout", "must be shorter than probe-interval")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", "must be debug, info, warning or error")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError("log_format", "must be text or json")
         _check_election(self)
         if len(os.fsencode(str(self.control_path))) > _UNIX_PATH_MAX:
             raise ConfigError("control", f"path longer than {_UNIX_PATH_MAX} bytes")

@@ -214,6 +214,7 @@ _SETTINGS: dict[str, tuple[str, Parser]] = {
     "stream_timeout": ("stream_timeout", _parse_float),
     "clock_leap": ("clock_leap", _parse_float),
     "log_level": ("log_level", lambda f, v: _parse_str(f, v).lower()),
+    "log_format": ("log_format", _parse_str),
     "local_version": ("local_version", lambda f, v: _parse_str(f, str(v))),
     "version_file": ("version_file", _parse_path),
     "fact": ("facts", parse_tags),
