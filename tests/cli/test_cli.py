@@ -226,6 +226,35 @@ def test_members_info_tags_leave(cluster: LocalCluster) -> None:
     assert gone.returncode == 1 and gone.stderr.startswith("covey: cannot reach the agent")
 
 
+def test_join_reload_filters_and_format_json_as_serf_has_them(cluster: LocalCluster) -> None:
+    # Two agents with no beacons and no seeds: alone until `covey join`.
+    a = cluster.spawn("a", extra=["--no-multicast", "--tag", "role=web", "--tag", "dc=eu1"])
+    b = cluster.spawn("b", extra=["--no-multicast", "--tag", "role=db"])
+    ctl = ["--control", str(a.control)]
+    assert len(json.loads(covey("members", *ctl, "--json").stdout)) == 1
+    joined = covey("join", *ctl, f"127.0.0.1:{b.port}")
+    assert joined.returncode == 0 and f"127.0.0.1:{b.port}" in joined.stdout, joined.stderr
+    wait_until(lambda: cluster.converged(["a", "b"]), CONVERGE, what="the join")
+    bad = covey("join", *ctl, "nowhere")
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+    # Filters, as serf members -status / -tag (a regular expression, anchored).
+    def names(*args: str) -> list[str]:
+        out = covey("members", *ctl, "--format", "json", *args)
+        assert out.returncode == 0, out.stderr
+        return sorted(m["name"] for m in json.loads(out.stdout))
+
+    assert names() == ["a", "b"]
+    assert names("--status", "alive", "--tag", "role=w.b") == ["a"]
+    assert names("--tag", "role=web|db", "--tag", "dc=eu[0-9]") == ["a"]
+    assert names("--tag", "role=we") == []
+    assert covey("members", *ctl, "--tag", "role=(").returncode == 2
+    # `covey reload` does what SIGHUP does, and says so.
+    reloaded = json.loads(covey("reload", *ctl, "--json").stdout)
+    assert reloaded == {"reloaded": [], "needs_restart": []}
+    assert "reloaded: nothing" in covey("reload", *ctl).stdout
+
+
 def test_monitor_streams_events(cluster: LocalCluster) -> None:
     a = cluster.spawn("a")
     base = {k: v for k, v in os.environ.items() if not k.startswith("COVEY_")}

@@ -16,6 +16,7 @@ from covey.cli.options import app
 # isort: off
 from covey.cli import agent as agent
 from covey.cli import inspect as inspect
+from covey.cli import steer as steer
 from covey.cli import tools as tools
 from covey.cli import election as election
 from covey.cli import facts as facts
@@ -26,6 +27,29 @@ from covey.cli import collector as collector
 # isort: on
 
 __all__ = ["app", "main"]
+
+
+def format_alias(args: list[str]) -> list[str]:
+    """``--format json`` (Serf's spelling) as ``--json``; ``--format text``/``table`` as
+    nothing (the default output)."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        value = None
+        if arg == "--format" and i + 1 < len(args):
+            value, i = args[i + 1], i + 2
+        elif arg.startswith("--format="):
+            value, i = arg.split("=", 1)[1], i + 1
+        else:
+            out.append(arg)
+            i += 1
+            continue
+        if value == "json":
+            out.append("--json")
+        elif value not in ("text", "table"):
+            out += ["--format", value]  # click reports it
+    return out
 
 
 def main() -> None:
@@ -40,7 +64,7 @@ def main() -> None:
     from typer._click import exceptions as click
 
     try:
-        code = app(prog_name="covey", standalone_mode=False)
+        code = app(args=format_alias(sys.argv[1:]), prog_name="covey", standalone_mode=False)
     except click.NoArgsIsHelpError as exc:
         sys.stderr.write(exc.ctx.get_help() + "\n" if exc.ctx else "")
         sys.exit(2)

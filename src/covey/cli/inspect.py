@@ -28,7 +28,18 @@ def members(
     state: Annotated[
         str | None,
         typer.Option(
-            help="Only members in this state (alive, suspect, failed, left).", show_default=False
+            "--state",
+            "--status",
+            help="Only members in this state (alive, suspect, failed, left).",
+            show_default=False,
+        ),
+    ] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only members whose tag KEY matches the regular expression VALUE "
+            "(KEY=VALUE, anchored; repeatable: all must match), as serf members -tag.",
+            show_default=False,
         ),
     ] = None,
     json_: JsonOpt = False,
@@ -36,12 +47,27 @@ def members(
     target: Target,
 ) -> None:
     """List the members a running agent knows."""
+    import re
+
     states = ("alive", "suspect", "failed", "left")
     if state is not None and state not in states:
         raise _fail(f"state: {state!r} is not one of {', '.join(states)}", EXIT_CONFIG)
+    wanted: list[tuple[str, re.Pattern[str]]] = []
+    for item in tag or []:
+        key, sep, pattern = item.partition("=")
+        if not sep or not key:
+            raise _fail(f"tag: {item!r} is not KEY=REGEX", EXIT_CONFIG)
+        try:
+            wanted.append((key, re.compile(pattern)))
+        except re.error as exc:
+            raise _fail(
+                f"tag: {pattern!r} is not a regular expression: {exc}", EXIT_CONFIG
+            ) from None
     result = target.query(http, "/v1/members", "members")
     if state:
         result = [m for m in result if m["state"] == state]
+    for key, rx in wanted:
+        result = [m for m in result if rx.fullmatch(m["tags"].get(key, "")) and key in m["tags"]]
     if json_:
         _print_json(result)
     else:

@@ -7,6 +7,8 @@ Protocol: newline-delimited JSON. A request is ``{"op": ..., ...}``; the answer 
 * ``self`` — this node's record; ``info`` — self, counters and drop reasons;
 * ``tags`` with ``set`` (object) and/or ``delete`` (list) — change our tags;
 * ``leave`` — answer, then leave gracefully and stop;
+* ``join`` with ``addresses`` (list of ``HOST:PORT``) — contact more seeds, as ``--join``;
+* ``reload`` — what SIGHUP does (runtime/reload.py): ``{"reloaded", "needs_restart"}``;
 * ``monitor`` — answer, then one event object per line until the client disconnects;
 * ``drop`` with ``add`` / ``remove`` (lists of ``host:port``) and ``clear`` — testing aid:
   discard unicast traffic to or from those addresses, as if the network were cut;
@@ -265,12 +267,36 @@ def handle_request(agent: Agent, request: object) -> object:
         return "leaving" if op == "leave" else "monitoring"
     if op == "drop":
         return _drop(agent, request)
+    if op == "join":
+        return _join(agent, request)
+    if op == "reload":
+        from covey.runtime.reload import reload_agent
+
+        applied, restart = reload_agent(agent)
+        return {"reloaded": applied, "needs_restart": restart}
     ops = agent.control_ops
     handler = ops.get(op)
     if handler is not None:
         return handler(request)
-    known = ", ".join(["members", "self", "info", "tags", "leave", "monitor", "drop", *ops])
+    core = ["members", "self", "info", "tags", "leave", "monitor", "drop", "join", "reload"]
+    known = ", ".join([*core, *ops])
     raise ControlError(f"unknown op {op!r} ({known})")
+
+
+def _join(agent: Agent, request: dict[str, Any]) -> object:
+    """Contact more seeds (``addresses``: ``HOST:PORT`` texts), as ``--join`` does at start."""
+    given = request.get("addresses")
+    if not isinstance(given, list) or not given or len(given) > 64:
+        raise ControlError('"addresses" must be a list of 1 to 64 HOST:PORT texts')
+    try:
+        addresses = [parse_address("addresses", a) for a in given]
+    except ValueError as exc:
+        raise ControlError(str(exc)) from None
+    driver = agent._driver
+    if driver is None:
+        raise ControlError("agent is shutting down")
+    driver.call(lambda now: agent.node.join(addresses, now=now))
+    return {"contacting": [f"{h}:{p}" for h, p in addresses]}
 
 
 def _drop(agent: Agent, request: dict[str, Any]) -> object:
