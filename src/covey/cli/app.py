@@ -23,6 +23,7 @@ from covey.cli import facts as facts
 from covey.cli import deliver as deliver
 from covey.cli import trace as trace
 from covey.cli import collector as collector
+from covey.cli import install as install
 
 # isort: on
 

@@ -200,6 +200,10 @@ class Agent(AgentQueries):
         """True while the agent serves (sockets bound, core started, not yet stopping)."""
         return self._ready.is_set() and not self._stopping.is_set()
 
+    async def wait_ready(self) -> None:
+        """Wait until the agent serves (see :attr:`ready`)."""
+        await self._ready.wait()
+
     async def wait_closed(self) -> None:
         """Wait until the agent has shut down."""
         await self._done.wait()

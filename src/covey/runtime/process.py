@@ -21,6 +21,7 @@ import sys
 
 from covey.runtime.agent import Agent
 from covey.runtime.config.model import AgentConfig
+from covey.runtime.sdnotify import notify
 
 log = logging.getLogger("covey.process")
 
@@ -75,6 +76,7 @@ async def serve(agent: Agent) -> int:
         received.append(signum)
         if len(received) == 1:
             log.info("%s received: leaving the cluster", signal.Signals(signum).name)
+            notify("STOPPING=1")
             agent.request_shutdown()
         else:
             log.warning("second signal: forcing exit")
@@ -85,11 +87,19 @@ async def serve(agent: Agent) -> int:
         from covey.runtime.reload import reload_agent
 
         if agent.ready:
+            notify("RELOADING=1")
             reload_agent(agent)
+            notify("READY=1")
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_signal, sig)
     loop.add_signal_handler(signal.SIGHUP, on_hangup)
+
+    async def announce() -> None:
+        await agent.wait_ready()
+        notify(f"READY=1\nSTATUS=serving as {agent.config.name} in {agent.config.cluster}")
+
+    ready = asyncio.ensure_future(announce())
     try:
         await agent.run()
     except asyncio.CancelledError:
@@ -97,6 +107,7 @@ async def serve(agent: Agent) -> int:
             return EXIT_FORCED
         raise
     finally:
+        ready.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     return 0

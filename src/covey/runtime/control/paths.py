@@ -51,8 +51,10 @@ def socket_name(cluster: str, name: str) -> str:
 
 
 def check_trusted(directory: Path) -> None:
-    """Raise :class:`UntrustedPath` unless ``directory`` is a real directory (not a link)
-    owned by this user or root and writable by nobody else."""
+    """Raise :class:`UntrustedPath` unless ``directory`` is a real directory (not a link),
+    writable by its owner only, and owned by this user or root — or by another user but
+    inside a directory that only root can write (``/run/covey`` made by systemd's
+    ``RuntimeDirectory=`` for the service user: only root could have made it theirs)."""
     try:
         info = os.lstat(directory)
     except OSError as exc:
@@ -60,7 +62,17 @@ def check_trusted(directory: Path) -> None:
     if not stat.S_ISDIR(info.st_mode):
         raise UntrustedPath(f"{directory} is not a directory")
     if info.st_uid not in (os.geteuid(), 0):
-        raise UntrustedPath(f"{directory} belongs to another user (uid {info.st_uid})")
+        try:
+            parent = os.lstat(directory.parent)
+        except OSError:
+            parent = None
+        root_made = (
+            parent is not None
+            and parent.st_uid == 0
+            and not parent.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+        )
+        if not root_made:
+            raise UntrustedPath(f"{directory} belongs to another user (uid {info.st_uid})")
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise UntrustedPath(f"{directory} is writable by others (mode {info.st_mode & 0o777:o})")
 
