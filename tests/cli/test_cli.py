@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -351,3 +352,30 @@ def test_agent_loads_aiohttp_only_when_it_serves_http(cluster: LocalCluster) -> 
 
     assert not loads_aiohttp(plain.proc.pid)
     assert loads_aiohttp(served.proc.pid)
+
+
+def test_port_clashes_between_our_own_listeners_exit_2_before_anything_binds(
+    key_file: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    # A peer watching the seed address, on TCP (a join is a push-pull) and UDP.
+    with socket.socket() as tcp, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        tcp.bind(("127.0.0.1", 0))
+        tcp.listen(8)
+        udp.bind(tcp.getsockname())
+        seed = f"127.0.0.1:{tcp.getsockname()[1]}"
+        for flag in ("--http", "--rpc"):
+            proc = covey(
+                *("agent", "--name", "x", "--bind", f"127.0.0.1:{port}", "--key-file"),
+                *(str(key_file), flag, f"127.0.0.1:{port}", "--join", seed),
+                *("--control", str(tmp_path / "x.sock")),
+            )
+            assert proc.returncode == 2, proc.stderr
+            assert proc.stderr.count("\n") == 1 and f"port {port}" in proc.stderr
+        # The agent has exited: whatever it had sent would be queued by now.
+        tcp.setblocking(False)
+        udp.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            tcp.accept()
+        with pytest.raises(BlockingIOError):
+            udp.recvfrom(65536)

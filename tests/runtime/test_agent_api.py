@@ -121,6 +121,32 @@ async def test_garbage_never_breaks_the_receive_path(pair: tuple[Agent, Agent]) 
     assert b.member("a") is not None and b.member("a").state.label == "alive"  # type: ignore[union-attr]
 
 
+async def test_hostile_control_requests_are_refused_and_counted(
+    pair: tuple[Agent, Agent],
+) -> None:
+    a, _ = pair
+
+    def ask(line: bytes) -> dict[str, object]:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(str(a.config.control_path))
+            s.sendall(line + b"\n")
+            answer: dict[str, object] = json.loads(s.makefile("rb").readline())
+            return answer
+
+    deep = b'{"op": "info", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    for line in (deep, b"{not json", b"[" * 40 + b"]" * 40):
+        answer = await asyncio.to_thread(ask, line)
+        assert answer["ok"] is False, line[:40]
+    # Brackets inside a string are text, not nesting.
+    fine = await asyncio.to_thread(ask, b'{"op": "self", "note": "' + b"[" * 100 + b'"}')
+    assert fine["ok"] is True
+    counters = a.info()["runtime"]
+    assert isinstance(counters, dict) and counters["control_refused"] == 3
+    assert "rpc_refused" not in counters
+    assert a.ready
+
+
 async def test_clock_leap_is_reported_and_fails_nobody(pair: tuple[Agent, Agent]) -> None:
     a, b = pair
     with a.events() as events:

@@ -224,6 +224,7 @@ class AgentConfig:
         _check_shared_state(self)
         _check_deliveries(self)
         _check_traces(self)
+        _check_port_clashes(self)
 
     @property
     def control_path(self) -> Path:
@@ -254,6 +255,18 @@ def _check_text(fname: str, value: str) -> None:
         raise ConfigError(fname, "must be 1 to 255 characters")
     if any(c in value for c in "/\x00\n") and fname == "name":
         raise ConfigError(fname, "must not contain '/', NUL or newlines")
+
+
+def _check_port_clashes(c: AgentConfig) -> None:
+    """Two of our own TCP listeners on one port would pass the bind (SO_REUSEADDR) and fail
+    only at listen(), after the join went out: refuse them here, before anything binds."""
+    listeners = [("bind", c.bind), ("http", c.http), ("rpc", c.rpc)]
+    given = [(name, addr) for name, addr in listeners if addr is not None]
+    for i, (first, a) in enumerate(given):
+        for second, b in given[i + 1 :]:
+            same_host = a[0] == b[0] or _is_wildcard(a[0]) or _is_wildcard(b[0])
+            if a[1] == b[1] and same_host:
+                raise ConfigError(second, f"port {b[1]} is already --{first}'s")
 
 
 def _is_wildcard(host: str) -> bool:

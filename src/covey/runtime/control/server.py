@@ -60,6 +60,32 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, 
 SpawnHandler = Callable[[Handler], Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]]
 
 
+#: Deepest nesting of arrays and objects a control request may have.
+MAX_DEPTH = 32
+
+
+def _nesting(line: bytes) -> int:
+    """The deepest bracket nesting of a JSON text (brackets inside strings ignored)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in line:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
 class ControlError(Exception):
     """A request was refused; the message goes back to the client."""
 
@@ -72,10 +98,14 @@ class LineCodec:
         return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
 
     def decode(self, line: bytes) -> Any:
-        """Parse one line; raises ControlError."""
+        """Parse one line; raises ControlError (also for JSON nested deeper than
+        :data:`MAX_DEPTH`, refused before the parser could recurse into it)."""
+        brackets = line.count(b"[") + line.count(b"{")  # C speed: most lines stop here
+        if brackets > MAX_DEPTH and _nesting(line) > MAX_DEPTH:
+            raise ControlError(f"request nested deeper than {MAX_DEPTH} levels")
         try:
             return json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ControlError("request is not JSON") from None
 
 
@@ -215,7 +245,10 @@ async def serve_connection(
             # The client cannot open a sealed answer if it has not the key: answer plainly.
             writer.write(LineCodec().encode({"ok": False, "error": str(exc)}))
             counters = agent.runtime_counters()
-            counters["rpc_refused"] = counters.get("rpc_refused", 0) + 1
+            # Refused sealed lines (forged, old, replayed) and malformed local requests
+            # are different stories for an operator: two counters.
+            which = "rpc_refused" if isinstance(codec, SealedCodec) else "control_refused"
+            counters[which] = counters.get(which, 0) + 1
             return
         op = request.get("op") if isinstance(request, dict) else None
         try:
