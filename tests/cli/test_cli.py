@@ -379,3 +379,24 @@ def test_port_clashes_between_our_own_listeners_exit_2_before_anything_binds(
             tcp.accept()
         with pytest.raises(BlockingIOError):
             udp.recvfrom(65536)
+
+
+def test_key_file_readable_by_others_warns_or_is_refused_and_data_files_are_private(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    cluster.key_file.chmod(0o644)
+    data = tmp_path / "data"
+    a = cluster.spawn("a", extra=["--data-dir", str(data), "--local-version", "1.2"])
+    wait_until(lambda: "readable by others (mode 644)" in a.log_tail(20), CONVERGE, what="warning")
+    wait_until(lambda: (data / "facts.db").exists(), CONVERGE, what="the facts store")
+    created = [p for p in data.iterdir() if p.is_file()]
+    assert created and all(p.stat().st_mode & 0o077 == 0 for p in created), [
+        (p.name, oct(p.stat().st_mode)) for p in created
+    ]
+    assert data.stat().st_mode & 0o077 == 0
+    strict = covey(
+        *("agent", "--name", "s", "--bind", f"127.0.0.1:{free_port()}", "--key-file"),
+        *(str(cluster.key_file), "--strict-permissions", "--control", str(tmp_path / "s.sock")),
+    )
+    assert strict.returncode == 2 and "chmod 600" in strict.stderr, strict.stderr
+    assert strict.stderr.count("\n") == 1

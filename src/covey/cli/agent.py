@@ -262,6 +262,13 @@ def agent(
             show_default=False,
         ),
     ] = None,
+    strict_permissions: Annotated[
+        bool,
+        typer.Option(
+            "--strict-permissions",
+            help="Refuse a key file that group or others may read (default: a warning).",
+        ),
+    ] = False,
     http_token_file: Annotated[
         Path | None,
         typer.Option(
@@ -329,6 +336,7 @@ def agent(
         "trace_buffer": trace_buffer,
         "collector": collector,
         "http_token_file": http_token_file,
+        "strict_permissions": True if strict_permissions else None,
     }
     try:
         if no_multicast and multicast:

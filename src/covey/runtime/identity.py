@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import uuid
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def load_identity(data_dir: Path | None) -> tuple[bytes, int]:
     if data_dir is None:
         return uuid.uuid4().bytes, 0
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError("data_dir", f"cannot create {data_dir}: {exc.strerror}") from None
     path = data_dir / "node.json"
@@ -57,7 +58,9 @@ def save_identity(data_dir: Path | None, node_id: bytes, incarnation: int) -> No
     path = data_dir / "node.json"
     tmp = path.with_suffix(".tmp")
     try:
-        tmp.write_text(json.dumps({"node_id": node_id.hex(), "incarnation": incarnation}))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps({"node_id": node_id.hex(), "incarnation": incarnation}))
         tmp.replace(path)
     except OSError as exc:
         log.warning("cannot save identity to %s: %s", path, exc)

@@ -21,6 +21,7 @@ import sys
 
 from covey.runtime.agent import Agent
 from covey.runtime.config.model import AgentConfig
+from covey.runtime.config.sources import exposed_mode
 from covey.runtime.sdnotify import notify
 
 log = logging.getLogger("covey.process")
@@ -121,6 +122,10 @@ def run_agent(config: AgentConfig) -> int:
         OSError: a socket could not be bound (everything bound so far was closed).
     """
     setup_logging(config.log_level, config.name, config.log_format)
+    if config.key_file is not None and (mode := exposed_mode(config.key_file)) is not None:
+        log.warning(
+            "key file %s is readable by others (mode %o): chmod 600 it", config.key_file, mode
+        )
 
     async def main() -> int:
         return await serve(Agent(config))

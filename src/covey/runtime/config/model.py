@@ -118,6 +118,8 @@ class AgentConfig:
         http_token_file: a file holding the bearer token that mutating HTTP calls (and
             reading secrets over HTTP) need; without one they are refused.
         http_token: the token read from it (never logged or shown).
+        strict_permissions: refuse a key file that group or others may read (without it,
+            such a file is accepted with a warning in the log).
         reload_from: where the settings came from, so that SIGHUP can read them again
             (set by ``covey agent``; None: nothing to reload from but the key file).
     """
@@ -170,6 +172,7 @@ class AgentConfig:
     http_token_file: Path | None = None
     http_token: str | None = field(default=None, repr=False)
     reload_from: ReloadSources | None = field(default=None, repr=False, compare=False)
+    strict_permissions: bool = False
 
     def __post_init__(self) -> None:
         _check_text("name", self.name)

@@ -163,6 +163,15 @@ def load_http_token(path: Path) -> str:
     return token
 
 
+def exposed_mode(path: Path) -> int | None:
+    """The permission bits of ``path`` when group or others may read it, else None."""
+    try:
+        mode = Path(path).stat().st_mode & 0o777
+    except OSError:
+        return None
+    return mode if mode & 0o077 else None
+
+
 def load_keys(path: Path) -> tuple[bytes, ...]:
     """Read a key file: one Fernet key per line, blank lines and ``#`` comments ignored."""
     try:
@@ -240,6 +249,7 @@ _SETTINGS: dict[str, tuple[str, Parser]] = {
     "trace_buffer": ("trace_buffer", lambda f, v: _parse_int(f, v)),
     "collector": ("collector", parse_address),
     "http_token_file": ("http_token_file", _parse_path),
+    "strict_permissions": ("strict_permissions", _parse_bool),
     "notify_events": ("notify_events", lambda f, v: tuple(_parse_str(f, x) for x in _as_list(v))),
 }
 #: Plural spellings accepted in TOML files.
@@ -338,6 +348,13 @@ def build_config(*sources: Mapping[str, object]) -> AgentConfig:
     key_file = kwargs.get("key_file")
     if key_file is not None and not kwargs.get("plaintext"):
         kwargs["keys"] = load_keys(key_file)
+        mode = exposed_mode(key_file)
+        if mode is not None and kwargs.get("strict_permissions"):
+            raise ConfigError(
+                "key_file",
+                f"{key_file} is readable by others (mode {mode:o}): chmod 600 it "
+                "(--strict-permissions refuses it)",
+            )
     token_file = kwargs.get("http_token_file")
     if token_file is not None:
         kwargs["http_token"] = load_http_token(token_file)

@@ -17,6 +17,7 @@ core/state/facts/capability.py).
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -30,9 +31,21 @@ from covey.runtime.config.model import ConfigError
 FILENAME = "facts.db"
 
 
+def private_file(path: Path) -> None:
+    """Make sure ``path`` exists with mode 0600 before SQLite opens it (its -wal and -shm
+    files take the same mode): the data directory's files are for the agent's user only."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        if os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
+
 def _connect(path: Path, table: str) -> sqlite3.Connection:
     """Open the file in WAL mode with ``table`` and the shared ``meta`` table in place."""
     try:
+        private_file(path)
         # Opened and loaded on the event loop's thread, then written only by the driver's
         # one effect-writer thread: never used by two threads at once.
         db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
@@ -42,7 +55,7 @@ def _connect(path: Path, table: str) -> sqlite3.Connection:
         db.execute(
             "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
         )
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise ConfigError("data_dir", f"cannot open {path}: {exc}") from None
     return db
 

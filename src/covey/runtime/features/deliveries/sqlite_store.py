@@ -28,6 +28,7 @@ from covey.core.deliveries.codec import (
     record_to_plain,
 )
 from covey.runtime.config.model import ConfigError
+from covey.runtime.stores.sqlite import private_file
 
 #: The database file inside the data directory.
 FILENAME = "deliveries.db"
@@ -58,12 +59,13 @@ class SqliteDeliveryStore:
         try:
             # Opened on the loop's thread, then written only by the driver's one writer
             # thread; reads for `covey deliver show` come from the capability's memory.
+            private_file(path)
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             for sql in _SCHEMA:
                 self._db.execute(sql)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise ConfigError("data_dir", f"cannot open {path}: {exc}") from None
 
     def load(self, node: bytes) -> tuple[list[DeliveryRecord], list[HandledRecord]]:
