@@ -6,7 +6,7 @@ from covey.core import MemberFailed, MemberRecovered, MemberState, MemberSuspect
 from covey.core.wire.messages import Alive, PingReq, Suspect
 from covey.sim.network import Network
 
-from .helpers import PEER, joined, make_node, of_type, seal, state, taken
+from .helpers import PEER, inject, joined, make_node, of_type, seal, state, taken
 
 
 class CutNetwork(Network):
@@ -163,3 +163,28 @@ def test_refuting_the_largest_incarnation_does_not_raise() -> None:
     node.receive_datagram(frame, ("10.0.0.2", 7946), now=1.0)
     node.handle_timer(now=1.0)
     node.datagrams_to_send(now=1.0)
+
+
+def test_an_ack_counts_only_from_the_probed_member_or_a_helper() -> None:
+    """A sequence number alone is guessable, and sealed acks captured from other pairs can
+    be replayed: an ack from anybody but the target (or a member asked to ping it) must
+    not vouch for a hung node."""
+    from covey.core.wire.messages import Ack
+
+    world = joined(3)
+    a, b, c = world.hosts
+    world.sim.host_down(b.name)  # hung: b answers nothing
+    prober = a.node._prober
+    for _ in range(400):  # bounded: a probes b within a few probe intervals
+        world.run_for(0.01)
+        p = prober._probe
+        if p is not None and p.target == b.node.node_id and not p.indirect_sent:
+            break
+    else:
+        raise AssertionError("a never probed b")
+    forged = seal([Ack(p.seq)], sender=c.node.node_id, wall=world.now)
+    moved = inject(a.node, forged, now=world.now)
+    assert moved == {"misdirected": 1} and prober._probe is p  # still waiting for b
+    genuine = seal([Ack(p.seq)], sender=b.node.node_id, wall=world.now + 0.001)
+    assert inject(a.node, genuine, now=world.now) == {}
+    assert prober._probe is None  # b's own ack ends the probe

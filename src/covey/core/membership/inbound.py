@@ -177,7 +177,8 @@ class Inbound:
             if isinstance(msg, PushPull) and msg.reply:
                 self._syncer.on_reply(pending, msg, sender, now)
             elif isinstance(msg, Ack):
-                self._prober.on_ack(msg.seq, now)
+                if not self._prober.on_ack(msg.seq, sender, now):
+                    self._counters.drop(DropReason.MISDIRECTED)
             elif isinstance(msg, ExtensionMessage):
                 self._dispatch(msg, pending.address, sender, now)
 
@@ -228,9 +229,10 @@ class Inbound:
                     return
                 self._outbox.send_message(addr, Ack(seq), now)
             case Ack(seq):
-                self._prober.on_ack(seq, now)
+                if not self._prober.on_ack(seq, sender, now):
+                    self._counters.drop(DropReason.MISDIRECTED)
             case Nack(seq):
-                self._prober.on_nack(seq)
+                self._prober.on_nack(seq, sender)
             case PingReq():
                 self._prober.on_ping_req(msg, addr, now)
             case Alive() | Suspect() | Dead():

@@ -14,7 +14,7 @@ push-pull exchanges go to), the probe under way, and the pings it relays for oth
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from covey.core.config import CoreConfig
 from covey.core.effects import StreamPurpose
@@ -41,6 +41,8 @@ class _Probe:
     indirect_sent: bool = False
     expected_nacks: int = 0
     nacks: int = 0
+    #: the members asked to ping the target for us: the only others whose ack counts
+    helpers: set[bytes] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -49,6 +51,7 @@ class _Relay:
     seq: int
     deadline: float
     want_nack: bool
+    target: bytes = b""
 
 
 class Prober:
@@ -171,6 +174,7 @@ class Prober:
         req = encode_message_bytes(PingReq(p.seq, p.target, p.address, want_nack=True))
         for peer in peers:
             self._outbox.send(peer.address, [req], now)
+        p.helpers = {peer.node_id for peer in peers}
         p.expected_nacks = len(peers)
         # TCP fallback: reaches a live node across UDP loss, and a refused connect is proof.
         frame = self._outbox.seal(FrameType.STREAM_REQUEST, [Ping(p.seq, p.target)], now)
@@ -188,25 +192,37 @@ class Prober:
         self._trace(TraceOp.PROBE, now, f"no ack from {m.name}", m.incarnation)
         self._suspect(Suspect(m.incarnation, m.node_id, self._node_id), now)
 
-    def on_ack(self, seq: int, now: float) -> None:
-        """An ack for our probe (over UDP or TCP), or for a ping we relay for another."""
+    def on_ack(self, seq: int, sender: bytes, now: float) -> bool:
+        """An ack for our probe (over UDP or TCP), or for a ping we relay for another.
+
+        An ack counts only from whom it can come: the probed member itself, or one of the
+        members we asked to ping it (a sequence number alone is guessable, and an ack
+        replayed from another pair must not vouch for a hung node). Returns False for an
+        ack with a matching sequence number from anybody else (the caller counts it).
+        """
         p = self._probe
         if p is not None and seq == p.seq:
+            if sender != p.target and sender not in p.helpers:
+                return False
             self._probe = None
             self._awareness.apply(-1)
             m = self._table.get(p.target)
             if m is not None and not m.tags_complete:
                 # A lost tag fetch is retried on the member's next good probe.
                 self._want_sync(m, now)
-            return
-        r = self._relays.pop(seq, None)
+            return True
+        r = self._relays.get(seq)
         if r is not None:
+            if sender != r.target:
+                return False
+            del self._relays[seq]
             self._outbox.send_message(r.requester, Ack(r.seq), now)
+        return True
 
-    def on_nack(self, seq: int) -> None:
+    def on_nack(self, seq: int, sender: bytes) -> None:
         """An intermediary could not reach our target either (Lifeguard)."""
         p = self._probe
-        if p is not None and seq == p.seq:
+        if p is not None and seq == p.seq and sender in p.helpers:
             p.nacks += 1
 
     def on_ping_req(self, msg: PingReq, requester: Address, now: float) -> None:
@@ -214,7 +230,7 @@ class Prober:
         seq = self._next_seq()
         # Answer with a nack a little before the requester gives up on the probe (Lifeguard).
         deadline = now + 0.8 * self._config.probe_timeout
-        self._relays[seq] = _Relay(requester, msg.seq, deadline, msg.want_nack)
+        self._relays[seq] = _Relay(requester, msg.seq, deadline, msg.want_nack, msg.target)
         self._outbox.send_message(msg.address, Ping(seq, msg.target), now)
 
     def random_members(self, k: int, exclude: bytes | None) -> list[Member]:
