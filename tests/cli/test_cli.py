@@ -39,6 +39,7 @@ def covey(
 def key_file(tmp_path: Path) -> Path:
     path = tmp_path / "key"
     path.write_bytes(Fernet.generate_key() + b"\n")
+    path.chmod(0o600)  # as a key file should be (the warning for others is tested below)
     return path
 
 

@@ -31,6 +31,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 def key(tmp_path: Path) -> Path:
     path = tmp_path / "cluster.key"
     path.write_bytes(Fernet.generate_key() + b"\n")
+    path.chmod(0o600)
     return path
 
 

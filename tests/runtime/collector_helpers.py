@@ -110,6 +110,7 @@ def story(t0: float) -> Story:
 
 def make_key(path: Path) -> Path:
     path.write_bytes(generate_key() + b"\n")
+    path.chmod(0o600)
     return path
 
 

@@ -200,6 +200,8 @@ async def test_rpc_needs_the_cluster_key(
             await asyncio.to_thread(bad.request, "members")
         # A plain JSON request is refused too.
         reader, writer = await asyncio.open_connection(*rpc)
+        hello = json.loads(await reader.readline())  # the connection's challenge, in plain
+        assert len(hello["challenge"]) == 32 and hello["node"] == agent.node_id.hex()
         writer.write(b'{"op": "leave"}\n')
         answer = json.loads(await reader.readline())
         writer.close()

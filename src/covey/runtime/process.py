@@ -122,12 +122,13 @@ def run_agent(config: AgentConfig) -> int:
         OSError: a socket could not be bound (everything bound so far was closed).
     """
     setup_logging(config.log_level, config.name, config.log_format)
-    if config.key_file is not None and (mode := exposed_mode(config.key_file)) is not None:
-        log.warning(
-            "key file %s is readable by others (mode %o): chmod 600 it", config.key_file, mode
-        )
 
     async def main() -> int:
-        return await serve(Agent(config))
+        agent = Agent(config)  # every setting checked: now the warnings, if any
+        if config.key_file is not None and (mode := exposed_mode(config.key_file)) is not None:
+            log.warning(
+                "key file %s is readable by others (mode %o): chmod 600 it", config.key_file, mode
+            )
+        return await serve(agent)
 
     return asyncio.run(main())

@@ -68,15 +68,28 @@ class ControlClient:
             raise ClientError("the agent closed the connection without answering")
         return open_answer(self._codec, line, "the agent")
 
+    def _challenge(self, fh: Any) -> dict[str, object]:
+        """On the sealed endpoint: the connection's challenge, to seal into each request
+        (runtime/control/server.py's serve_connection)."""
+        if self.rpc is None:
+            return {}
+        try:
+            hello = json.loads(fh.readline())
+        except (ValueError, TimeoutError):
+            raise ClientError("the agent sent no challenge (not a covey rpc endpoint?)") from None
+        if not isinstance(hello, dict) or not isinstance(hello.get("challenge"), str):
+            raise ClientError("the agent sent no challenge (not a covey rpc endpoint?)")
+        return {"challenge": hello["challenge"]}
+
     def request(self, op: str, **args: object) -> Any:
         """Send one request and return its ``result``; raises :class:`ClientError`."""
-        with self._connect() as sock:
-            sock.sendall(self._codec.encode({"op": op, **args}))
-            with sock.makefile("rb") as fh:
-                try:
-                    answer = self._decode(fh.readline())
-                except TimeoutError:
-                    raise ClientError("the agent did not answer in time") from None
+        with self._connect() as sock, sock.makefile("rb") as fh:
+            bound = self._challenge(fh)
+            sock.sendall(self._codec.encode({"op": op, **args, **bound}))
+            try:
+                answer = self._decode(fh.readline())
+            except TimeoutError:
+                raise ClientError("the agent did not answer in time") from None
         if not isinstance(answer, dict) or "ok" not in answer:
             raise ClientError("malformed answer from the agent")
         if not answer["ok"]:
@@ -85,17 +98,17 @@ class ControlClient:
 
     def monitor(self) -> Iterator[dict[str, Any]]:
         """Yield event objects until the agent stops (or the caller stops iterating)."""
-        with self._connect() as sock:
-            sock.sendall(self._codec.encode({"op": "monitor"}))
+        with self._connect() as sock, sock.makefile("rb") as fh:
+            bound = self._challenge(fh)
+            sock.sendall(self._codec.encode({"op": "monitor", **bound}))
             sock.settimeout(None)
-            with sock.makefile("rb") as fh:
-                first = self._decode(fh.readline())
-                if not isinstance(first, dict) or not first.get("ok"):
-                    raise ClientError(str(first.get("error") if isinstance(first, dict) else first))
-                for line in fh:
-                    event = self._decode(line)
-                    if isinstance(event, dict):
-                        yield event
+            first = self._decode(fh.readline())
+            if not isinstance(first, dict) or not first.get("ok"):
+                raise ClientError(str(first.get("error") if isinstance(first, dict) else first))
+            for line in fh:
+                event = self._decode(line)
+                if isinstance(event, dict):
+                    yield event
 
     # Convenience wrappers.
 

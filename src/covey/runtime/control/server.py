@@ -27,6 +27,7 @@ import inspect
 import json
 import logging
 import os
+import secrets
 import socket
 import time
 from collections.abc import Callable, Coroutine
@@ -226,7 +227,19 @@ def remove_control_socket(path: Path, inode: int | None, cluster: str, name: str
 async def serve_connection(
     agent: Agent, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, codec: LineCodec
 ) -> None:
-    """Answer requests on one connection until the client closes it."""
+    """Answer requests on one connection until the client closes it.
+
+    On the sealed endpoint the agent first sends a plain line ``{"challenge": C, "node":
+    ID}``, fresh for each connection; every sealed request must carry ``"challenge": C``.
+    A captured request is thereby bound to one connection of one agent's run: replayed to
+    another agent, to this one on another connection, or after a restart, it is refused
+    (and repeating it on its own connection is refused as a seen token).
+    """
+    challenge = None
+    if isinstance(codec, SealedCodec):
+        challenge = secrets.token_hex(16)
+        hello = {"challenge": challenge, "node": agent.node_id.hex()}
+        writer.write(LineCodec().encode(hello))
     while True:
         try:
             line = await reader.readline()
@@ -241,7 +254,12 @@ async def serve_connection(
             continue
         try:
             request = codec.decode(line)
+            if challenge is not None and (
+                not isinstance(request, dict) or request.pop("challenge", None) != challenge
+            ):
+                raise ControlError("challenge: not this connection's (a replayed request?)")
         except ControlError as exc:
+            _log_refusal(str(exc))
             # The client cannot open a sealed answer if it has not the key: answer plainly.
             writer.write(LineCodec().encode({"ok": False, "error": str(exc)}))
             counters = agent.runtime_counters()
@@ -271,6 +289,25 @@ async def serve_connection(
                 agent.request_shutdown()
                 return
         await writer.drain()
+
+
+#: Seconds between two log lines about refused control requests.
+REFUSAL_LOG_EVERY = 10.0
+_refusal_log = {"at": -REFUSAL_LOG_EVERY, "quiet": 0.0}
+
+
+def _log_refusal(reason: str) -> None:
+    """Log a refused control request, at most one line every :data:`REFUSAL_LOG_EVERY`
+    seconds with the count of those not logged since (an attacker must not be able to
+    fill the log; the counter ``rpc_refused`` has them all)."""
+    now = time.monotonic()
+    if now - _refusal_log["at"] < REFUSAL_LOG_EVERY:
+        _refusal_log["quiet"] += 1
+        return
+    quiet = int(_refusal_log["quiet"])
+    _refusal_log.update(at=now, quiet=0)
+    more = f" ({quiet} more since the last line)" if quiet else ""
+    log.warning("control request refused: %s%s", reason, more)
 
 
 def handle_request(agent: Agent, request: object) -> object:
