@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 import logging
 import os
 import secrets
@@ -34,9 +33,9 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from covey.core.crypto.fernet import InvalidToken, MultiKey
 from covey.runtime.config.model import ConfigError
 from covey.runtime.config.sources import parse_address
+from covey.runtime.control.codec import RPC_TTL, ControlError, LineCodec, SealedCodec
 from covey.runtime.control.paths import (
     UntrustedPath,
     ensure_runtime_dir,
@@ -52,97 +51,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("covey.control")
 
-#: Seconds a sealed RPC line stays acceptable.
-RPC_TTL = 60
-#: Longest request line accepted.
-LINE_LIMIT = 1 << 20
+# The features and clients import the codec's names from here.
+__all__ = [
+    "RPC_TTL",
+    "ControlError",
+    "LineCodec",
+    "SealedCodec",
+    "handle_request",
+    "remove_control_socket",
+    "serve_connection",
+    "start_control_servers",
+]
+
+#: Longest request line accepted (a sealed 64 KiB delivery payload fits).
+LINE_LIMIT = 256 * 1024
+#: Connections one endpoint serves at once; more are answered "busy" and closed.
+MAX_CONNECTIONS = 256
+#: Connections one peer host may hold open on a TCP endpoint.
+MAX_PER_PEER = 32
+#: Seconds a connection may take to send its next whole request line.
+REQUEST_TIMEOUT = 10.0
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]
 SpawnHandler = Callable[[Handler], Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]]
-
-
-#: Deepest nesting of arrays and objects a control request may have.
-MAX_DEPTH = 32
-
-
-def _nesting(line: bytes) -> int:
-    """The deepest bracket nesting of a JSON text (brackets inside strings ignored)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for byte in line:
-        if in_string:
-            if escaped:
-                escaped = False
-            elif byte == 0x5C:  # backslash
-                escaped = True
-            elif byte == 0x22:  # quote
-                in_string = False
-        elif byte == 0x22:
-            in_string = True
-        elif byte in (0x5B, 0x7B):  # [ {
-            depth += 1
-            deepest = max(deepest, depth)
-        elif byte in (0x5D, 0x7D):
-            depth -= 1
-    return deepest
-
-
-class ControlError(Exception):
-    """A request was refused; the message goes back to the client."""
-
-
-class LineCodec:
-    """Plain JSON lines (the unix socket: the file mode is the access control)."""
-
-    def encode(self, obj: object) -> bytes:
-        """One JSON object as a line."""
-        return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
-
-    def decode(self, line: bytes) -> Any:
-        """Parse one line; raises ControlError (also for JSON nested deeper than
-        :data:`MAX_DEPTH`, refused before the parser could recurse into it)."""
-        brackets = line.count(b"[") + line.count(b"{")  # C speed: most lines stop here
-        if brackets > MAX_DEPTH and _nesting(line) > MAX_DEPTH:
-            raise ControlError(f"request nested deeper than {MAX_DEPTH} levels")
-        try:
-            return json.loads(line)
-        except (ValueError, RecursionError):
-            raise ControlError("request is not JSON") from None
-
-
-class SealedCodec(LineCodec):
-    """JSON lines sealed as Fernet tokens with the cluster keys (the RPC endpoint)."""
-
-    def __init__(self, keys: list[bytes], *, ttl: int = RPC_TTL) -> None:
-        self._fernet = MultiKey(keys)
-        self._ttl = ttl
-        self._seen: dict[bytes, float] = {}
-
-    def encode(self, obj: object) -> bytes:
-        """Seal one JSON object into a token line."""
-        line = super().encode(obj).rstrip(b"\n")
-        return self._fernet.encrypt_at_time(line, int(time.time())) + b"\n"
-
-    def decode(self, line: bytes) -> Any:
-        """Open one token line; raises ControlError when it is forged, old or replayed."""
-        token = line.strip()
-        try:
-            plain = self._fernet.decrypt_at_time(token, self._ttl, int(time.time()))
-        except InvalidToken:
-            raise ControlError("unauthenticated") from None
-        now = time.monotonic()
-        # Tokens are remembered in arrival order (a dict keeps insertion order, the clock
-        # is monotonic): forget from the oldest until one is still in the window. Constant
-        # time per line, where scanning them all was quadratic under load.
-        while self._seen:
-            oldest = next(iter(self._seen))
-            if self._seen[oldest] + 2 * self._ttl >= now:
-                break
-            del self._seen[oldest]
-        if token in self._seen:
-            raise ControlError("replayed request")
-        self._seen[token] = now
-        return super().decode(plain)
 
 
 async def start_control_servers(
@@ -234,7 +165,40 @@ async def serve_connection(
     A captured request is thereby bound to one connection of one agent's run: replayed to
     another agent, to this one on another connection, or after a restart, it is refused
     (and repeating it on its own connection is refused as a seen token).
+
+    Bounded: at most :data:`MAX_CONNECTIONS` per endpoint and :data:`MAX_PER_PEER` per
+    peer host on a TCP one (others are answered "busy" and closed, so one host cannot
+    starve the rest, and the unix socket stays usable), :data:`REQUEST_TIMEOUT` seconds
+    for each whole request line (an idle or slow client is closed), lines of at most
+    :data:`LINE_LIMIT` octets.
     """
+    counters = agent.runtime_counters()
+    peer = writer.get_extra_info("peername")
+    host = peer[0] if isinstance(peer, tuple) else None  # None: the unix socket
+    held = codec.per_peer.get(host, 0) if host is not None else 0
+    if codec.open >= MAX_CONNECTIONS or held >= MAX_PER_PEER:
+        counters["control_busy"] = counters.get("control_busy", 0) + 1
+        _log_refusal(codec, f"busy: {codec.open} connections open, {held} from {host}")
+        writer.write(LineCodec().encode({"ok": False, "error": "busy: too many connections"}))
+        return
+    codec.open += 1
+    if host is not None:
+        codec.per_peer[host] = held + 1
+    try:
+        await _serve_requests(agent, reader, writer, codec)
+    except TimeoutError:
+        counters["control_timeout"] = counters.get("control_timeout", 0) + 1
+    finally:
+        codec.open -= 1
+        if host is not None:
+            left = codec.per_peer.pop(host, 1) - 1
+            if left > 0:
+                codec.per_peer[host] = left
+
+
+async def _serve_requests(
+    agent: Agent, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, codec: LineCodec
+) -> None:
     challenge = None
     if isinstance(codec, SealedCodec):
         challenge = secrets.token_hex(16)
@@ -242,10 +206,12 @@ async def serve_connection(
         writer.write(LineCodec().encode(hello))
     while True:
         try:
-            line = await reader.readline()
+            line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
         except ValueError:
             writer.write(LineCodec().encode({"ok": False, "error": "request line too long"}))
             return
+        except TimeoutError:
+            raise  # (an OSError too): counted by serve_connection
         except OSError:
             return
         if not line:
@@ -259,7 +225,7 @@ async def serve_connection(
             ):
                 raise ControlError("challenge: not this connection's (a replayed request?)")
         except ControlError as exc:
-            _log_refusal(str(exc))
+            _log_refusal(codec, str(exc))
             # The client cannot open a sealed answer if it has not the key: answer plainly.
             writer.write(LineCodec().encode({"ok": False, "error": str(exc)}))
             counters = agent.runtime_counters()
@@ -291,21 +257,19 @@ async def serve_connection(
         await writer.drain()
 
 
-#: Seconds between two log lines about refused control requests.
+#: Seconds between two log lines about refused requests on one endpoint.
 REFUSAL_LOG_EVERY = 10.0
-_refusal_log = {"at": -REFUSAL_LOG_EVERY, "quiet": 0.0}
 
 
-def _log_refusal(reason: str) -> None:
-    """Log a refused control request, at most one line every :data:`REFUSAL_LOG_EVERY`
-    seconds with the count of those not logged since (an attacker must not be able to
-    fill the log; the counter ``rpc_refused`` has them all)."""
+def _log_refusal(codec: LineCodec, reason: str) -> None:
+    """Log a refused control request, at most one line per endpoint every
+    :data:`REFUSAL_LOG_EVERY` seconds, with the count of those not logged since (an
+    attacker must not be able to fill the log; the counters have them all)."""
     now = time.monotonic()
-    if now - _refusal_log["at"] < REFUSAL_LOG_EVERY:
-        _refusal_log["quiet"] += 1
+    if now - codec.refusal_logged < REFUSAL_LOG_EVERY:
+        codec.refusals_quiet += 1
         return
-    quiet = int(_refusal_log["quiet"])
-    _refusal_log.update(at=now, quiet=0)
+    quiet, codec.refusals_quiet, codec.refusal_logged = codec.refusals_quiet, 0, now
     more = f" ({quiet} more since the last line)" if quiet else ""
     log.warning("control request refused: %s%s", reason, more)
 
