@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import psutil
@@ -353,6 +354,11 @@ def test_agent_loads_aiohttp_only_when_it_serves_http(cluster: LocalCluster) -> 
 
     assert not loads_aiohttp(plain.proc.pid)
     assert loads_aiohttp(served.proc.pid)
+    # The lean process serves /metrics too (prometheus_client needs ssl, which only the
+    # agents serving HTTP load).
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    assert 'covey_members{state="alive"}' in text
 
 
 def test_port_clashes_between_our_own_listeners_exit_2_before_anything_binds(

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 #: Colour of each member state.
 STATE_STYLE = {"alive": "green", "suspect": "yellow", "failed": "red", "left": "bright_black"}
@@ -55,9 +57,51 @@ def info_table(result: dict[str, Any]) -> Table:
         ("drops", ", ".join(f"{k} {v}" for k, v in sorted(result["drops"].items())) or "none"),
         ("runtime", ", ".join(f"{k} {v}" for k, v in sorted(result["runtime"].items())) or "-"),
     ]
+    rows += interface_rows(result.get("interfaces"))
     for k, v in rows:
-        table.add_row(k, v)
+        table.add_row(k, Text(v))  # plain text: a name or tag is never taken for markup
     return table
+
+
+def interface_rows(net: dict[str, Any] | None, now: float | None = None) -> list[tuple[str, str]]:
+    """One row per discovery interface and one for the unicast socket: status, beacons
+    out and in, when last, from whom, drops by reason (bad_key first)."""
+    if not net:
+        return []
+    t = time.time() if now is None else now
+
+    def ago(when: float | None) -> str:
+        return "never" if when is None else f"{max(0.0, t - when):.0f} s ago"
+
+    def dropped(drops: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in drops.items())
+
+    rows = []
+    for i in net["interfaces"]:
+        peers = ", ".join(
+            f"{p['name'] or '?'} {p['address']}"
+            + (f" ({p['dropped']} dropped)" if p["dropped"] else "")
+            for p in i["peers"][:5]
+        )
+        more = len(i["peers"]) - 5
+        rows.append(
+            (
+                f"{i['name']} {i['address']}",
+                f"{i['status']}: beacons {i['beacons_out']} out (last {ago(i['last_out'])}), "
+                f"{i['beacons_in']} in (last {ago(i['last_in'])}); "
+                f"from {peers or 'nobody'}{f' and {more} more' if more > 0 else ''}; "
+                f"drops {dropped(i['drops'])}",
+            )
+        )
+    u = net["unicast"]
+    rows.append(
+        (
+            f"unicast {u['address']}",
+            f"{u['status']}: {u['datagrams_in']} in (last {ago(u['last_in'])}), "
+            f"{u['datagrams_out']} out; drops {dropped(u['drops'])}",
+        )
+    )
+    return rows
 
 
 def discovery_text(d: dict[str, Any]) -> str:

@@ -47,16 +47,10 @@ from covey.runtime.features.health import HealthFeature
 from covey.runtime.features.shared import SharedStateFeature
 from covey.runtime.features.traces import TracesFeature
 from covey.runtime.identity import advertised, load_identity, save_identity
+from covey.runtime.net.endpoints import UdpEndpoints, open_udp
+from covey.runtime.net.interface_stats import NetCounters
 from covey.runtime.net.interfaces import DiscoveryPlan, plan_discovery
-from covey.runtime.net.transport import (
-    StreamFrameError,
-    UdpProtocol,
-    discovery_receive_sockets,
-    discovery_send_sockets,
-    frame_stream,
-    read_frame,
-    unicast_socket,
-)
+from covey.runtime.net.transport import StreamFrameError, frame_stream, read_frame
 from covey.runtime.queries import AgentQueries
 
 log = logging.getLogger("covey.agent")
@@ -94,7 +88,7 @@ class Agent(AgentQueries):
         self._tg: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._transports: list[asyncio.BaseTransport] = []
-        self._protocols: list[UdpProtocol] = []  # pointed at the driver once it exists
+        self._udp: UdpEndpoints  # bound by _bind, pointed at the driver once it exists
         self._servers: list[asyncio.Server] = []
         self._stream_server: asyncio.Server | None = None
         self._http: Any = None
@@ -102,11 +96,13 @@ class Agent(AgentQueries):
         #: inode of the control socket we created (so we never unlink another agent's)
         self.control_inode: int | None = None
         self.node = Node(self._core_config(), self._keyring(), rng=self._rng, now=time.monotonic())
+        #: Per-interface beacons, drops and peers (``covey info``, ``/v1/interfaces``).
+        self.net = NetCounters(self.plan, self.address, self.node.member)
         shared = SharedStateFeature(config, self.node_id)
         election = ElectionFeature(config)
         deliveries = DeliveriesFeature(config, self.node_id)
         self.traces = TracesFeature(config, self.node_id)
-        self.health = HealthFeature(config)
+        self.health = HealthFeature(config, self.net)
         #: Every feature of this agent, in the order their capabilities are added.
         self.features: tuple[Feature, ...] = (
             shared,
@@ -216,16 +212,15 @@ class Agent(AgentQueries):
                 self._tg = tg
                 self._driver = CoreDriver(
                     self.node,
-                    self._unicast,
-                    self._senders,
+                    self._udp.unicast,
+                    self._udp.senders,
                     spawn=self._spawn,
                     publish=self.hub.publish,
                     stream_timeout=self.config.stream_timeout,
                     clock_leap=self.config.clock_leap,
                     effect_writers=self._effect_writers,
                 )
-                for proto in self._protocols:
-                    proto.handler = self._driver.datagram_received
+                self._udp.attach(self._driver.datagram_received)
                 ctx = AgentContext(self.config, self.node, self.hub, self._spawn, self._driver)
                 for feature in self.features:
                     feature.prepare(ctx)
@@ -246,7 +241,6 @@ class Agent(AgentQueries):
             self._done.set()
 
     async def _bind(self) -> None:
-        loop = asyncio.get_running_loop()
         c = self.config
         try:
             # TCP first: it is what fails when the port is taken by another agent.
@@ -258,24 +252,8 @@ class Agent(AgentQueries):
                 start_serving=False,
             )
             self._servers.append(self._stream_server)
-            proto = self._new_protocol("unicast")
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: proto, sock=unicast_socket(c.bind)
-            )
-            self._transports.append(transport)
-            self._unicast: asyncio.DatagramTransport = transport
-            for sock in discovery_receive_sockets(self.plan):
-                t, _ = await loop.create_datagram_endpoint(
-                    lambda: self._new_protocol("discovery"), sock=sock
-                )
-                self._transports.append(t)
-            self._senders: list[tuple[asyncio.DatagramTransport, Address]] = []
-            for sock, dest in discovery_send_sockets(self.plan):
-                t, _ = await loop.create_datagram_endpoint(
-                    lambda: self._new_protocol("beacon-send"), sock=sock
-                )
-                self._transports.append(t)
-                self._senders.append((t, dest))
+            self._udp = await open_udp(c.bind, self.plan, self.net)
+            self._transports.extend(self._udp.transports)
             from covey.runtime.control.server import start_control_servers
 
             servers, self.control_inode = await start_control_servers(self, self._spawn_handler)
@@ -367,11 +345,6 @@ class Agent(AgentQueries):
         return accept
 
     # ------------------------------------------------------------------ IO callbacks
-
-    def _new_protocol(self, label: str) -> UdpProtocol:
-        proto = UdpProtocol(label)
-        self._protocols.append(proto)
-        return proto
 
     async def _serve_stream(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

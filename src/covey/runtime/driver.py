@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from covey.core import Address, Datagram, Event, Node, StreamRequest
 from covey.core.effects import Effect
 from covey.runtime.events import AgentEvent, ClockLeap, EffectFailed
+from covey.runtime.net.interface_stats import Received, Sendto
 from covey.runtime.net.transport import StreamFrameError, exchange
 
 log = logging.getLogger("covey.driver")
@@ -59,8 +60,9 @@ class CoreDriver:
 
     Args:
         node: the protocol core (not yet started).
-        unicast: the agent's own UDP transport.
-        discovery: (transport, destination) pairs a group datagram is sent to.
+        unicast: sends on the agent's own UDP socket.
+        discovery: (sender, destination) pairs a group datagram is sent to, one per
+            interface.
         spawn: starts a background coroutine (the agent's TaskGroup ``create_task``).
         publish: receives every core and runtime event.
         stream_timeout: seconds one outgoing TCP exchange may take.
@@ -75,8 +77,8 @@ class CoreDriver:
     def __init__(
         self,
         node: Node,
-        unicast: asyncio.DatagramTransport,
-        discovery: list[tuple[asyncio.DatagramTransport, Address]],
+        unicast: Sendto,
+        discovery: list[tuple[Sendto, Address]],
         *,
         spawn: Spawn,
         publish: Callable[[AgentEvent], None],
@@ -121,19 +123,22 @@ class CoreDriver:
             self.node.join(join, now=now)
         self._pump(now)
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        """Feed one datagram from any UDP socket. Never raises."""
+    def datagram_received(self, data: bytes, addr: Address) -> Received:
+        """Feed one datagram from any UDP socket; never raises. Returns the sender's id,
+        or why it was dropped (None once closed), for the per-interface counters."""
         if self.closed:
-            return
+            return None
         if self.drop and addr in self.drop:
             self.counters["dropped_by_rule"] += 1
-            return
+            return "dropped_by_rule"
         try:
             now = self.now()
-            self.node.receive_datagram(data, addr, now=now)
+            got = self.node.receive_datagram(data, addr, now=now)
             self._pump(now)
         except Exception:
             self._internal_error("datagram from %s:%d", *addr)
+            return "internal_error"
+        return got if isinstance(got, bytes) else got.value
 
     async def handle_stream(self, frame: bytes, addr: Address) -> bytes | None:
         """Answer one inbound TCP request frame. Never raises.

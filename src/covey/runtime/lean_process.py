@@ -23,8 +23,13 @@ _PIPE_LIMIT = 60_000
 
 def needs_ssl(config: AgentConfig) -> bool:
     """True when the agent needs the ``ssl`` module: the Redis client imports it (it can
-    speak TLS), and an https:// notification URL speaks it."""
-    return config.scheduler is not None or any(u.startswith("https:") for u in config.notify)
+    speak TLS), an https:// notification URL speaks it, and ``prometheus_client`` (the
+    HTTP API's ``/metrics``) imports it at its own import."""
+    return (
+        config.scheduler is not None
+        or config.http is not None
+        or any(u.startswith("https:") for u in config.notify)
+    )
 
 
 def exec_agent(config: AgentConfig) -> NoReturn:

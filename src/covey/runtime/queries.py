@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from covey.runtime.features.base import Feature
     from covey.runtime.features.election_api import ElectionAPI
     from covey.runtime.features.shared_api import ActionsAPI, FactsAPI, SettingsAPI
+    from covey.runtime.net.interface_stats import NetCounters
     from covey.runtime.net.interfaces import DiscoveryPlan
 
 _STATES = {s.label: s for s in MemberState}
@@ -39,6 +40,7 @@ class AgentQueries:
         address: Address
         hub: EventHub
         plan: DiscoveryPlan
+        net: NetCounters
         started_at: float
         _driver: CoreDriver | None
         facts: FactsAPI
@@ -76,8 +78,15 @@ class AgentQueries:
         """The core's counters (traffic, drops per reason, health, member counts)."""
         return self.node.statistics()
 
+    def interfaces(self) -> dict[str, object]:
+        """Per discovery interface: beacons out and in, from whom, when last, drops by
+        reason; the unicast socket's datagrams and drops; a one-word status (``ok``,
+        ``silent``, ``bad_key``...). See :mod:`covey.runtime.net.interface_stats`."""
+        return self.net.to_json()
+
     def info(self) -> dict[str, object]:
-        """A JSON-ready summary: self, configuration highlights, counters, drop reasons."""
+        """A JSON-ready summary: self, configuration highlights, counters, drop reasons,
+        interfaces."""
         stats = asdict(self.statistics())
         runtime = dict(self.runtime_counters())
         runtime["events_dropped"] = self.hub.dropped
@@ -103,6 +112,7 @@ class AgentQueries:
             "stats": stats,
             "drops": stats["drops"],
             "runtime": runtime,
+            "interfaces": self.interfaces(),
             **{f.name: dict(shown) for f in self.features if (shown := f.info())},
         }
 

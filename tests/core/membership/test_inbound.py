@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from covey.core import MAX_DATAGRAM, Keyring, Node
+from covey.core.types import DropReason
 from covey.core.wire.frame import FrameType, Security, body_prefix, build_frame
 from covey.core.wire.messages import (
     Ack,
@@ -80,6 +81,21 @@ def test_drop_reasons_on_an_encrypted_node(frame: bytes, reason: str, now: float
     assert node.members() == before
     assert node.incarnation == 0
     assert node.pop_events() == []
+
+
+def test_receive_says_who_sent_a_frame_or_why_it_was_dropped() -> None:
+    # The runtime counts drops per interface from this answer.
+    node = make_node(1)
+    addr = ("10.0.0.2", 7946)
+    alive = seal([Alive(0, PEER, "n2", addr, {})], sender=PEER)
+    assert node.receive_datagram(alive, addr, now=1.0) == PEER
+    wrong_key = seal([Ack(1)], sender=PEER, keyring=Keyring([OTHER_KEY]))
+    assert node.receive_datagram(wrong_key, addr, now=1.0) is DropReason.BAD_KEY
+    assert node.receive_datagram(b"CV\x01", addr, now=1.0) is DropReason.TRUNCATED
+    # A message dropped inside a frame that was opened: the frame's sender, the drop counted.
+    misdirected = seal([Ping(1, node_id(7))], sender=PEER)
+    assert node.receive_datagram(misdirected, addr, now=1.0) == PEER
+    assert drops(node) == {"bad_key": 1, "truncated": 1, "misdirected": 1}
 
 
 def test_encrypted_frame_to_a_plaintext_node() -> None:

@@ -52,11 +52,17 @@ def test_refused_tcp_ping_marks_the_target_failed_at_once() -> None:
 def test_timed_out_tcp_ping_only_leads_to_suspicion() -> None:
     world = joined(2)
     a, b = world.hosts
+    before = a.node.statistics()
     world.sim.host_down(b.name)  # nothing answers, not even a refusal
     start = world.now
     world.run_until(start + 2.5)
     events = taken(a)
     assert state(a, b) is MemberState.SUSPECT
+    # Counted for the metrics: the probe that went unanswered, and the suspicion.
+    after = a.node.statistics()
+    assert after.probes_sent > before.probes_sent
+    assert after.probes_failed == before.probes_failed + 1
+    assert after.suspicions == before.suspicions + 1
     assert not of_type(events, MemberFailed, b)
     [suspect] = of_type(events, MemberSuspect, b)
     # Two live members: no confirmations to wait for, so the minimum timeout (4 s).
@@ -117,9 +123,11 @@ def test_suspicion_about_self_is_refuted_with_a_higher_incarnation() -> None:
     assert a_view_before is not None and a_view_before.incarnation == 0
     about_b = Suspect(0, b.node.node_id, a.node.node_id)
     rumour = seal([about_b], sender=a.node.node_id, wall=world.now)
-    b.node.receive_datagram(rumour, a.address, now=world.now)
+    assert b.node.statistics().refutations == 0
+    assert b.node.receive_datagram(rumour, a.address, now=world.now) == a.node.node_id
     assert b.node.incarnation == 1
     assert b.node.statistics().health == 1  # Lifeguard: having to refute is a bad sign
+    assert b.node.statistics().refutations == 1
     mark = len(world.traffic.datagrams)
     world.run_for(1.0)
     alive = [m for s, _, m in world.traffic.messages(mark) if isinstance(m, Alive)]

@@ -112,13 +112,14 @@ class Inbound:
 
     # -------------------------------------------------------------- entry points
 
-    def receive_datagram(self, data: bytes, addr: Address, now: float) -> None:
-        """Feed one inbound datagram. Never raises on bad input: drops and counts it."""
+    def receive_datagram(self, data: bytes, addr: Address, now: float) -> bytes | DropReason:
+        """Feed one inbound datagram; returns its sender's id, or the reason the frame was
+        dropped (the runtime counts both per interface). Never raises on bad input."""
         self._counters.datagrams_received += 1
         self._counters.bytes_received += len(data)
         decoded = self._open(data, FrameType.DATAGRAM, self._config.max_datagram, now)
-        if decoded is None:
-            return
+        if isinstance(decoded, DropReason):
+            return decoded
         sender, msgs = decoded
         for msg in msgs:
             self._dispatch(msg, addr, sender, now)
@@ -133,11 +134,12 @@ class Inbound:
             # join, or a partition outlasting reaping). One exchange with it fills it.
             self._stranger_after = now + self._config.probe_interval
             self._syncer.open_push_pull(addr, StreamPurpose.PUSH_PULL, None, now)
+        return sender
 
     def handle_stream(self, data: bytes, addr: Address, now: float) -> bytes | None:
         """Answer one inbound stream request frame; returns the reply frame, if any."""
         decoded = self._open(data, FrameType.STREAM_REQUEST, MAX_STREAM_FRAME, now)
-        if decoded is None:
+        if isinstance(decoded, DropReason):
             return None
         self._counters.streams_served += 1
         sender, msgs = decoded
@@ -169,7 +171,7 @@ class Inbound:
         if pending is None:
             return
         decoded = self._open(data, FrameType.STREAM_REPLY, MAX_STREAM_FRAME, now)
-        if decoded is None:
+        if isinstance(decoded, DropReason):
             self._syncer.on_failed(pending, refused=False, now=now)
             return
         sender, msgs = decoded
@@ -192,8 +194,8 @@ class Inbound:
 
     def _open(
         self, data: bytes, want: FrameType, limit: int, now: float
-    ) -> tuple[bytes, list[Message]] | None:
-        """(sender, messages) of a frame we accept, or None (the drop is counted)."""
+    ) -> tuple[bytes, list[Message]] | DropReason:
+        """(sender, messages) of a frame we accept, or why it was dropped (counted)."""
         try:
             cluster, sender, raw = self._keyring.open_frame(
                 data, want, limit, self._outbox.wall(now)
@@ -215,10 +217,10 @@ class Inbound:
                 raise FrameError(DropReason.MALFORMED, "push-pull in a datagram")
         except FrameError as exc:
             self._counters.drop(exc.reason)
-            return None
+            return exc.reason
         except MalformedMessage:
             self._counters.drop(DropReason.MALFORMED)
-            return None
+            return DropReason.MALFORMED
         return sender, msgs
 
     def _dispatch(self, msg: Message, addr: Address, sender: bytes, now: float) -> None:
@@ -306,5 +308,6 @@ class Inbound:
         local.incarnation = msg.incarnation + 1
         self._awareness.apply(1)
         self._gossip.queue_self_alive(now, direct=True)
+        self._counters.refutations += 1
         self._trace(TraceOp.REFUTE, now, type(msg).__name__.lower(), local.incarnation)
         return True

@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from covey.core.config import CoreConfig, check_tags
 from covey.core.crypto.keyring import Keyring
 from covey.core.effects import Datagram, Effect, StreamPurpose, StreamRequest
-from covey.core.events import Event, MemberEvent, MemberUpdated, TraceOp, TraceRecord
+from covey.core.events import Event, MemberEvent, MemberSuspect, MemberUpdated, TraceOp, TraceRecord
 from covey.core.member import MemberInfo
 from covey.core.membership.awareness import Awareness
 from covey.core.membership.beacons import Beacons
@@ -51,7 +51,7 @@ from covey.core.membership.stats import Counters, NodeStatistics
 from covey.core.membership.sync import Syncer
 from covey.core.membership.table import MemberTable
 from covey.core.plugin import Capability
-from covey.core.types import Address, BeaconState, Rng
+from covey.core.types import Address, BeaconState, DropReason, Rng
 from covey.core.wire.frame import FrameType, encode_message_bytes
 from covey.core.wire.messages import Dead, Message, MessageTypes
 
@@ -108,6 +108,7 @@ class Node:
             suspect=lambda msg, at: self._inbound.merge(msg, at),
             want_sync=lambda m, at: self._syncer.want_sync_with(m, at),
             trace=self._trace,
+            counters=self.counters,
         )
         self._syncer = Syncer(
             config,
@@ -248,6 +249,7 @@ class Node:
         self._effects.append(effect)
 
     def _on_table_event(self, event: MemberEvent) -> None:
+        self.counters.suspicions += isinstance(event, MemberSuspect)
         self._events.append(event)
         self._capabilities.on_member_event(event)
 
@@ -302,9 +304,10 @@ class Node:
 
     # ------------------------------------------------------------------- inbound
 
-    def receive_datagram(self, data: bytes, addr: Address, *, now: float) -> None:
-        """Feed one inbound datagram. Never raises on bad input: drops and counts it."""
-        self._inbound.receive_datagram(data, addr, now)
+    def receive_datagram(self, data: bytes, addr: Address, *, now: float) -> bytes | DropReason:
+        """Feed one inbound datagram; returns its sender's id, or why it was dropped
+        (bad input never raises: it is dropped and counted)."""
+        return self._inbound.receive_datagram(data, addr, now)
 
     def handle_stream(self, data: bytes, addr: Address, *, now: float) -> bytes | None:
         """Answer one inbound stream request frame; returns the reply frame, if any."""

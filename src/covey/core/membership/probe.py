@@ -22,7 +22,7 @@ from covey.core.events import TraceOp
 from covey.core.member import Member
 from covey.core.membership.awareness import Awareness
 from covey.core.membership.outbox import Outbox
-from covey.core.membership.stats import Trace
+from covey.core.membership.stats import Counters, Trace
 from covey.core.membership.table import MemberTable
 from covey.core.types import Address, MemberState, Rng
 from covey.core.wire.frame import FrameType, encode_message_bytes
@@ -68,6 +68,7 @@ class Prober:
         suspect: merges a suspicion of a target that did not answer.
         want_sync: asks for a state exchange with a member (a tag fetch to retry).
         trace: records a trace event.
+        counters: where probes sent and failed are counted.
     """
 
     def __init__(
@@ -82,6 +83,7 @@ class Prober:
         suspect: Callable[[Suspect, float], None],
         want_sync: Callable[[Member, float], None],
         trace: Trace,
+        counters: Counters,
     ) -> None:
         self._config = config
         self._table = table
@@ -91,6 +93,7 @@ class Prober:
         self._suspect = suspect
         self._want_sync = want_sync
         self._trace = trace
+        self._counters = counters
         self._node_id = config.node_id
         self._seq = 0
         self._probe: _Probe | None = None
@@ -166,6 +169,7 @@ class Prober:
         seq = self._next_seq()
         timeout = self._awareness.scale(self._config.probe_timeout)
         self._probe = _Probe(seq, m.node_id, m.address, now + timeout, now + interval)
+        self._counters.probes_sent += 1
         self._outbox.send_message(m.address, Ping(seq, m.node_id), now)
 
     def _indirect(self, p: _Probe, now: float) -> None:
@@ -182,6 +186,7 @@ class Prober:
 
     def _probe_failed(self, p: _Probe, now: float) -> None:
         self._probe = None
+        self._counters.probes_failed += 1
         if p.expected_nacks:
             self._awareness.apply(max(0, p.expected_nacks - p.nacks))
         else:

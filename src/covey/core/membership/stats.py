@@ -24,6 +24,9 @@ class NodeStatistics:
         health: Lifeguard local health score (0 = healthy).
         incarnation: this node's incarnation.
         members: counts of members per state label.
+        probes_sent / probes_failed: SWIM probes started, and those that ended with no ack.
+        suspicions: times a member became suspect here (our probe or others' gossip).
+        refutations: times this node refuted a wrong view of itself.
     """
 
     datagrams_sent: int
@@ -36,6 +39,10 @@ class NodeStatistics:
     health: int
     incarnation: int
     members: dict[str, int] = field(default_factory=dict)
+    probes_sent: int = 0
+    probes_failed: int = 0
+    suspicions: int = 0
+    refutations: int = 0
 
 
 class Counters:
@@ -47,8 +54,12 @@ class Counters:
         "datagrams_received",
         "datagrams_sent",
         "drops",
+        "probes_failed",
+        "probes_sent",
+        "refutations",
         "streams_opened",
         "streams_served",
+        "suspicions",
     )
 
     def __init__(self) -> None:
@@ -59,6 +70,10 @@ class Counters:
         self.streams_opened = 0
         self.streams_served = 0
         self.drops: dict[DropReason, int] = {}
+        self.probes_sent = 0
+        self.probes_failed = 0
+        self.suspicions = 0
+        self.refutations = 0
 
     def drop(self, reason: DropReason) -> None:
         """Count one dropped frame."""
@@ -78,4 +93,8 @@ class Counters:
             health,
             incarnation,
             members,
+            probes_sent=self.probes_sent,
+            probes_failed=self.probes_failed,
+            suspicions=self.suspicions,
+            refutations=self.refutations,
         )

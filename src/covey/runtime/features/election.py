@@ -41,6 +41,7 @@ from covey.core.election.events import (
     Recovered,
 )
 from covey.core.election.voting import SaveVote
+from covey.core.events import TraceOp, TraceRecord
 from covey.runtime.features.base import (
     Built,
     ControlHandler,
@@ -144,6 +145,9 @@ class ElectionFeature(Feature):
         self._disk_busy = False
         #: The Python facade (``agent.election``).
         self.api = ElectionAPI(self)
+        #: What happened here since start: elections this node stood in (real votes,
+        #: not pre-votes), fencing decisions it took, times it entered panic mode.
+        self.counts = {"elections": 0, "fencings": 0, "panics": 0}
 
     def capabilities(self) -> Sequence[Extension]:
         return () if self.election is None else (self.election,)
@@ -173,14 +177,33 @@ class ElectionFeature(Feature):
             self.disk.close()
             self.disk = None
 
+    def info(self) -> Mapping[str, object]:
+        """``covey info``'s ``election`` (left out when it is off): term, leader, role,
+        mode and :attr:`counts`."""
+        ext = self.election
+        if ext is None:
+            return {}
+        shown: dict[str, object] = {"term": ext.term, **self.counts}
+        ctx = self.ctx
+        if ctx is not None and ctx.running:
+            names = ext.names(ctx.now())
+            shown.update(leader=names["leader"], role=names["role"], mode=names["mode"])
+        return shown
+
     def _log_event(self, event: object) -> None:
-        """One line in the agent's log per election change (grep-able: "election: ...")."""
+        """One line in the agent's log per election change (grep-able: "election: ..."),
+        and :attr:`counts`."""
+        if isinstance(event, TraceRecord) and event.op is TraceOp.ELECTION:
+            self.counts["elections"] += 1
+        elif isinstance(event, FenceDecision):
+            self.counts["fencings"] += 1
         if isinstance(event, LeaderChanged):
             if event.leader is None:
                 log.warning("election: no leader (term %d)", event.term)
             else:
                 log.info("election: leader %s (term %d)", event.leader, event.term)
         elif isinstance(event, PanicEntered):
+            self.counts["panics"] += 1
             log.error("election: PANIC, no fencing or failover until recovered: %s", event.reason)
         elif isinstance(event, Recovered):
             log.warning("election: recovered from panic (generation %d)", event.recover_gen)

@@ -10,7 +10,11 @@ the reasons, while
   (``bad_key``: the sender has a key we lack, or we have the wrong one), or because they
   belong to another cluster (``foreign_cluster``);
 * the node has been alone for :data:`ALONE_AFTER` seconds although it expects peers
-  (static ``--join`` seeds, or ``--expected-votes`` above 1).
+  (static ``--join`` seeds, or ``--expected-votes`` above 1); then also, for each
+  discovery interface that heard nothing from another node (not even a frame it had to
+  drop) for as long: "no beacon heard on interface X", which tells a dead interface
+  from a bad key. A node meant to be alone (no seeds, no votes) stays ``ok`` alone, as
+  a settled cluster's quiet interfaces do (settled members send no beacons).
 
 It is ``stopping`` once the agent shuts down. ``/v1/health`` answers 200 for ``ok`` and
 ``degraded`` (the process serves; a load balancer's check still passes) and says which in
@@ -31,6 +35,7 @@ from covey.runtime.features.base import Feature
 
 if TYPE_CHECKING:
     from covey.runtime.context import AgentContext
+    from covey.runtime.net.interface_stats import NetCounters
 
 #: Seconds during which a drop keeps the node degraded.
 RECENT = 30.0
@@ -46,8 +51,9 @@ class HealthFeature(Feature):
 
     name = "health"
 
-    def __init__(self, config: AgentConfig) -> None:
+    def __init__(self, config: AgentConfig, net: NetCounters | None = None) -> None:
         self.config = config
+        self.net = net
         self.ctx: AgentContext | None = None
         self._counts: dict[str, int] = {}
         #: reason → monotonic time its counter last rose.
@@ -110,7 +116,22 @@ class HealthFeature(Feature):
         alone = self._alone_since
         if self.expects_peers and alone is not None and t - alone >= ALONE_AFTER:
             reasons.append(f"alone for {t - alone:.0f} s, yet peers are expected")
+            reasons += self._quiet_interfaces(t)
         return {"status": "degraded" if reasons else "ok", "reasons": reasons}
+
+    def _quiet_interfaces(self, t: float) -> list[str]:
+        """A reason per discovery interface that heard no other node for ALONE_AFTER s."""
+        out = []
+        for iface in [] if self.net is None else self.net.interfaces:
+            heard = iface.last_heard
+            if heard is None and t - self._started >= ALONE_AFTER:
+                out.append(f"no beacon heard on interface {iface.name} ({iface.address})")
+            elif heard is not None and t - heard >= ALONE_AFTER:
+                out.append(
+                    f"no beacon heard on interface {iface.name} ({iface.address}) "
+                    f"for {t - heard:.0f} s"
+                )
+        return out
 
     def info(self) -> Mapping[str, object]:
         return self.verdict()

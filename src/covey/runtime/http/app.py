@@ -1,8 +1,9 @@
 """The agent's HTTP API (aiohttp): every route from :class:`Route` objects, one way.
 
 The app gathers the core's routes (:mod:`covey.runtime.http.core_routes`), those of every
-feature (``agent.http_routes()``), the event stream and the OpenAPI document made from all
-of them, and wraps each handler so that, for every route alike:
+feature (``agent.http_routes()``), the event stream, ``/metrics``
+(:mod:`covey.runtime.http.metrics`) and the OpenAPI document made from all of them, and
+wraps each handler so that, for every route alike:
 
 * its query and path parameters and its JSON body are checked against the schemas the
   document publishes (400 naming the field, before the handler runs);
@@ -26,6 +27,7 @@ from aiohttp import web
 from covey.core import Address
 from covey.runtime.http.blocking import INDEX_HEADER, ChangeIndex, parse_wait
 from covey.runtime.http.core_routes import core_routes
+from covey.runtime.http.metrics import Metrics
 from covey.runtime.http.openapi import build_document
 from covey.runtime.http.routes import ANY, Route, error_response
 from covey.runtime.http.stream import EventStreams
@@ -138,11 +140,12 @@ async def _errors(
         return error_response(500, "internal error (see the agent's log)")
 
 
-def all_routes(agent: Agent, streams: EventStreams) -> list[Route]:
+def all_routes(agent: Agent, streams: EventStreams, metrics: Metrics) -> list[Route]:
     """Every route the agent serves, the OpenAPI document's own included."""
     routes: list[Route] = [
         *core_routes(agent),
         streams.route(),
+        metrics.route(),
         *agent.http_routes(),
     ]
 
@@ -169,10 +172,12 @@ def make_app(agent: Agent, routes: Sequence[Route] | None = None) -> web.Applica
     app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
     index = ChangeIndex(agent.hub)
     streams = EventStreams(agent, index)
+    metrics = Metrics(agent)  # this app's own registry; the loop-lag timer while it serves
+    app.cleanup_ctx.append(metrics.serving)
     app[AGENT_KEY] = agent
     app[INDEX_KEY] = index
     app[STREAMS_KEY] = streams
-    for route in routes if routes is not None else all_routes(agent, streams):
+    for route in routes if routes is not None else all_routes(agent, streams, metrics):
         app.router.add_route(route.method, route.path, _wrap(route))
     return app
 

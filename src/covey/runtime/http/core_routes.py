@@ -1,5 +1,5 @@
-"""The routes of membership and of the agent itself: members, self, health, info, tags,
-leave. The features bring theirs (facts, names, deliveries, traces...).
+"""The routes of membership and of the agent itself: members, self, health, info,
+interfaces, tags, leave. The features bring theirs (facts, names, deliveries, traces...).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from covey.runtime.http.routes import (
     error_response,
     json_response,
     mapping,
+    nullable,
     obj,
 )
 
@@ -48,6 +49,41 @@ HEALTH = obj(
         "health": INT,
     }
 )
+#: One word per interface (worst first in the overall one).
+NET_STATUS = enum("bad_key", "foreign_cluster", "dropping", "silent", "ok")
+#: Drops by reason, bad_key and foreign_cluster first (always present).
+NET_DROPS = mapping(INT)
+PEER = obj({"address": STR, "name": nullable(STR), "count": INT, "dropped": INT, "last": NUM})
+INTERFACE = obj(
+    {
+        "name": STR,
+        "address": STR,
+        "mode": enum("multicast", "broadcast"),
+        "beacons_out": INT,
+        "beacons_in": INT,
+        "last_out": nullable(NUM),
+        "last_in": nullable(NUM),
+        "peers": arr(PEER),
+        "drops": NET_DROPS,
+        "status": NET_STATUS,
+    }
+)
+INTERFACES = obj(
+    {
+        "interfaces": arr(INTERFACE),
+        "unicast": obj(
+            {
+                "address": STR,
+                "datagrams_in": INT,
+                "datagrams_out": INT,
+                "drops": NET_DROPS,
+                "last_in": nullable(NUM),
+                "status": NET_STATUS,
+            }
+        ),
+        "status": NET_STATUS,
+    }
+)
 INFO = obj(
     {
         "self": MEMBER,
@@ -60,6 +96,7 @@ INFO = obj(
         "stats": obj(),
         "drops": mapping(INT),
         "runtime": mapping(INT),
+        "interfaces": INTERFACES,
         "http": obj({"index": INT, "held_queries": INT, "event_streams": INT}),
     }
 )
@@ -110,6 +147,9 @@ def core_routes(agent: Agent) -> list[Route]:
         }
         return json_response(shown)
 
+    async def interfaces(request: web.Request) -> web.Response:
+        return json_response(agent.interfaces())
+
     async def tags(request: web.Request) -> web.Response:
         body = await request.json()
         try:
@@ -152,6 +192,20 @@ def core_routes(agent: Agent) -> list[Route]:
             "What covey info shows: self, discovery, counters, drops by reason, features.",
             INFO,
             tag=tag,
+        ),
+        Route(
+            "GET",
+            "/v1/interfaces",
+            interfaces,
+            "Per discovery interface: beacons out and in, from whom, when last, drops by "
+            "reason (bad_key first); the unicast socket's; a one-word status.",
+            INTERFACES,
+            tag=tag,
+            description=(
+                "Tells a dead interface (silent: beacons_in 0, last_in null, no drops) "
+                "from a bad key (bad_key drops, the sender among the peers with name "
+                "null). Peers: the 64 sources heard last, newest first."
+            ),
         ),
         Route(
             "PUT",

@@ -43,8 +43,9 @@ class UdpProtocol(asyncio.DatagramProtocol):
     """Hands every datagram to ``handler``; errors are logged, never raised into asyncio.
 
     The socket is bound before the core's driver exists, so ``handler`` starts as a drop
-    and the agent points it at ``CoreDriver.datagram_received`` once the driver is built:
-    from then on a datagram goes from here to the driver with no hop in between.
+    and the agent points it at ``CoreDriver.datagram_received`` once the driver is built,
+    through the socket's counter (``NetCounters.receiver`` in
+    :mod:`covey.runtime.net.interface_stats`: one call, then a few increments).
     """
 
     def __init__(self, label: str, handler: DatagramHandler = _not_yet) -> None:

@@ -232,6 +232,15 @@ class DeliveriesAPI:
             **{f"handler.{k}": v for k, v in self._feature.runner.counters.items()},
         }
 
+    def owned(self) -> dict[str, int]:
+        """The deliveries this node owns, counted per state (``pending`` and ``stage``
+        are in flight); empty with deliveries off. Reads memory only, never the store."""
+        caps = self._feature.caps
+        states: dict[str, int] = {}
+        for rec in () if caps is None else caps.deliveries():
+            states[rec.state.value] = states.get(rec.state.value, 0) + 1
+        return states
+
     def info(self) -> dict[str, Any]:
         """What ``covey info`` shows: on/off, the store and whether it waits for it."""
         f = self._feature
@@ -244,15 +253,12 @@ class DeliveriesAPI:
                 described = store.describe()
             except Exception as exc:  # an unreachable store is news, not a failed info
                 described = {"backend": store.backend, "error": str(exc)}
-        states: dict[str, int] = {}
-        for rec in f.caps.deliveries():
-            states[rec.state.value] = states.get(rec.state.value, 0) + 1
         return {
             "enabled": True,
             "store": described,
             "waiting_for_store": f.store_error or None,
             "store_down_since": f.store_down_since,
-            "owned": states,
+            "owned": self.owned(),
             "counters": self.counters(),
             "due_to_dispatch_ms": f.caps.lateness(),
             "notify": [] if f.notifier is None else list(f.config.notify),

@@ -1,0 +1,80 @@
+"""The agent's UDP endpoints, bound and counted: its unicast socket, the discovery
+receivers and one beacon sender per interface.
+
+:func:`open_udp` binds them (before the core's driver exists) and wraps each in the
+per-interface counters of :mod:`covey.runtime.net.interface_stats`: the driver sends
+through the counting senders, and :meth:`UdpEndpoints.attach` points every socket's
+protocol at the driver through the counting receivers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+
+from covey.core import Address
+from covey.runtime.net.interface_stats import NetCounters, Receive, Sendto
+from covey.runtime.net.interfaces import DiscoveryPlan
+from covey.runtime.net.transport import (
+    UdpProtocol,
+    discovery_receive_sockets,
+    discovery_send_sockets,
+    unicast_socket,
+)
+
+
+@dataclass
+class UdpEndpoints:
+    """The bound UDP sockets of one agent.
+
+    Attributes:
+        net: the counters every socket reports to.
+        unicast: sends on the agent's own socket (counted).
+        senders: (sender, destination) per discovery interface, in the plan's order.
+        transports: every transport, to flush and close.
+        protocols: (protocol, label, interface index) of every socket.
+    """
+
+    net: NetCounters
+    unicast: Sendto
+    senders: list[tuple[Sendto, Address]]
+    transports: list[asyncio.DatagramTransport]
+    protocols: list[tuple[UdpProtocol, str, int]]
+
+    def attach(self, handler: Receive) -> None:
+        """From now on every socket hands its datagrams to ``handler`` (the driver's
+        ``datagram_received``), and what it answers is counted."""
+        for proto, label, index in self.protocols:
+            proto.handler = self.net.receiver(handler, label, index)
+
+
+async def open_udp(bind: Address, plan: DiscoveryPlan, net: NetCounters) -> UdpEndpoints:
+    """Bind the unicast socket on ``bind`` and the discovery sockets of ``plan``.
+
+    Raises:
+        OSError: a socket could not be bound (those already bound are closed).
+    """
+    loop = asyncio.get_running_loop()
+    transports: list[asyncio.DatagramTransport] = []
+    protocols: list[tuple[UdpProtocol, str, int]] = []
+
+    async def endpoint(sock: socket.socket, label: str, index: int = 0) -> Sendto:
+        proto = UdpProtocol(label)
+        transport, _ = await loop.create_datagram_endpoint(lambda: proto, sock=sock)
+        transports.append(transport)
+        protocols.append((proto, label, index))
+        return transport
+
+    try:
+        unicast = net.sender(await endpoint(unicast_socket(bind), "unicast"))
+        for sock in discovery_receive_sockets(plan):
+            await endpoint(sock, "discovery")
+        senders = []
+        for index, (sock, dest) in enumerate(discovery_send_sockets(plan)):
+            senders.append((net.sender(await endpoint(sock, "beacon-send", index), index), dest))
+    except BaseException:
+        for transport in transports:
+            transport.close()
+        raise
+    return UdpEndpoints(net, unicast, senders, transports, protocols)
