@@ -32,7 +32,19 @@ _EXPORTS = {
     "event_to_json": "covey.runtime.events",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "Agent",
+    "AgentConfig",
+    "AgentEvent",
+    "AgentStopped",
+    "ClientError",
+    "ClockLeap",
+    "ConfigError",
+    "ControlClient",
+    "Subscription",
+    "build_config",
+    "event_to_json",
+]
 
 
 def __getattr__(name: str) -> Any:
