@@ -1,8 +1,8 @@
 """The agent's HTTP API (aiohttp): every route from :class:`Route` objects, one way.
 
 The app gathers the core's routes (:mod:`covey.runtime.http.core_routes`), those of every
-feature (``agent.http_routes()``), the event stream and the OpenAPI document made from all
-of them, and wraps each handler so that, for every route alike:
+feature (``agent.http_routes()``), the event stream, the dashboard's static files
+(:mod:`covey.runtime.http.ui`) and the OpenAPI document made from all of them, and wraps each handler so that, for every route alike:
 
 * its query and path parameters and its JSON body are checked against the schemas the
   document publishes (400 naming the field, before the handler runs);
@@ -29,6 +29,7 @@ from covey.runtime.http.core_routes import core_routes
 from covey.runtime.http.openapi import build_document
 from covey.runtime.http.routes import ANY, Route, error_response
 from covey.runtime.http.stream import EventStreams
+from covey.runtime.http.ui import ui_routes
 from covey.runtime.http.validate import Invalid, coerce_param, validate
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ def all_routes(agent: Agent, index: ChangeIndex) -> list[Route]:
         *core_routes(agent),
         EventStreams(agent, index).route(),
         *agent.http_routes(),
+        *ui_routes(),
     ]
 
     async def openapi(request: web.Request) -> web.Response:
