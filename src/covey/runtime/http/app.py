@@ -2,7 +2,8 @@
 
 The app gathers the core's routes (:mod:`covey.runtime.http.core_routes`), those of every
 feature (``agent.http_routes()``), the event stream, ``/metrics``
-(:mod:`covey.runtime.http.metrics`) and the OpenAPI document made from all of them, and
+(:mod:`covey.runtime.http.metrics`), the dashboard's static files
+(:mod:`covey.runtime.http.ui`) and the OpenAPI document made from all of them, and
 wraps each handler so that, for every route alike:
 
 * its query and path parameters and its JSON body are checked against the schemas the
@@ -31,6 +32,7 @@ from covey.runtime.http.metrics import Metrics
 from covey.runtime.http.openapi import build_document
 from covey.runtime.http.routes import ANY, Route, error_response
 from covey.runtime.http.stream import EventStreams
+from covey.runtime.http.ui import ui_routes
 from covey.runtime.http.validate import Invalid, coerce_param, validate
 
 if TYPE_CHECKING:
@@ -147,6 +149,7 @@ def all_routes(agent: Agent, streams: EventStreams, metrics: Metrics) -> list[Ro
         streams.route(),
         metrics.route(),
         *agent.http_routes(),
+        *ui_routes(),
     ]
 
     async def openapi(request: web.Request) -> web.Response:
