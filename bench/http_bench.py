@@ -23,6 +23,7 @@ Loopback only; every loop is bounded in count and time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import secrets
 import statistics
@@ -33,8 +34,11 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
+# The headless Chromium of the dashboard's test (the same flags and driver paths).
+sys.path.insert(0, str(Path(__file__).parent.parent / "tests" / "runtime"))
 
 from agent_procs import cpu_rss_window
+from browser import chromium
 
 from covey.runtime.localcluster import LocalCluster, free_port, wait_until
 
@@ -100,28 +104,6 @@ def blocking(changes: int, holds: int) -> dict[str, object]:
     return out
 
 
-def _browser(url: str) -> object:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = "/usr/bin/chromium"
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-quic",
-    ):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-    driver.get(url)
-    return driver
-
-
 def idle_mode(mode: str, agents: int, window: float) -> float:
     """Mean CPU % per agent of one idle cluster in ``mode``."""
     with LocalCluster(cluster=f"hi-{mode}") as c:
@@ -135,11 +117,12 @@ def idle_mode(mode: str, agents: int, window: float) -> float:
         for a in started:
             c.wait_ready(a)
         wait_until(lambda: c.converged(), 60, what="convergence")
-        driver = None
         stop = threading.Event()
         scraper = None
+        browser = contextlib.ExitStack()
         if mode == "watched":
-            driver = _browser(f"http://127.0.0.1:{ports[0]}/ui/")
+            driver = browser.enter_context(chromium())
+            driver.get(f"http://127.0.0.1:{ports[0]}/ui/")
 
             def scrape() -> None:
                 while not stop.wait(SCRAPE_EVERY):
@@ -155,8 +138,7 @@ def idle_mode(mode: str, agents: int, window: float) -> float:
             stop.set()
             if scraper is not None:
                 scraper.join(10)
-            if driver is not None:
-                driver.quit()  # type: ignore[attr-defined]
+            browser.close()
         return statistics.mean(v["cpu_percent"] for v in cpu.values())
 
 

@@ -37,6 +37,16 @@ class KeyError_(ValueError):
     """A key given to the keyring is not a valid Fernet key."""
 
 
+def _ring(keys: list[bytes]) -> MultiKey:
+    """The keys as one ring; :class:`KeyError_` naming the first that is not a key."""
+    for i, key in enumerate(keys):
+        try:
+            MultiKey([key])
+        except ValueError as exc:
+            raise KeyError_(f"key {i + 1} is not a Fernet key: {exc}") from None
+    return MultiKey(keys)
+
+
 class Keyring:
     """Seals and opens frame payloads.
 
@@ -54,14 +64,7 @@ class Keyring:
             raise KeyError_("no keys given and plain-text mode not chosen")
         if replay_window <= 0:
             raise KeyError_("replay window must be positive")
-        self._multi: MultiKey | None = None
-        if keys:
-            for i, key in enumerate(keys):
-                try:
-                    MultiKey([key])
-                except ValueError as exc:
-                    raise KeyError_(f"key {i + 1} is not a Fernet key: {exc}") from None
-            self._multi = MultiKey(keys)
+        self._multi: MultiKey | None = _ring(keys) if keys else None
         self.plaintext = plaintext and not keys
         self.replay_window = replay_window
         self._ttl = max(1, int(replay_window))
@@ -85,12 +88,7 @@ class Keyring:
             raise KeyError_("plain-text mode: keys cannot be added without a restart")
         if not keys:
             raise KeyError_("no keys given")
-        for i, key in enumerate(keys):
-            try:
-                MultiKey([key])
-            except ValueError as exc:
-                raise KeyError_(f"key {i + 1} is not a Fernet key: {exc}") from None
-        self._multi = MultiKey(keys)
+        self._multi = _ring(keys)
 
     @property
     def security(self) -> Security:
