@@ -2,7 +2,8 @@
 
 The app gathers the core's routes (:mod:`covey.runtime.http.core_routes`), those of every
 feature (``agent.http_routes()``), the event stream, the dashboard's static files
-(:mod:`covey.runtime.http.ui`) and the OpenAPI document made from all of them, and wraps each handler so that, for every route alike:
+(:mod:`covey.runtime.http.ui`) and the OpenAPI document made from all of them, and wraps
+each handler so that, for every route alike:
 
 * its query and path parameters and its JSON body are checked against the schemas the
   document publishes (400 naming the field, before the handler runs);
