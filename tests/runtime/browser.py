@@ -4,13 +4,14 @@ chromium-driver, driven by Selenium).
 The driver and the browser are named by path, so Selenium Manager never runs (it would
 try to download a driver); the flags keep Chromium from reaching out to the network
 (component updates, sync, background fetches, QUIC) and each browser gets a fresh
-profile directory, removed afterwards. The browser process tree is stopped by
-``driver.quit()``, which ends chromedriver, which ends its Chromium.
+profile directory (its temporary directory too), removed afterwards. The browser process
+tree is stopped by ``driver.quit()``, which ends chromedriver, which ends its Chromium.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -58,9 +59,10 @@ def chromium(width: int = 1280, height: int = 800) -> Iterator[WebDriver]:
     for flag in (*FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
     try:
-        driver = webdriver.Chrome(
-            service=Service(executable_path=str(CHROMEDRIVER)), options=options
-        )
+        # TMPDIR too: Chromium keeps a singleton socket directory there, left behind
+        # when it is stopped rather than exits.
+        service = Service(executable_path=str(CHROMEDRIVER), env={**os.environ, "TMPDIR": profile})
+        driver = webdriver.Chrome(service=service, options=options)
         try:
             # The viewport itself (a window's size would include the browser's frame).
             driver.execute_cdp_cmd(

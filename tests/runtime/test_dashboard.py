@@ -165,3 +165,13 @@ def test_dashboard_follows_the_cluster_live(
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     if target := os.environ.get("COVEY_SCREENSHOT"):
         shutil.copyfile(shot, target)
+
+    # What peers write reaches the page as text, never as markup: a tag set on n2 now
+    # (after the screenshot) shows up, without a reload, literally.
+    markup = '<img src=x onerror="window.coveyOwned=1">'
+    agents["n2"].client().request("tags", set={"note": markup})
+    cell = "document.querySelector(\"tr[data-member='n2'] td.tags\")"
+    _wait(browser, DETECT, "n2's new tag", f"{cell}.textContent.includes('note=<img')")
+    assert browser.execute_script(f"return {cell}.querySelector('img');") is None
+    assert browser.execute_script("return window.coveyOwned;") is None
+    assert browser.execute_script("return window.coveyNotReloaded;") == "still the same page"

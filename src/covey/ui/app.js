@@ -12,7 +12,7 @@
 
 import { $, request, sleep, view } from "./common.js";
 import { watchEvents } from "./events.js";
-import { applyFilter, renderMembers } from "./members.js";
+import { applyFilter, filterByState, renderMembers } from "./members.js";
 import { loadDeliveries, loadInfo, loadInterfaces, loadNames, loadVersions } from "./panels.js";
 
 const POLL_MS = 2000;
@@ -86,6 +86,7 @@ async function pollCounters() {
 }
 
 $("filter").addEventListener("input", applyFilter);
+$("counts").addEventListener("click", filterByState);
 window.covey = { view }; // for a look from the browser's console
 watchEvents();
 watchMembers();

@@ -19,6 +19,9 @@ export const view = {
   interfacesAskedAt: 0,
   rows: new Map(), // member id -> {tr, cells, sig, text}
   order: "",
+  // The members table's updates, in ms of JavaScript (see covey.view in the console):
+  // the first (every row made) apart from the others (their sum and the largest).
+  renders: { count: 0, firstMs: 0, lastMs: 0, laterMs: 0, maxMs: 0 },
 };
 
 export function el(tag, attrs, ...children) {

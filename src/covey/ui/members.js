@@ -44,6 +44,7 @@ function fillRow(row, m, lead, version, you) {
 // Keyed update: a row is created once per member and rewritten only when what it
 // shows changed; the table is re-ordered only when the set or order of members did.
 export function renderMembers() {
+  const started = performance.now();
   const list = view.members;
   const leader = view.names && view.names.leader;
   const versions = (view.versions && view.versions.nodes) || {};
@@ -83,6 +84,24 @@ export function renderMembers() {
   }
   setText("count-total", list.length);
   for (const s of STATES) setText(`count-${s}`, counts[s] || 0);
+  applyFilter();
+  const took = performance.now() - started;
+  const stats = view.renders;
+  stats.count += 1;
+  stats.lastMs = took;
+  if (stats.count === 1) stats.firstMs = took;
+  else {
+    stats.laterMs += took;
+    stats.maxMs = Math.max(stats.maxMs, took);
+  }
+}
+
+// A click on a state's count in the summary filters the table by that state.
+export function filterByState(event) {
+  const pill = event.target.closest("[data-state]");
+  if (!pill) return;
+  const filter = $("filter");
+  filter.value = filter.value === pill.dataset.state ? "" : pill.dataset.state;
   applyFilter();
 }
 

@@ -2,9 +2,9 @@
 
 The page (``index.html``, ``style.css`` and a few JavaScript modules: plain JavaScript,
 no framework, no build step, nothing fetched from elsewhere) reads the same JSON API as
-every other client:
-``/v1/members`` as a blocking query, ``/v1/events`` as server-sent events, and ``info``,
-``names``, ``versions``, ``interfaces`` and ``deliveries`` when something changed.
+every other client: ``/v1/members`` as a blocking query, ``/v1/events`` as server-sent
+events, and ``info``, ``names``, ``versions``, ``interfaces`` and ``deliveries`` when
+something changed or every two seconds.
 
 Only the files in :data:`FILES` are served, each on a route of its own, read through
 :mod:`importlib.resources` (so an installed wheel and an editable checkout both work):
