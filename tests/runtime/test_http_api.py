@@ -89,7 +89,7 @@ def base(agent: Agent) -> str:
     reason="schemathesis is not installed (pip install -e '.[dev]')",
 )
 async def test_schemathesis_finds_no_error_and_no_answer_against_the_schema(
-    agent: Agent,
+    agent: Agent, tmp_path: Path
 ) -> None:
     """Every documented operation with generated (valid and invalid) input, with the token:
     no server error, every answer matches the document (status, headers, content type,
@@ -126,6 +126,7 @@ async def test_schemathesis_finds_no_error_and_no_answer_against_the_schema(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "SCHEMATHESIS_TELEMETRY": "false"},
+        cwd=tmp_path,  # its cache (.schemathesis/) goes there, not into the checkout
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 240)
     text = out.decode(errors="replace")
