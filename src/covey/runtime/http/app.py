@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from covey.core import Address
-from covey.runtime.http.blocking import INDEX_HEADER, ChangeIndex, parse_wait
+from covey.runtime.http.blocking import INDEX_HEADER, ChangeIndex, parameters, parse_wait
 from covey.runtime.http.core_routes import core_routes
 from covey.runtime.http.metrics import Metrics
 from covey.runtime.http.openapi import build_document
@@ -73,13 +73,13 @@ def _refuse_unauthorized(request: web.Request) -> web.Response | None:
 
 def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """``route.handler`` behind the checks of the module docstring."""
-    from covey.runtime.http.blocking import PARAMS as BLOCKING
+    params = parameters(route)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         if route.mutating and (refusal := _refuse_unauthorized(request)) is not None:
             return refusal
         try:
-            for param in route.located():
+            for param in params:
                 source = request.match_info if param.where == "path" else request.query
                 if param.name in source:
                     coerce_param(param, source[param.name])
@@ -89,9 +89,6 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
                 await _check_body(request, route)
             held = None
             if route.blocking:
-                for param in BLOCKING:
-                    if param.name in request.query:
-                        coerce_param(param, request.query[param.name])
                 wait = parse_wait(request.query.get("wait"))
                 held = int(request.query.get("index", "0"))
         except Invalid as exc:

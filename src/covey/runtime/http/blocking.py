@@ -20,7 +20,7 @@ import re
 from typing import TYPE_CHECKING
 
 from covey.core import TraceRecord
-from covey.runtime.http.routes import INT, Param
+from covey.runtime.http.routes import INT, Param, Route
 from covey.runtime.http.validate import Invalid
 
 if TYPE_CHECKING:
@@ -46,6 +46,12 @@ PARAMS = (
         "Longest hold with index (30, 30s, 500ms, 2m; 0: none; default 5m; cut to 10m).",
     ),
 )
+
+
+def parameters(route: Route) -> tuple[Param, ...]:
+    """Every parameter ``route`` takes: its own (located), and ``index``/``wait`` when it
+    is a blocking route. What the document publishes and what the app checks."""
+    return (*route.located(), *(PARAMS if route.blocking else ()))
 
 
 def parse_wait(text: str | None) -> float:

@@ -11,8 +11,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from covey.runtime.http.blocking import INDEX_HEADER
-from covey.runtime.http.blocking import PARAMS as BLOCKING_PARAMS
+from covey.runtime.http.blocking import INDEX_HEADER, parameters
 from covey.runtime.http.routes import ERROR, Route
 
 _PATH_PARAM = re.compile(r"\{([^}:]+)(?::[^}]*)?\}")
@@ -38,7 +37,7 @@ def _error(text: str) -> dict[str, Any]:
 
 
 def _operation(route: Route) -> dict[str, Any]:
-    params = [*route.located(), *(BLOCKING_PARAMS if route.blocking else ())]
+    params = parameters(route)
     op: dict[str, Any] = {
         "operationId": _operation_id(route),
         "summary": route.summary,
