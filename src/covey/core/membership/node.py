@@ -47,11 +47,12 @@ from covey.core.membership.handle import NodeHandle
 from covey.core.membership.inbound import Inbound
 from covey.core.membership.outbox import Outbox
 from covey.core.membership.probe import Prober
+from covey.core.membership.rtt import RoundTrip
 from covey.core.membership.stats import Counters, NodeStatistics
 from covey.core.membership.sync import Syncer
 from covey.core.membership.table import MemberTable
 from covey.core.plugin import Capability
-from covey.core.types import Address, BeaconState, DropReason, Rng
+from covey.core.types import Address, BeaconState, DropReason, MemberState, Rng
 from covey.core.wire.frame import FrameType, encode_message_bytes
 from covey.core.wire.messages import Dead, Message, MessageTypes
 
@@ -291,6 +292,29 @@ class Node:
         self._inbound.accepting = False
         self.gossip.clear()
         self._trace(TraceOp.EXIT, now, "leave", local.incarnation)
+
+    def force_leave(self, node_id: bytes, *, now: float) -> MemberInfo:
+        """Mark a failed member left on its behalf and gossip it (Serf's ``force-leave``):
+        nobody looks for it any more and it is forgotten after the left retention. A member
+        alive behind a partition refutes the verdict when it heals (higher incarnation).
+
+        Raises:
+            KeyError: no member has this id.
+            ValueError: the member is this node or not failed (a live one would refute).
+        """
+        self._require_running()
+        m = self.table.get(node_id)
+        if m is None:
+            raise KeyError(node_id)
+        if node_id == self.node_id or m.state is not MemberState.FAILED:
+            what = "this node (use leave)" if node_id == self.node_id else m.state.label
+            raise ValueError(f"{m.name} is {what}; only a failed member can be forced out")
+        self._inbound.merge(Dead(m.incarnation, node_id, self.node_id, left=True), now)
+        return m.snapshot()
+
+    def round_trip(self, node_id: bytes) -> RoundTrip | None:
+        """Round trips measured to ``node_id`` by direct probe acks, if any (``covey rtt``)."""
+        return self._prober.round_trips.get(node_id)
 
     def set_tags(self, tags: dict[str, str], *, now: float) -> None:
         """Replace this node's tags and spread them (bumps the incarnation)."""

@@ -22,6 +22,7 @@ from covey.core.events import TraceOp
 from covey.core.member import Member
 from covey.core.membership.awareness import Awareness
 from covey.core.membership.outbox import Outbox
+from covey.core.membership.rtt import RoundTrips
 from covey.core.membership.stats import Counters, Trace
 from covey.core.membership.table import MemberTable
 from covey.core.types import Address, MemberState, Rng
@@ -38,6 +39,8 @@ class _Probe:
     address: Address
     ack_deadline: float
     end: float
+    #: when the ping went out (a direct ack before ack_deadline is a round-trip sample)
+    sent: float = 0.0
     indirect_sent: bool = False
     expected_nacks: int = 0
     nacks: int = 0
@@ -102,6 +105,8 @@ class Prober:
         self.order: list[bytes] = []
         self._probe_index = 0
         self._relays: dict[int, _Relay] = {}
+        #: Round trips measured by direct acks (``covey rtt``).
+        self.round_trips = RoundTrips()
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFFFFFFFF
@@ -149,6 +154,9 @@ class Prober:
                 self._probe_index = 0
                 # Drop ids that were reaped, then reshuffle for the next round.
                 members = self._table.members
+                for nid in order:
+                    if nid not in members:
+                        self.round_trips.forget(nid)
                 order[:] = list(dict.fromkeys(nid for nid in order if nid in members))
                 self._rng.shuffle(order)
                 if not order:
@@ -168,7 +176,7 @@ class Prober:
             return
         seq = self._next_seq()
         timeout = self._awareness.scale(self._config.probe_timeout)
-        self._probe = _Probe(seq, m.node_id, m.address, now + timeout, now + interval)
+        self._probe = _Probe(seq, m.node_id, m.address, now + timeout, now + interval, now)
         self._counters.probes_sent += 1
         self._outbox.send_message(m.address, Ping(seq, m.node_id), now)
 
@@ -211,6 +219,8 @@ class Prober:
                 return False
             self._probe = None
             self._awareness.apply(-1)
+            if sender == p.target and not p.indirect_sent:
+                self.round_trips.record(p.target, now - p.sent, now)
             m = self._table.get(p.target)
             if m is not None and not m.tags_complete:
                 # A lost tag fetch is retried on the member's next good probe.

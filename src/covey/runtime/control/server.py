@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from covey.runtime.config.model import ConfigError
 from covey.runtime.config.sources import parse_address
 from covey.runtime.control.codec import RPC_TTL, ControlError, LineCodec, SealedCodec
+from covey.runtime.control.member_ops import force_leave, round_trip
 from covey.runtime.control.paths import (
     UntrustedPath,
     ensure_runtime_dir,
@@ -303,6 +304,10 @@ def handle_request(agent: Agent, request: object) -> object:
         return _drop(agent, request)
     if op == "join":
         return _join(agent, request)
+    if op == "force_leave":
+        return force_leave(agent, request)
+    if op == "rtt":
+        return round_trip(agent, request)
     if op == "reload":
         from covey.runtime.reload import reload_agent
 
@@ -312,7 +317,10 @@ def handle_request(agent: Agent, request: object) -> object:
     handler = ops.get(op)
     if handler is not None:
         return handler(request)
-    core = ["members", "self", "info", "tags", "leave", "monitor", "drop", "join", "reload"]
+    core = [
+        *("members", "self", "info", "tags", "leave", "monitor", "drop", "join", "reload"),
+        *("force_leave", "rtt"),
+    ]
     known = ", ".join([*core, *ops])
     raise ControlError(f"unknown op {op!r} ({known})")
 

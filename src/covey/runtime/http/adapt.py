@@ -26,11 +26,13 @@ ControlOp = Callable[[dict[str, Any]], object]
 def refusal_status(message: str) -> int:
     """The HTTP status of a control refusal: 404 for something that is not there (an
     unknown id, a feature switched off), 503 for what cannot answer now but may later
-    (a store that cannot be written, an agent stopping), else 400 (the request was
-    wrong)."""
+    (a store that cannot be written, an agent stopping, a figure not measured yet), 409
+    for a member in the wrong state for the request, else 400 (the request was wrong)."""
     text = message.lower()
-    if text.startswith(("store:", "agent is shutting down", "deliveries wait")):
+    if text.startswith(("store:", "agent is shutting down", "deliveries wait", "no round trip")):
         return 503
+    if "only a failed member" in text:
+        return 409
     if text.startswith(("id: no ", "no such")) or " is off" in text or " are off" in text:
         return 404
     return 400

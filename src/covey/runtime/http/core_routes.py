@@ -1,5 +1,6 @@
 """The routes of membership and of the agent itself: members, self, health, info,
-interfaces, tags, leave. The features bring theirs (facts, names, deliveries, traces...).
+interfaces, tags, force-leave, rtt, leave. The features bring theirs (facts, names,
+deliveries, traces...).
 """
 
 from __future__ import annotations
@@ -110,8 +111,23 @@ TAGS_BODY = obj(
 )
 
 
+ROUND_TRIP = obj(
+    {
+        "name": STR,
+        "id": STR,
+        "last_ms": NUM,
+        "smoothed_ms": NUM,
+        "min_ms": NUM,
+        "samples": INT,
+    }
+)
+NODE = Param("node", STR, "The member's name or id.")
+
+
 def core_routes(agent: Agent) -> list[Route]:
     """The routes of the module docstring, for ``agent``."""
+    from covey.runtime.control.member_ops import force_leave, round_trip
+    from covey.runtime.http.adapt import op_handler
 
     async def members(request: web.Request) -> web.Response:
         state = request.query.get("state")
@@ -216,6 +232,28 @@ def core_routes(agent: Agent) -> list[Route]:
             tag="membership",
             body=TAGS_BODY,
             mutating=True,
+        ),
+        Route(
+            "POST",
+            "/v1/force-leave/{node}",
+            op_handler(lambda r: force_leave(agent, r), path=("node",)),
+            "Mark a failed member left, cluster-wide, so nobody looks for it any more.",
+            obj({"name": STR, "id": STR, "state": enum("left")}),
+            tag="membership",
+            params=(NODE,),
+            body=None,
+            errors={404: "no such member", 409: "the member is not failed"},
+            mutating=True,
+        ),
+        Route(
+            "GET",
+            "/v1/rtt/{node}",
+            op_handler(lambda r: round_trip(agent, r), path=("node",)),
+            "Round-trip times this agent measured to a member by its direct probes.",
+            ROUND_TRIP,
+            tag="membership",
+            params=(NODE,),
+            errors={404: "no such member", 503: "no round trip measured yet"},
         ),
         Route(
             "POST",
