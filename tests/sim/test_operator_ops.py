@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from covey.core import MemberLeft, MemberState, MemberReaped
+from covey.core import MemberLeft, MemberReaped, MemberState
 from covey.sim import LinkModel, Simulation
 
 from .helpers import all_see

@@ -89,7 +89,10 @@ def agent(
     control: Annotated[
         Path | None,
         typer.Option(
-            help="Unix control socket (default: DATA_DIR/covey.sock, else /tmp/covey-NAME.sock).",
+            help=(
+                "Unix control socket (default: DATA_DIR/covey.sock, else "
+                "CLUSTER-NAME.sock in $XDG_RUNTIME_DIR/covey, /run/covey or /tmp/covey-UID)."
+            ),
             show_default=False,
         ),
     ] = None,

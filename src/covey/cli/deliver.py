@@ -36,8 +36,9 @@ deliver_app = typer.Typer(
 )
 app.add_typer(deliver_app, name="deliver")
 
-#: Exit status of ``create --wait`` for a delivery that failed or was cancelled.
-EXIT_FAILED = 3
+#: Exit status of ``create --wait`` for a delivery that failed or was cancelled, and of
+#: ``cancel`` for one that had already ended: 1, an operation that failed, as everywhere.
+EXIT_FAILED = 1
 
 
 def parse_seconds(text: str, what: str) -> float:
@@ -109,7 +110,7 @@ def create(
 ) -> None:
     """Create a delivery on the agent (it owns it); print its id.
 
-    With --wait: wait until it is complete (exit 0), failed or cancelled (exit 3).
+    With --wait: wait until it is complete (exit 0), failed or cancelled (exit 1).
     """
     from covey.core.deliveries import SelectorError, StageSpec
     from covey.core.deliveries.config import DeliveriesConfig
@@ -200,7 +201,7 @@ def cancel(
     *,
     target: Target,
 ) -> None:
-    """Cancel a delivery this agent owns (exit 3 if it had already ended)."""
+    """Cancel a delivery this agent owns (exit 1 if it had already ended)."""
     r = _refusal(target, "deliver_cancel", id=item)
     _print_json(r) if json_ else _plain("cancelled" if r["cancelled"] else "already ended")
     raise typer.Exit(0 if r["cancelled"] else EXIT_FAILED)

@@ -131,7 +131,7 @@ def action(
 ) -> None:
     """Run action NAME on every live node (once each); show who applied it and how.
 
-    Exit status 3 when some node failed or did not answer in time.
+    Exit status 1 when some node failed or did not answer in time.
     """
     from covey.core.state.messages import check_key, check_value
     from covey.runtime.control.client import ClientError
@@ -154,7 +154,7 @@ def action(
         for n in result["missing"]:
             _plain(f"{n:<20} no answer")
     bad = result["missing"] or any(not r["ok"] for r in result["results"].values())
-    raise typer.Exit(3 if bad else 0)
+    raise typer.Exit(1 if bad else 0)
 
 
 def _show(result: Any, json_: bool) -> None:
