@@ -1,10 +1,9 @@
-"""The ``covey`` command with real processes: config errors, listings, tags, monitor, demo."""
+"""The ``covey`` command with real processes: config errors, listings, tags, monitor."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -307,22 +306,6 @@ def test_monitor_streams_events(cluster: LocalCluster) -> None:
         except subprocess.TimeoutExpired:
             mon.kill()
             mon.wait()
-
-
-def test_demo_runs_to_completion_and_leaves_no_process() -> None:
-    start = time.monotonic()
-    proc = covey("demo", "--nodes", "5", timeout=120)
-    took = time.monotonic() - start
-    print(f"\ncovey demo took {took:.1f} s")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "demo finished" in proc.stdout
-    assert "seen failed by all" in proc.stdout and "seen left by all" in proc.stdout
-    pids = [int(p) for p in re.findall(r"started node\d+ pid (\d+)", proc.stdout)]
-    assert len(pids) == 5
-    for pid in pids:
-        if psutil.pid_exists(pid):
-            p = psutil.Process(pid)
-            assert p.status() == psutil.STATUS_ZOMBIE or "covey" not in " ".join(p.cmdline())
 
 
 def test_agent_runs_as_a_lean_process_under_the_same_pid(cluster: LocalCluster) -> None:
