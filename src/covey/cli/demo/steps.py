@@ -173,7 +173,11 @@ def _receipts(stage: Stage, d: dict[str, Any], owner: AgentProcess) -> list[list
 
 def deliveries(stage: Stage) -> Figures:
     live = stage.live()
-    owner = live[0]
+    # Neither the owner nor the paused receiver is the leader: pausing the leader would
+    # start an election, a story of its own (the failover step tells it).
+    chief = _agreed_leader(live, stage)
+    followers = [a for a in live if chief is None or a.name != chief["leader"]]
+    owner, paused = followers[0], followers[-1]
     start = time.monotonic()
     item = stage.request(owner, "deliver_create", payload="hello", stages=["2:any", "1!:any"])
     done = wait_for(lambda: _ended(stage, owner, item["id"]), "the two-stage delivery")
@@ -185,7 +189,6 @@ def deliveries(stage: Stage) -> Figures:
 
     # A paused receiver (SIGSTOP: sockets open, nothing answers) among every other live
     # member; a node that joins after the delivery was made takes its place.
-    paused = live[-1]
     others = len(live) - 1
     paused.signal(signal.SIGSTOP)
     try:
