@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 
 from covey.core.crypto.fernet import MultiKey, generate_key
-from covey.runtime.collector.server import Collector
+from covey.runtime.collector.client import split_records
+from covey.runtime.collector.server import LINE_LIMIT, Collector
 from covey.runtime.collector.store import TraceStore
-from covey.runtime.control.server import LINE_LIMIT, SealedCodec
+from covey.runtime.control.server import LINE_LIMIT as CONTROL_LINE_LIMIT
+from covey.runtime.control.server import SealedCodec
 
 from .collector_helpers import CollectorProcess, make_key, node_id, record
 
@@ -165,3 +167,15 @@ async def test_a_request_that_fails_inside_is_answered_counted_and_not_fatal(
     finally:
         server.request_stop()
         await asyncio.wait_for(serving, 10)
+
+
+def test_a_full_batch_fits_the_collectors_line_limit(collector: CollectorProcess) -> None:
+    """A batch as the client cuts it (up to BATCH_OCTETS of records' JSON) is one sealed line
+    far above the control endpoints' 256 KiB limit; the collector must still take it."""
+    detail = "d" * 200  # the longest detail a record may carry
+    records = [record("a", seq, 5.0 + seq, "probe", detail=detail) for seq in range(1, 1001)]
+    batches = list(split_records(records))
+    assert len(batches) == 1  # 1000 records of about 450 octets: under BATCH_OCTETS
+    line = SealedCodec([collector.key_file.read_bytes().strip()]).encode({"op": "stats"})
+    assert len(json.dumps(batches[0])) * 4 // 3 > CONTROL_LINE_LIMIT > len(line)
+    assert collector.send("a", batches[0])["stored"] == 1000

@@ -30,10 +30,14 @@ from typing import Any
 from covey.runtime.collector import views
 from covey.runtime.collector.records import RecordError, check_batch
 from covey.runtime.collector.store import StoreError, TraceStore
-from covey.runtime.control.server import LINE_LIMIT, ControlError, LineCodec, SealedCodec
+from covey.runtime.control.server import ControlError, LineCodec, SealedCodec
 
 log = logging.getLogger("covey.collector")
 
+#: Longest line accepted: 1 MiB, its own and not the control endpoints' 256 KiB, because a
+#: batch as the client cuts it (``client.BATCH_OCTETS`` of records' JSON) grows by a third
+#: when sealed.
+LINE_LIMIT = 1 << 20
 #: Most connections served at once.
 MAX_CONNECTIONS = 256
 #: Seconds a connection may stay silent before it is closed.
