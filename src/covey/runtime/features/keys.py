@@ -219,7 +219,7 @@ class KeysFeature(Feature):
         shared: the shared state's runtime (its actions carry the operations).
     """
 
-    name = "keys"
+    name = "keyring"
 
     def __init__(self, config: AgentConfig, keyring: Keyring, shared: SharedRuntime) -> None:
         from covey.runtime.features.shared_api import ActionsAPI
