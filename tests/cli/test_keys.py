@@ -16,12 +16,13 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from typing import Any
 
 from covey.core.crypto.fernet import generate_key
 from covey.core.crypto.keyring import fingerprint
 from covey.runtime.control.client import ClientError
-from covey.runtime.localcluster import AgentProcess, LocalCluster, wait_until
+from covey.runtime.localcluster import AgentProcess, LocalCluster, free_port, wait_until
 
 COVEY = [sys.executable, "-m", "covey"]
 CONVERGE = 60.0
@@ -181,7 +182,8 @@ def test_rotation_under_fact_updates_loses_nothing_and_nobody_leaves_alive(
 
 
 def test_without_a_data_dir_the_change_lives_until_restart(cluster: LocalCluster) -> None:
-    a = cluster.spawn("m1")
+    port = free_port()
+    a = cluster.spawn("m1", extra=["--http", f"127.0.0.1:{port}"])
     cluster.spawn("m2")
     wait_until(lambda: cluster.converged(["m1", "m2"]), CONVERGE, what="two agents alive")
     new = generate_key().decode()
@@ -193,6 +195,13 @@ def test_without_a_data_dir_the_change_lives_until_restart(cluster: LocalCluster
     assert again.returncode == 0 and again.stdout.count("installed already") == 2
     listed = json.loads(_keys(a, "list", "--json").stdout)
     assert listed["keys"][new]["members"] == 2 and listed["keys"][new]["primary"] == 0
+    # Over HTTP (no token): fingerprints and counts, never a key.
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/keys", timeout=20) as r:
+        text = r.read().decode()
+    shown = json.loads(text)
+    assert shown["keys"][fingerprint(new.encode())]["members"] == 2
+    old = cluster.key_file.read_text().strip()
+    assert new not in text and old not in text and shown["ok"] == shown["total"] == 2
 
 
 def test_a_member_that_fails_makes_the_command_exit_1(cluster: LocalCluster) -> None:
