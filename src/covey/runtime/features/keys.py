@@ -21,7 +21,7 @@ round), ``keys_list``, ``keys_install``, ``keys_use``,
 ``keys_remove`` (``key``, optional ``timeout``). They answer the members' results, the
 count of members that succeeded (``ok``) out of those asked (``total``); ``keys_list``
 also the keys with how many members hold them. The control socket (mode 0700) shows the
-keys themselves; ``GET /v1/keys`` shows only their fingerprints (core/crypto/keyring.py).
+keys themselves; ``GET /v1/keys`` only this member's fingerprints (core/crypto/keyring.py).
 """
 
 from __future__ import annotations
@@ -199,17 +199,6 @@ def _tally(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return dict(sorted(keys.items(), key=lambda kv: (-kv[1]["primary"], -kv[1]["members"])))
 
 
-def _fingerprints_only(answer: dict[str, Any]) -> dict[str, Any]:
-    """A ``keys_list`` answer without the keys (for HTTP)."""
-    out = dict(answer)
-    out["keys"] = {v["fingerprint"]: v for v in answer["keys"].values()}
-    out["results"] = {
-        n: {"ok": r["ok"], "result": "" if r["ok"] else r["result"]}
-        for n, r in answer["results"].items()
-    }
-    return out
-
-
 class KeysFeature(Feature):
     """Cluster-wide key rotation (see the module docstring).
 
@@ -270,23 +259,26 @@ class KeysFeature(Feature):
         return handler
 
     def http_routes(self) -> Sequence[HttpRoute]:
-        from covey.runtime.http.routes import INT, STR, Route, arr, json_response, mapping, obj
+        from covey.runtime.http.routes import BOOL, STR, Route, arr, json_response, obj
 
         async def keys(request: web.Request) -> web.Response:
-            if self._plaintext:
-                return json_response({"op": "list", "ok": 0, "total": 0, "keys": {}})
-            answer = await self.api.run("list", timeout=5.0)
-            return json_response(_fingerprints_only(answer))
+            # This member's keyring only: a GET must not start a cluster-wide action (an
+            # unauthenticated reader would make every member answer); covey keys list does.
+            return json_response(
+                {
+                    "fingerprints": [fingerprint(k) for k in self.api.local()],
+                    "stored": self.api.persistent,
+                }
+            )
 
-        entry = obj({"fingerprint": STR, "members": INT, "primary": INT})
         return [
             Route(
                 "GET",
                 "/v1/keys",
                 keys,
-                "The keyring keys of every live member, by fingerprint, with how many "
-                "members hold each and how many seal with it (never the keys themselves).",
-                obj({"ok": INT, "total": INT, "keys": mapping(entry), "missing": arr(STR)}),
+                "This member's keyring by fingerprint, the primary (sealing) key first "
+                "(never the keys themselves); every member's: covey keys list.",
+                obj({"fingerprints": arr(STR), "stored": BOOL}),
                 tag="keys",
             )
         ]
