@@ -20,6 +20,7 @@ from covey.cli import steer as steer
 from covey.cli import tools as tools
 from covey.cli import election as election
 from covey.cli import facts as facts
+from covey.cli import keys as keys
 from covey.cli import deliver as deliver
 from covey.cli import trace as trace
 from covey.cli import collector as collector

@@ -44,6 +44,7 @@ from covey.runtime.features.base import ControlHandler, EffectWriter, Feature, H
 from covey.runtime.features.deliveries.feature import DeliveriesFeature
 from covey.runtime.features.election import ElectionFeature
 from covey.runtime.features.health import HealthFeature
+from covey.runtime.features.keys import KeysFeature
 from covey.runtime.features.shared import SharedStateFeature
 from covey.runtime.features.traces import TracesFeature
 from covey.runtime.identity import advertised, load_identity, save_identity
@@ -52,6 +53,7 @@ from covey.runtime.net.interface_stats import NetCounters
 from covey.runtime.net.interfaces import DiscoveryPlan, plan_discovery
 from covey.runtime.net.transport import StreamFrameError, frame_stream, read_frame
 from covey.runtime.queries import AgentQueries
+from covey.runtime.stores.keyring_file import starting_keys
 
 log = logging.getLogger("covey.agent")
 
@@ -103,6 +105,7 @@ class Agent(AgentQueries):
         deliveries = DeliveriesFeature(config, self.node_id)
         self.traces = TracesFeature(config, self.node_id)
         self.health = HealthFeature(config, self.net)
+        keys = KeysFeature(config, self.node.keyring, shared.runtime)
         #: Every feature of this agent, in the order their capabilities are added.
         self.features: tuple[Feature, ...] = (
             shared,
@@ -110,12 +113,15 @@ class Agent(AgentQueries):
             deliveries,
             self.traces,
             self.health,
+            keys,
         )
         self.facts = shared.facts
         self.settings = shared.settings
         self.actions = shared.actions
         self.election = election.api
         self.deliveries = deliveries.api
+        #: This member's keyring and the cluster-wide key operations (``covey keys``).
+        self.keys = keys.api
         self._effect_writers: dict[type[Effect], EffectWriter] = {}
         ops: dict[str, ControlHandler] = {}
         for feature in self.features:
@@ -156,7 +162,9 @@ class Agent(AgentQueries):
             raise ConfigError(field, msg) from None
 
     def _keyring(self) -> Keyring:
-        return Keyring(list(self.config.keys), plaintext=self.config.plaintext)
+        # The stored keyring (keys installed or promoted cluster-wide) wins over the key
+        # file, which only seeds a new data directory.
+        return Keyring(starting_keys(self.config), plaintext=self.config.plaintext)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -94,7 +94,7 @@ class AgentQueries:
             "self": self.local().to_json(),
             "cluster": self.config.cluster,
             "encrypted": not self.config.plaintext,
-            "keys": len(self.config.keys),
+            "keys": self.node.keyring.keys,
             "discovery": {
                 "enabled": bool(self.plan.interfaces),
                 "mode": "off"

@@ -5,10 +5,10 @@ again, the environment and flags as they were; see
 :class:`~covey.runtime.config.model.ReloadSources`). An agent built without them (from
 Python) re-reads its key file only. Then:
 
-* **keys** (the key file): the keyring seals with the new first key and opens with all of
-  them from the next frame on, so a key is added or promoted on a running agent without a
-  restart (the cluster-wide order is in docs/operations.md: install everywhere, then use,
-  then remove);
+* **keys** (the key file), when its content changed: the keyring seals with the new first
+  key and opens with all of them from the next frame on, and is stored in
+  ``<data_dir>/keyring.json`` (this member only; ``covey keys`` rotates cluster-wide, see
+  docs/operations.md);
 * **tags**: when the configured tags changed, they replace the agent's (and are gossiped);
 * **log level**, and the **HTTP token** (``--http-token-file``, read on every request).
 
@@ -70,8 +70,8 @@ def reload_agent(agent: Agent) -> tuple[list[str], list[str]]:
     applied: list[str] = []
     if new.keys != old.keys:
         try:
-            agent.node.keyring.replace_keys(list(new.keys))
-        except KeyError_ as exc:
+            agent.keys.replace(list(new.keys))  # stored in the keyring file too
+        except (KeyError_, OSError) as exc:
             log.warning("reload: keys not changed: %s", exc)
             new = dataclasses.replace(new, keys=old.keys, key_file=old.key_file)
         else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from typing import Any
 
 from covey.core.crypto.fernet import InvalidToken, MultiKey
@@ -35,6 +36,36 @@ _SEEN_LIMIT = 200_000
 
 class KeyError_(ValueError):
     """A key given to the keyring is not a valid Fernet key."""
+
+
+def fingerprint(key: bytes) -> str:
+    """A short public name of a key: 12 hex digits of the SHA-256 of its 32 octets.
+
+    It tells keys apart in listings without showing them (a key's fingerprint reveals
+    nothing usable about the key). A text that is not a key gets the hash of its text.
+    """
+    try:
+        raw = base64.urlsafe_b64decode(key)
+    except (binascii.Error, ValueError):
+        raw = key
+    return hashlib.sha256(raw).hexdigest()[:12]
+
+
+def check_key(key: bytes | str) -> bytes:
+    """``key`` as bytes if it is a Fernet key (url-safe base64 of 32 octets).
+
+    Raises:
+        KeyError_: it is not (the message says why).
+    """
+    try:
+        data = (key.encode() if isinstance(key, str) else bytes(key)).strip()
+        MultiKey([data])
+    except (ValueError, TypeError) as exc:
+        raise KeyError_(f"not a Fernet key: {exc}") from None
+    if not data.isascii() or not data.replace(b"-", b"").replace(b"_", b"").rstrip(b"=").isalnum():
+        # The decoder skips stray characters; a key is exactly its 44 alphabet octets.
+        raise KeyError_("not a Fernet key: characters outside url-safe base64")
+    return data
 
 
 def _ring(keys: list[bytes]) -> MultiKey:
@@ -65,6 +96,7 @@ class Keyring:
         if replay_window <= 0:
             raise KeyError_("replay window must be positive")
         self._multi: MultiKey | None = _ring(keys) if keys else None
+        self._raw: list[bytes] = [bytes(k).strip() for k in keys]
         self.plaintext = plaintext and not keys
         self.replay_window = replay_window
         self._ttl = max(1, int(replay_window))
@@ -88,7 +120,59 @@ class Keyring:
             raise KeyError_("plain-text mode: keys cannot be added without a restart")
         if not keys:
             raise KeyError_("no keys given")
-        self._multi = _ring(keys)
+        unique = list(dict.fromkeys(bytes(k).strip() for k in keys))
+        self._multi = _ring(unique)
+        self._raw = unique
+
+    def key_list(self) -> list[bytes]:
+        """The keys, the primary (sealing) one first; empty in plain-text mode."""
+        return list(self._raw)
+
+    @property
+    def primary(self) -> bytes | None:
+        """The key that seals (None in plain-text mode)."""
+        return self._raw[0] if self._raw else None
+
+    def install(self, key: bytes) -> bool:
+        """Add ``key`` after the others (it opens frames, does not seal yet); False if
+        it was there already.
+
+        Raises:
+            KeyError_: not a key, or plain-text mode.
+        """
+        key = check_key(key)
+        if key in self._raw:
+            return False
+        self.replace_keys([*self._raw, key])
+        return True
+
+    def use(self, key: bytes) -> bool:
+        """Make the installed ``key`` the primary (sealing) one; False if it was already.
+
+        Raises:
+            KeyError_: not a key, or not installed here.
+        """
+        key = check_key(key)
+        if key not in self._raw:
+            raise KeyError_(f"key {fingerprint(key)} is not installed")
+        if self._raw[0] == key:
+            return False
+        self.replace_keys([key, *(k for k in self._raw if k != key)])
+        return True
+
+    def remove(self, key: bytes) -> bool:
+        """Drop ``key``; False if it was not installed.
+
+        Raises:
+            KeyError_: not a key, or it is the primary key (``use`` another one first).
+        """
+        key = check_key(key)
+        if key not in self._raw:
+            return False
+        if self._raw[0] == key:
+            raise KeyError_(f"key {fingerprint(key)} is the primary key: use another first")
+        self.replace_keys([k for k in self._raw if k != key])
+        return True
 
     @property
     def security(self) -> Security:

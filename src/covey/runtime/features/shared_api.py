@@ -171,8 +171,14 @@ class ActionsAPI(_Facade):
 
     def on(self, name: str, fn: Callable[[str], str | Awaitable[str]]) -> None:
         """Run ``fn(payload)`` for cluster-wide action ``name`` (its return is the result;
-        an exception reports failure). Takes precedence over ``--action-handler``."""
+        an exception reports failure). Takes precedence over ``--action-handler``.
+
+        Raises:
+            ValueError: a bad name, or a reserved one (``covey.keys``: key rotation).
+        """
         check_key(name, "name")
+        if name == "covey.keys":
+            raise ValueError("name: 'covey.keys' is reserved (covey keys)")
         self._rt.action_fns[name] = fn
 
     async def run(self, name: str, payload: str = "", timeout: float = 10.0) -> dict[str, Any]:
