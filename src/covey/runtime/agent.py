@@ -34,13 +34,14 @@ from covey.core import (
     Address,
     CoreConfig,
     Keyring,
+    NameConflict,
     Node,
 )
 from covey.core.effects import Effect
 from covey.runtime.config.model import AgentConfig, ConfigError
 from covey.runtime.context import AgentContext
 from covey.runtime.driver import CoreDriver
-from covey.runtime.events import EventHub
+from covey.runtime.events import AgentEvent, EventHub
 from covey.runtime.features.base import ControlHandler, EffectWriter, Feature, HttpRoute
 from covey.runtime.features.deliveries.feature import DeliveriesFeature
 from covey.runtime.features.election import ElectionFeature
@@ -48,6 +49,7 @@ from covey.runtime.features.health import HealthFeature
 from covey.runtime.features.shared import SharedStateFeature
 from covey.runtime.features.traces import TracesFeature
 from covey.runtime.identity import advertised, load_identity, save_identity
+from covey.runtime.name_conflict import on_name_conflict
 from covey.runtime.net.endpoints import UdpEndpoints, open_udp
 from covey.runtime.net.interface_stats import NetCounters
 from covey.runtime.net.interfaces import DiscoveryPlan, plan_discovery
@@ -144,6 +146,8 @@ class Agent(AgentQueries):
                 ops[op] = handler
         self._control_ops: Mapping[str, ControlHandler] = ops
         self.started_at = time.time()
+        #: The process's exit status (2 when refused for a name another node holds).
+        self.exit_code = 0
 
     @property
     def control_ops(self) -> Mapping[str, ControlHandler]:
@@ -231,7 +235,7 @@ class Agent(AgentQueries):
                     self._udp.unicast,
                     self._udp.senders,
                     spawn=self._spawn,
-                    publish=self.hub.publish,
+                    publish=self._publish,
                     stream_timeout=self.config.stream_timeout,
                     clock_leap=self.config.clock_leap,
                     effect_writers=self._effect_writers,
@@ -343,6 +347,11 @@ class Agent(AgentQueries):
         self._servers.clear()
         self._transports.clear()
 
+    def _publish(self, event: AgentEvent) -> None:
+        if isinstance(event, NameConflict):
+            on_name_conflict(self, event)
+        self.hub.publish(event)
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         """Start a task under the agent's TaskGroup; tracked so shutdown can cancel it."""
         if self._tg is None or self._done.is_set():
@@ -358,11 +367,8 @@ class Agent(AgentQueries):
         handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]],
         guard: PortGuard | None = None,
     ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]:
-        """A server callback that runs each connection as a task of the TaskGroup.
-
-        With a ``guard``, a connection over the port's cap is closed at once (reset, so
-        it holds nothing here), before any task exists for it.
-        """
+        """A server callback that runs each connection as a task of the TaskGroup; with a
+        ``guard``, one over the port's cap is closed at once, before any task exists."""
 
         def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             if guard is not None and not guard.admit():
