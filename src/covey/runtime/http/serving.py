@@ -99,8 +99,7 @@ async def body_deadline(
         except TimeoutError:
             if guard is not None:
                 guard.timed_out()
-            if request.transport is not None:
-                request.transport.close()
+            request.protocol.force_close()  # answered, then closed (no lingering read)
             raise web.HTTPRequestTimeout(text="request body too slow") from None
         except web.HTTPRequestEntityTooLarge:
             if guard is not None:
