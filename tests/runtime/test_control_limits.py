@@ -41,10 +41,9 @@ def make_config(tmp_path: Path) -> Callable[..., AgentConfig]:
 
 
 async def test_one_peer_cannot_hold_the_endpoint_and_idle_clients_are_closed(
-    make_config: Callable[..., AgentConfig], monkeypatch: pytest.MonkeyPatch
+    make_config: Callable[..., AgentConfig],
 ) -> None:
-    monkeypatch.setattr(server, "REQUEST_TIMEOUT", 1.0)
-    config = make_config("l")
+    config = make_config("l", idle_timeout=1.0)
     async with Agent(config) as agent:
         assert config.rpc is not None
         held = [await asyncio.open_connection(*config.rpc) for _ in range(100)]

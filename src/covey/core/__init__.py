@@ -18,6 +18,7 @@ from covey.core.events import (
     MemberRecovered,
     MemberSuspect,
     MemberUpdated,
+    NameConflict,
     TraceOp,
     TraceRecord,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "MemberSuspect",
     "MemberUpdated",
     "MessageTypes",
+    "NameConflict",
     "Node",
     "NodeStatistics",
     "Rng",

@@ -92,4 +92,31 @@ class TraceRecord:
     n: int = 0
 
 
-Event = MemberEvent | TraceRecord | ExtensionEvent
+@dataclass(frozen=True, slots=True)
+class NameConflict:
+    """Two live nodes claim one name (memberlist's ``conflict`` delegate).
+
+    Names are labels; the table is keyed by node id. The first live holder of a name
+    keeps it: an alive message from another node id, at another address, claiming a name
+    a live member holds is dropped (``refused`` False: this node ignored ``claimant``).
+    A node whose join is answered with a live holder of its own name is the newer
+    claimant (``refused`` True): it must not stay in the cluster under that name.
+
+    Attributes:
+        name: the name both claim.
+        holder: node id of the live holder.
+        holder_address: where the holder is.
+        claimant: node id of the newer claimant.
+        refused: True when this node is the claimant, told by its join's answer.
+        at: monotonic time.
+    """
+
+    name: str
+    holder: bytes
+    holder_address: tuple[str, int]
+    claimant: bytes
+    refused: bool
+    at: float
+
+
+Event = MemberEvent | TraceRecord | NameConflict | ExtensionEvent

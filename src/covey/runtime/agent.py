@@ -26,6 +26,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
@@ -33,13 +34,14 @@ from covey.core import (
     Address,
     CoreConfig,
     Keyring,
+    NameConflict,
     Node,
 )
 from covey.core.effects import Effect
 from covey.runtime.config.model import AgentConfig, ConfigError
 from covey.runtime.context import AgentContext
 from covey.runtime.driver import CoreDriver
-from covey.runtime.events import EventHub
+from covey.runtime.events import AgentEvent, EventHub
 from covey.runtime.features.base import ControlHandler, EffectWriter, Feature, HttpRoute
 from covey.runtime.features.deliveries.feature import DeliveriesFeature
 from covey.runtime.features.election import ElectionFeature
@@ -48,17 +50,17 @@ from covey.runtime.features.keys import KeysFeature
 from covey.runtime.features.shared import SharedStateFeature
 from covey.runtime.features.traces import TracesFeature
 from covey.runtime.identity import advertised, load_identity, save_identity
+from covey.runtime.name_conflict import on_name_conflict
 from covey.runtime.net.endpoints import UdpEndpoints, open_udp
 from covey.runtime.net.interface_stats import NetCounters
 from covey.runtime.net.interfaces import DiscoveryPlan, plan_discovery
-from covey.runtime.net.transport import StreamFrameError, frame_stream, read_frame
+from covey.runtime.net.limits import PortGuard, port_cap
+from covey.runtime.net.stream_port import StreamHandler, serve_stream
 from covey.runtime.queries import AgentQueries
 from covey.runtime.stores.keyring_file import starting_keys
 
 log = logging.getLogger("covey.agent")
 
-#: Seconds an inbound TCP exchange may take before the connection is dropped.
-INBOUND_STREAM_TIMEOUT = 10.0
 #: Longest wait for the send buffers to empty after leaving.
 FLUSH_TIMEOUT = 1.0
 
@@ -95,6 +97,22 @@ class Agent(AgentQueries):
         self._stream_server: asyncio.Server | None = None
         self._http: Any = None
         self._driver: CoreDriver | None = None
+        #: Runtime counters (the driver's and the ports' guards'), live from the start.
+        self.counters: Counter[str] = Counter(effect_error=0)
+        # Every listening port's share of the descriptor limit (runtime/net/limits.py).
+        ports = 2 + (config.rpc is not None) + (config.http is not None)
+        cap = port_cap(config.max_connections, ports)
+        #: The guard of each listening port, by label (``covey info`` shows them).
+        self.ports: dict[str, PortGuard] = {
+            label: PortGuard(label, prefix, cap, self.counters)
+            for label, prefix, on in (
+                ("stream", "stream", True),
+                ("control", "control", True),
+                ("rpc", "control", config.rpc is not None),
+                ("http", "http", config.http is not None),
+            )
+            if on
+        }
         #: inode of the control socket we created (so we never unlink another agent's)
         self.control_inode: int | None = None
         self.node = Node(self._core_config(), self._keyring(), rng=self._rng, now=time.monotonic())
@@ -134,6 +152,8 @@ class Agent(AgentQueries):
                 ops[op] = handler
         self._control_ops: Mapping[str, ControlHandler] = ops
         self.started_at = time.time()
+        #: The process's exit status (2 when refused for a name another node holds).
+        self.exit_code = 0
 
     @property
     def control_ops(self) -> Mapping[str, ControlHandler]:
@@ -223,10 +243,11 @@ class Agent(AgentQueries):
                     self._udp.unicast,
                     self._udp.senders,
                     spawn=self._spawn,
-                    publish=self.hub.publish,
+                    publish=self._publish,
                     stream_timeout=self.config.stream_timeout,
                     clock_leap=self.config.clock_leap,
                     effect_writers=self._effect_writers,
+                    counters=self.counters,
                 )
                 self._udp.attach(self._driver.datagram_received)
                 ctx = AgentContext(self.config, self.node, self.hub, self._spawn, self._driver)
@@ -252,8 +273,12 @@ class Agent(AgentQueries):
         c = self.config
         try:
             # TCP first: it is what fails when the port is taken by another agent.
+            guard = self.ports["stream"]
             self._stream_server = await asyncio.start_server(
-                self._spawn_handler(self._serve_stream),
+                self._spawn_handler(
+                    lambda r, w: serve_stream(self._stream_handler, guard, c.idle_timeout, r, w),
+                    guard,
+                ),
                 c.bind[0],
                 c.bind[1],
                 reuse_address=True,
@@ -330,6 +355,11 @@ class Agent(AgentQueries):
         self._servers.clear()
         self._transports.clear()
 
+    def _publish(self, event: AgentEvent) -> None:
+        if isinstance(event, NameConflict):
+            on_name_conflict(self, event)
+        self.hub.publish(event)
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None] | None:
         """Start a task under the agent's TaskGroup; tracked so shutdown can cancel it."""
         if self._tg is None or self._done.is_set():
@@ -343,38 +373,35 @@ class Agent(AgentQueries):
     def _spawn_handler(
         self,
         handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]],
+        guard: PortGuard | None = None,
     ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]:
-        """A server callback that runs each connection as a task of the TaskGroup."""
+        """A server callback that runs each connection as a task of the TaskGroup; with a
+        ``guard``, one over the port's cap is closed at once, before any task exists."""
 
         def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            if self._spawn(_closing(handler(reader, writer), writer)) is None:
+            if guard is not None and not guard.admit():
+                writer.transport.abort()
+                return
+            if self._spawn(_closing(handler(reader, writer), writer, guard)) is None:
                 writer.close()
+                if guard is not None:
+                    guard.release()
 
         return accept
 
-    # ------------------------------------------------------------------ IO callbacks
-
-    async def _serve_stream(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        peer = writer.get_extra_info("peername") or ("?", 0)
-        try:
-            async with asyncio.timeout(INBOUND_STREAM_TIMEOUT):
-                frame = await read_frame(reader)
-                if self._driver is None:
-                    return
-                reply = await self._driver.handle_stream(frame, (peer[0], peer[1]))
-                if reply is not None:
-                    writer.write(frame_stream(reply))
-                    await writer.drain()
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, StreamFrameError) as exc:
-            log.debug("inbound stream from %s failed: %r", peer, exc)
+    def _stream_handler(self) -> StreamHandler | None:
+        """Where inbound stream frames go: the driver, once it exists."""
+        return self._driver.handle_stream if self._driver is not None else None
 
 
-async def _closing(coro: Coroutine[Any, Any, None], writer: asyncio.StreamWriter) -> None:
+async def _closing(
+    coro: Coroutine[Any, Any, None], writer: asyncio.StreamWriter, guard: PortGuard | None
+) -> None:
     try:
         await coro
     except Exception:
         log.exception("connection handler failed")
     finally:
         writer.close()
+        if guard is not None:
+            guard.release()

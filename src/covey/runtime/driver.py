@@ -72,6 +72,8 @@ class CoreDriver:
             thread, in order. A writer that raises is logged and counted as
             ``effect_error``, and its step is released all the same: the protocol copes
             with a lost write better than with a node that stops talking.
+        counters: where the runtime counters go (default: a new ``Counter``; the agent
+            passes its own, which its ports' guards share).
     """
 
     def __init__(
@@ -85,6 +87,7 @@ class CoreDriver:
         stream_timeout: float,
         clock_leap: float,
         effect_writers: Mapping[type[Effect], EffectWriter] | None = None,
+        counters: Counter[str] | None = None,
     ) -> None:
         self.node = node
         self.loop = asyncio.get_running_loop()
@@ -103,7 +106,7 @@ class CoreDriver:
         self._streams: set[int] = set()
         self.closed = False
         #: Runtime counters: internal_error, effect_error, send_error, clock_leap, streams_*...
-        self.counters: Counter[str] = Counter(effect_error=0)
+        self.counters: Counter[str] = Counter(effect_error=0) if counters is None else counters
         #: Testing aid (control op ``drop``): unicast traffic to or from these addresses is
         #: discarded, as if the network between us were cut. Empty in normal operation.
         self.drop: set[Address] = set()

@@ -24,6 +24,7 @@ from covey.core import (
     MemberRecovered,
     MemberSuspect,
     MemberUpdated,
+    NameConflict,
     TraceRecord,
 )
 from covey.core.effects import Effect
@@ -82,6 +83,7 @@ _KINDS: dict[type, str] = {
     TraceRecord: "trace",
     ClockLeap: "clock-leap",
     EffectFailed: "effect-failed",
+    NameConflict: "name-conflict",
 }
 
 
@@ -105,6 +107,9 @@ def event_to_json(event: AgentEvent, wall_offset: float) -> dict[str, object]:
         out.update(op=event.op.value, node=event.node, detail=event.detail, n=event.n)
     elif isinstance(event, ClockLeap):
         out["delta"] = event.delta
+    elif isinstance(event, NameConflict):
+        out.update(name=event.name, holder=event.holder.hex(), claimant=event.claimant.hex())
+        out.update(refused=event.refused)
     elif isinstance(event, EffectFailed):
         out.update(effect=type(event.effect).__name__, error=event.error)
     return out

@@ -199,8 +199,10 @@ class LocalCluster:
         key_file: Path | None = None,
         cluster: str | None = None,
         extra: Sequence[str] = (),
+        label: str | None = None,
     ) -> list[str]:
-        """The argv that starts agent ``name`` on ``port``."""
+        """The argv that starts agent ``name`` on ``port`` (its control socket named
+        after ``label``, default ``name``)."""
         return [
             sys.executable,
             "-m",
@@ -222,7 +224,7 @@ class LocalCluster:
             "--key-file",
             str(key_file or self.key_file),
             "--control",
-            str(self.workdir / f"{name}.sock"),
+            str(self.workdir / f"{label or name}.sock"),
             *self.agent_args,
             *extra,
         ]
@@ -236,21 +238,29 @@ class LocalCluster:
         extra: Sequence[str] = (),
         wait: bool = True,
         timeout: float = 30.0,
+        label: str | None = None,
     ) -> AgentProcess:
-        """Start one agent; by default wait until its control socket answers."""
+        """Start one agent; by default wait until its control socket answers.
+
+        ``label`` (default ``name``) names its log, its control socket and its entry in
+        :attr:`agents`: two agents may then be started under one ``--name``.
+        """
+        label = label or name
         port = free_port()
-        log = self.workdir / f"{name}.log"
+        log = self.workdir / f"{label}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("COVEY_")}
         with log.open("ab") as fh:
             proc = subprocess.Popen(
-                self.command(name, port, key_file=key_file, cluster=cluster, extra=extra),
+                self.command(
+                    name, port, key_file=key_file, cluster=cluster, extra=extra, label=label
+                ),
                 stdin=subprocess.DEVNULL,
                 stdout=fh,
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        agent = AgentProcess(name, port, proc, self.workdir / f"{name}.sock", log)
-        self.agents[name] = agent
+        agent = AgentProcess(name, port, proc, self.workdir / f"{label}.sock", log)
+        self.agents[label] = agent
         if wait:
             self.wait_ready(agent, timeout)
         return agent

@@ -111,7 +111,7 @@ async def serve(agent: Agent) -> int:
         ready.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-    return 0
+    return agent.exit_code
 
 
 def run_agent(config: AgentConfig) -> int:

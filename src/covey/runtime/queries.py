@@ -20,12 +20,15 @@ from covey.runtime.context import wait_on_hub
 from covey.runtime.events import EventHub, Subscription
 
 if TYPE_CHECKING:
+    from collections import Counter
+
     from covey.runtime.driver import CoreDriver
     from covey.runtime.features.base import Feature
     from covey.runtime.features.election_api import ElectionAPI
     from covey.runtime.features.shared_api import ActionsAPI, FactsAPI, SettingsAPI
     from covey.runtime.net.interface_stats import NetCounters
     from covey.runtime.net.interfaces import DiscoveryPlan
+    from covey.runtime.net.limits import PortGuard
 
 _STATES = {s.label: s for s in MemberState}
 
@@ -43,6 +46,8 @@ class AgentQueries:
         net: NetCounters
         started_at: float
         _driver: CoreDriver | None
+        counters: Counter[str]
+        ports: dict[str, PortGuard]
         facts: FactsAPI
         settings: SettingsAPI
         actions: ActionsAPI
@@ -112,6 +117,7 @@ class AgentQueries:
             "stats": stats,
             "drops": stats["drops"],
             "runtime": runtime,
+            "ports": {label: asdict(g.statistics()) for label, g in self.ports.items()},
             "interfaces": self.interfaces(),
             **{f.name: dict(shown) for f in self.features if (shown := f.info())},
         }
@@ -131,11 +137,10 @@ class AgentQueries:
         return ", ".join(parts)
 
     def runtime_counters(self) -> dict[str, int]:
-        """The driver's counters (internal_error, effect_error, send_error...), live.
-
-        Before the agent runs: an empty throwaway dict.
-        """
-        return self._driver.counters if self._driver is not None else {}
+        """The runtime counters, live: the driver's (internal_error, effect_error,
+        send_error...) and the listening ports' refusals (``<port>_busy``, ``_timeout``,
+        ``_oversized``)."""
+        return self.counters
 
     def drop_traffic(
         self, add: Iterable[Address] = (), remove: Iterable[Address] = (), clear: bool = False

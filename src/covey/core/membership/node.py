@@ -19,10 +19,9 @@ only what they need (the table, config, rng, outbox, callbacks), never the node:
   and merges alive/suspect/dead updates into the table (or refutes them);
 * :class:`~.outbox.Outbox`: seals frames, piggybacks gossip, collects the datagrams and
   stream requests until they are taken;
-* :class:`~.probe.Prober` (failure detection), :class:`~.gossip.Disseminator` (the
-  gossip queue and rounds), :class:`~.beacons.Beacons` (discovery), :class:`~.sync.Syncer`
-  (push-pull joins, anti-entropy, reconnection), :class:`~.capabilities.Capabilities`
-  (the plugged-in capabilities and their message types).
+* :class:`~.probe.Prober`, :class:`~.gossip.Disseminator`, :class:`~.beacons.Beacons`,
+  :class:`~.sync.Syncer` (push-pull), :class:`~.names.NameClaims` (name conflicts),
+  :class:`~.capabilities.Capabilities` (plugged-in capabilities, their message types).
 
 The node keeps the lifecycle (start, leave), the events and effects to hand out, and
 runs the components' timer duties in a fixed order in :meth:`Node.handle_timer`: that
@@ -45,6 +44,7 @@ from covey.core.membership.gossip import Disseminator
 from covey.core.membership.gossip_queue import GossipQueue
 from covey.core.membership.handle import NodeHandle
 from covey.core.membership.inbound import Inbound
+from covey.core.membership.names import NameClaims
 from covey.core.membership.outbox import Outbox
 from covey.core.membership.probe import Prober
 from covey.core.membership.rtt import RoundTrip
@@ -91,9 +91,9 @@ class Node:
         self._effects: list[Effect] = []
         self._handle = NodeHandle(self)
         # The table reports each change here, and we fan it out to every capability at
-        # once: whatever the entry point (datagram, timer, stream, set_tags) no capability
-        # misses one.
+        # once: whatever the entry point, no capability misses one.
         self.table.sink = self._on_table_event
+        self.names = NameClaims(config, self.table, self.emit)  # (sets table.on_conflict)
 
         # The components. The prober and the syncer draw from the rng as they are built,
         # in this order. Those built before the inbound path reach its merge, and the
@@ -121,6 +121,7 @@ class Node:
             pick=self._prober.random_members,
             merge=lambda msg, at, *, bulk=False: self._inbound.merge(msg, at, bulk=bulk),
             trace=self._trace,
+            join_refused=self.names.check_join_reply,
         )
         self._disseminator = Disseminator(
             config, self.table, self.gossip, self._outbox, now=now, pick=self._prober.random_members

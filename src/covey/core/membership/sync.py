@@ -51,6 +51,8 @@ class Syncer:
         pick: picks up to k random live members (the prober's).
         merge: merges each record of a peer's table.
         trace: records a trace event.
+        join_refused: looks at a join's answer before it is merged; True refuses it
+            (another live node holds our name: :mod:`covey.core.membership.names`).
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class Syncer:
         pick: Callable[[int, bytes | None], list[Member]],
         merge: Merge,
         trace: Trace,
+        join_refused: Callable[[PushPull, float], bool] | None = None,
     ) -> None:
         self._config = config
         self._table = table
@@ -74,6 +77,7 @@ class Syncer:
         self._pick = pick
         self._merge = merge
         self._trace = trace
+        self._join_refused = join_refused
         #: Static seed addresses, re-contacted while we are alone.
         self.seeds: list[Address] = []
         #: True once any full-state exchange succeeded.
@@ -187,6 +191,12 @@ class Syncer:
 
     def on_reply(self, pending: PendingStream, pp: PushPull, sender: bytes, now: float) -> None:
         """A peer answered one of our exchanges with its state: we are joined."""
+        refuse = self._join_refused
+        # Only a node still joining is the newer claimant (two partitions that meet,
+        # each with a holder, keep both: every observer keeps its first).
+        joining = pending.purpose is StreamPurpose.JOIN or not self.joined
+        if joining and refuse is not None and refuse(pp, now):
+            return  # our name is taken: the runtime leaves; nothing of theirs is merged
         self.merge_state(pp, sender, now)
         if not self.joined:
             self._trace(TraceOp.JOIN, now, "joined", self._table.live_count)

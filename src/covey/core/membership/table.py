@@ -58,6 +58,10 @@ class MemberTable:
         #: By default they collect in ``events``.
         self.events: list[MemberEvent] = []
         self.sink: Callable[[MemberEvent], None] = self.events.append
+        #: name → node id of its first live holder (see :meth:`name_holder`).
+        self._names: dict[str, bytes] = {local.name: local.node_id}
+        #: Called with (holder, refused alive) when an alive claims a held name.
+        self.on_conflict: Callable[[Member, Alive, float], None] | None = None
         self._probe_interval = probe_interval
         self._mult = suspicion_mult
         self._max_mult = suspicion_max_mult
@@ -100,6 +104,18 @@ class MemberTable:
             counts[m.state.label] = counts.get(m.state.label, 0) + 1
         return counts
 
+    def name_holder(self, name: str, node_id: bytes) -> Member | None:
+        """The live member other than ``node_id`` holding ``name``, if any."""
+        nid = self._names.get(name)
+        if nid is None or nid == node_id:
+            return None
+        m = self.members.get(nid)
+        return m if m is not None and m.state in _LIVE else None
+
+    def _claim(self, m: Member) -> None:
+        if m.state in _LIVE and self.name_holder(m.name, m.node_id) is None:
+            self._names[m.name] = m.node_id
+
     def _set_state(self, m: Member, state: MemberState, now: float) -> None:
         was_live = m.state in _LIVE
         is_live = state in _LIVE
@@ -117,6 +133,7 @@ class MemberTable:
     def add(self, m: Member, now: float) -> None:
         """Insert a member that was not known before."""
         self.members[m.node_id] = m
+        self._claim(m)
         m.state_change = now
         if m.state in _LIVE:
             self.live_count += 1
@@ -128,6 +145,13 @@ class MemberTable:
         """Merge an alive message about another node; True when it was news."""
         m = self.members.get(msg.node_id)
         if m is None:
+            holder = self.name_holder(msg.name, msg.node_id)
+            if holder is not None and holder.address != msg.address:
+                # A second live node claiming a held name: the first keeps it (the same
+                # address is a restart with a new identity, not a second claimant).
+                if self.on_conflict is not None:
+                    self.on_conflict(holder, msg, now)
+                return False
             m = Member(
                 msg.node_id,
                 msg.name,
@@ -162,6 +186,7 @@ class MemberTable:
         m.incarnation = msg.incarnation
         m.address = msg.address
         m.name = msg.name
+        self._claim(m)
         if msg.tags is not None:
             changed = changed or msg.tags != m.tags
             m.tags = dict(msg.tags)
@@ -170,6 +195,7 @@ class MemberTable:
             m.tags_complete = False
         if m.state is not MemberState.ALIVE:
             self._set_state(m, MemberState.ALIVE, now)
+            self._claim(m)
         if came_back_from is MemberState.LEFT:
             self.sink(MemberJoined(m.snapshot(), now))
         elif came_back_from is MemberState.FAILED or was_suspect:

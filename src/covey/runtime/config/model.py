@@ -84,6 +84,12 @@ class AgentConfig:
         tags: initial key/value metadata.
         probe_interval / probe_timeout / gossip_interval: protocol timings in seconds.
         stream_timeout: seconds an outgoing TCP exchange may take in total.
+        idle_timeout: seconds a client of any listening port (stream, control, rpc, HTTP)
+            may take to send one whole request, or stay idle between two; slower or idle
+            connections are closed and counted (``<port>_timeout``).
+        max_connections: connections each listening port serves at once; lowered at
+            start so that every port's share fits the descriptor limit (see
+            runtime/net/limits.py). More are accepted and closed (``<port>_busy``).
         clock_leap: wall-clock jumps larger than this (seconds) are reported as events.
         log_level: debug, info, warning or error.
         log_format: ``text`` or ``json`` (one JSON object per line).
@@ -144,6 +150,8 @@ class AgentConfig:
     probe_timeout: float = 0.5
     gossip_interval: float = 0.2
     stream_timeout: float = 2.0
+    idle_timeout: float = 10.0
+    max_connections: int = 256
     clock_leap: float = 5.0
     log_level: str = "info"
     log_format: str = "text"
@@ -210,11 +218,16 @@ class AgentConfig:
             "probe_timeout",
             "gossip_interval",
             "stream_timeout",
+            "idle_timeout",
             "clock_leap",
         ):
             value = getattr(self, fname)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ConfigError(fname.replace("_", "-"), "must be a positive number")
+        if isinstance(self.max_connections, bool) or not (
+            isinstance(self.max_connections, int) and 1 <= self.max_connections <= 65536
+        ):
+            raise ConfigError("max-connections", "must be an integer from 1 to 65536")
         if self.probe_timeout >= self.probe_interval:
             raise ConfigError("probe-timeout", "must be shorter than probe-interval")
         if self.log_level not in ("debug", "info", "warning", "error"):

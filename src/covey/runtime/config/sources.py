@@ -221,6 +221,8 @@ _SETTINGS: dict[str, tuple[str, Parser]] = {
     "probe_timeout": ("probe_timeout", _parse_float),
     "gossip_interval": ("gossip_interval", _parse_float),
     "stream_timeout": ("stream_timeout", _parse_float),
+    "idle_timeout": ("idle_timeout", _parse_float),
+    "max_connections": ("max_connections", lambda f, v: _parse_int(f, v)),
     "clock_leap": ("clock_leap", _parse_float),
     "log_level": ("log_level", lambda f, v: _parse_str(f, v).lower()),
     "log_format": ("log_format", _parse_str),

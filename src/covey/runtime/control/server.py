@@ -46,6 +46,7 @@ from covey.runtime.control.paths import (
     unlink_link,
 )
 from covey.runtime.events import event_to_json
+from covey.runtime.net.limits import PortGuard
 
 if TYPE_CHECKING:
     from covey.runtime.agent import Agent
@@ -66,12 +67,8 @@ __all__ = [
 
 #: Longest request line accepted (a sealed 64 KiB delivery payload fits).
 LINE_LIMIT = 256 * 1024
-#: Connections one endpoint serves at once; more are answered "busy" and closed.
-MAX_CONNECTIONS = 256
 #: Connections one peer host may hold open on a TCP endpoint.
 MAX_PER_PEER = 32
-#: Seconds a connection may take to send its next whole request line.
-REQUEST_TIMEOUT = 10.0
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[Any, Any, None]]
 SpawnHandler = Callable[[Handler], Callable[[asyncio.StreamReader, asyncio.StreamWriter], None]]
@@ -98,8 +95,10 @@ async def start_control_servers(
             raise ConfigError("control", f"cannot create the runtime dir: {exc}") from None
     _clear_stale_socket(path)
     plain = LineCodec()
+    # Each endpoint's connection cap and refusal counters (runtime/net/limits.py).
+    local_guard = agent.ports["control"]
     server = await asyncio.start_unix_server(
-        spawn(lambda r, w: serve_connection(agent, r, w, plain)),
+        spawn(lambda r, w: serve_connection(agent, r, w, plain, local_guard)),
         path=str(path),
         limit=LINE_LIMIT,
         start_serving=False,
@@ -114,10 +113,11 @@ async def start_control_servers(
         if not agent.config.keys:
             raise OSError("rpc: the remote control endpoint needs a key file")
         sealed = SealedCodec(list(agent.config.keys))
+        rpc_guard = agent.ports["rpc"]
         host, port = agent.config.rpc
         servers.append(
             await asyncio.start_server(
-                spawn(lambda r, w: serve_connection(agent, r, w, sealed)),
+                spawn(lambda r, w: serve_connection(agent, r, w, sealed, rpc_guard)),
                 host,
                 port,
                 limit=LINE_LIMIT,
@@ -157,7 +157,11 @@ def remove_control_socket(path: Path, inode: int | None, cluster: str, name: str
 
 
 async def serve_connection(
-    agent: Agent, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, codec: LineCodec
+    agent: Agent,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    codec: LineCodec,
+    guard: PortGuard,
 ) -> None:
     """Answer requests on one connection until the client closes it.
 
@@ -167,29 +171,32 @@ async def serve_connection(
     another agent, to this one on another connection, or after a restart, it is refused
     (and repeating it on its own connection is refused as a seen token).
 
-    Bounded: at most :data:`MAX_CONNECTIONS` per endpoint and :data:`MAX_PER_PEER` per
-    peer host on a TCP one (others are answered "busy" and closed, so one host cannot
-    starve the rest, and the unix socket stays usable), :data:`REQUEST_TIMEOUT` seconds
-    for each whole request line (an idle or slow client is closed), lines of at most
-    :data:`LINE_LIMIT` octets.
+    Bounded (``guard``: the endpoint's cap, :mod:`covey.runtime.net.limits`): at most
+    ``guard.cap`` connections per endpoint and :data:`MAX_PER_PEER` per peer host on a
+    TCP one (others are answered "busy" and closed, counted as ``control_busy``, so one
+    host cannot starve the rest, and the unix socket stays usable), the agent's
+    ``idle_timeout`` for each whole request line (an idle or slow client is closed,
+    ``control_timeout``), lines of at most :data:`LINE_LIMIT` octets
+    (``control_oversized``).
     """
-    counters = agent.runtime_counters()
     peer = writer.get_extra_info("peername")
     host = peer[0] if isinstance(peer, tuple) else None  # None: the unix socket
     held = codec.per_peer.get(host, 0) if host is not None else 0
-    if codec.open >= MAX_CONNECTIONS or held >= MAX_PER_PEER:
-        counters["control_busy"] = counters.get("control_busy", 0) + 1
-        _log_refusal(codec, f"busy: {codec.open} connections open, {held} from {host}")
+    if held >= MAX_PER_PEER:
+        guard.busy()
+        _log_refusal(codec, f"busy: {held} connections open from {host}")
+    if held >= MAX_PER_PEER or not guard.admit():
         writer.write(LineCodec().encode({"ok": False, "error": "busy: too many connections"}))
         return
     codec.open += 1
     if host is not None:
         codec.per_peer[host] = held + 1
     try:
-        await _serve_requests(agent, reader, writer, codec)
+        await _serve_requests(agent, reader, writer, codec, guard)
     except TimeoutError:
-        counters["control_timeout"] = counters.get("control_timeout", 0) + 1
+        guard.timed_out()
     finally:
+        guard.release()
         codec.open -= 1
         if host is not None:
             left = codec.per_peer.pop(host, 1) - 1
@@ -198,7 +205,11 @@ async def serve_connection(
 
 
 async def _serve_requests(
-    agent: Agent, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, codec: LineCodec
+    agent: Agent,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    codec: LineCodec,
+    guard: PortGuard,
 ) -> None:
     challenge = None
     if isinstance(codec, SealedCodec):
@@ -207,8 +218,9 @@ async def _serve_requests(
         writer.write(LineCodec().encode(hello))
     while True:
         try:
-            line = await asyncio.wait_for(reader.readline(), REQUEST_TIMEOUT)
+            line = await asyncio.wait_for(reader.readline(), agent.config.idle_timeout)
         except ValueError:
+            guard.oversized(f"request line above {LINE_LIMIT} octets")
             writer.write(LineCodec().encode({"ok": False, "error": "request line too long"}))
             return
         except TimeoutError:

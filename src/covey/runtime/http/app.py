@@ -169,7 +169,10 @@ def all_routes(agent: Agent, streams: EventStreams, metrics: Metrics) -> list[Ro
 
 def make_app(agent: Agent, routes: Sequence[Route] | None = None) -> web.Application:
     """The aiohttp application serving ``agent``'s API."""
-    app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY)
+    from covey.runtime.http.serving import body_deadline
+
+    # The body is read (bounded in size and time) before the checks and the handler.
+    app = web.Application(middlewares=[_errors, body_deadline], client_max_size=MAX_BODY)
     index = ChangeIndex(agent.hub)
     streams = EventStreams(agent, index)
     metrics = Metrics(agent)  # this app's own registry; the loop-lag timer while it serves
@@ -183,13 +186,8 @@ def make_app(agent: Agent, routes: Sequence[Route] | None = None) -> web.Applica
 
 
 async def start_http(agent: Agent, address: Address) -> web.AppRunner:
-    """Serve the API on ``address``; call ``cleanup()`` on the result to stop."""
-    runner = web.AppRunner(make_app(agent), access_log=None, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, address[0], address[1], reuse_address=True)
-    try:
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    return runner
+    """Serve the API on ``address`` within the port's bounds
+    (:mod:`covey.runtime.http.serving`); call ``cleanup()`` on the result to stop."""
+    from covey.runtime.http.serving import start_guarded
+
+    return await start_guarded(agent, make_app(agent), address, agent.ports["http"])
