@@ -122,6 +122,22 @@ def agent(
         float | None,
         typer.Option(help="Seconds between gossip rounds (default: 0.2).", show_default=False),
     ] = None,
+    reap_failed_after: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a failed member is kept before reaped (default: 3600); it is"
+            " still re-contacted as lost afterwards.",
+            show_default=False,
+        ),
+    ] = None,
+    reconnect_max: Annotated[
+        float | None,
+        typer.Option(
+            help="Longest back-off between re-contacts of failed or lost members and seeds"
+            " (default: 30, at least 2).",
+            show_default=False,
+        ),
+    ] = None,
     log_level: Annotated[
         str | None,
         typer.Option(help="debug, info, warning or error (default: info).", show_default=False),
@@ -315,6 +331,8 @@ def agent(
         "probe_interval": probe_interval,
         "probe_timeout": probe_timeout,
         "gossip_interval": gossip_interval,
+        "reap_failed_after": reap_failed_after,
+        "reconnect_max": reconnect_max,
         "log_level": log_level,
         "log_format": log_format,
         "local_version": local_version,

@@ -49,6 +49,8 @@ class CoreConfig:
         reconnect_max: upper bound of that delay under backoff.
         reap_failed_after: seconds a failed member is kept (and re-contacted) before forgotten.
         reap_left_after: seconds a member that left is kept before forgotten.
+        lost_limit: how many reaped failed members are remembered (and re-contacted for as
+            long as the node runs) so that a partition longer than the reap time heals.
         max_datagram: largest datagram sent.
         eager_gossip: send news at once instead of waiting for the next gossip tick.
         direct_push_limit: up to this many live members, news that originates here (our
@@ -79,6 +81,7 @@ class CoreConfig:
     reconnect_max: float = 30.0
     reap_failed_after: float = 3600.0
     reap_left_after: float = 600.0
+    lost_limit: int = 128
     max_datagram: int = 1400
     eager_gossip: bool = True
     direct_push_limit: int = 16
@@ -119,6 +122,10 @@ class CoreConfig:
         ):
             if getattr(self, fname) < 1:
                 raise ConfigError(f"{fname}: must be at least 1")
+        if self.lost_limit < 0:
+            raise ConfigError("lost_limit: must not be negative")
+        if self.reconnect_max < self.reconnect_interval:
+            raise ConfigError("reconnect_max: must not be shorter than reconnect_interval")
         if not 0 <= self.beacon_jitter < 1:
             raise ConfigError("beacon_jitter: must be in [0, 1)")
         if not 576 <= self.max_datagram <= 65000:

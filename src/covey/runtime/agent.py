@@ -38,7 +38,7 @@ from covey.core import (
     Node,
 )
 from covey.core.effects import Effect
-from covey.runtime.config.model import AgentConfig, ConfigError
+from covey.runtime.config.model import RECONNECT_FIRST, AgentConfig, ConfigError
 from covey.runtime.context import AgentContext
 from covey.runtime.driver import CoreDriver
 from covey.runtime.events import AgentEvent, EventHub
@@ -176,6 +176,9 @@ class Agent(AgentQueries):
                 probe_interval=c.probe_interval,
                 probe_timeout=c.probe_timeout,
                 gossip_interval=c.gossip_interval,
+                reap_failed_after=c.reap_failed_after,
+                reconnect_interval=RECONNECT_FIRST,
+                reconnect_max=c.reconnect_max,
             )
         except ValueError as exc:
             field, _, msg = str(exc).partition(": ")

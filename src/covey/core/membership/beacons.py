@@ -3,10 +3,15 @@
 A node announces itself on the discovery group: fast at start (the INIT beacons), then
 every beacon interval with jitter, and once more on leaving (EXIT). A settled node (joined,
 nobody missing) stays quiet unless ``settled_beacons`` is set: newcomers announce
-themselves and get answers. Hearing a beacon, a node learns the member (and joins through
-it if it has not joined yet), answers a starting node with a READY beacon (about eight
-answers in all, whatever the cluster's size), and asks a member it holds failed or left
-for a state exchange, so that it can refute that verdict.
+themselves and get answers. A joined node that misses members (failed or lost ones: the
+other side of a partition may be out there) beacons with probability
+``min(1, SEARCH_BEACONS / live members)`` per interval, so the group hears about
+:data:`SEARCH_BEACONS` beacons per interval whatever the cluster's size.
+
+Hearing a beacon, a node learns the member (and joins through it if it has not joined
+yet), answers a starting node with a READY beacon (about eight answers in all, whatever
+the cluster's size), and asks a member it holds failed or left for a state exchange, so
+that it can refute that verdict.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from covey.core.wire.messages import Alive, Beacon, Dead
 
 #: Delays of the first beacons after start, before the steady beacon interval.
 _FAST_BEACONS = (0.0, 0.25, 0.5, 1.0, 2.0)
+#: Beacons per interval a whole cluster that misses members sends (on average).
+SEARCH_BEACONS = 4
 
 
 class Beacons:
@@ -96,17 +103,20 @@ class Beacons:
         self._next = now + self._config.beacon_interval * (1 + jitter)
 
     def _searching(self) -> bool:
-        """True while beacons may find someone: not joined, alone, or missing members."""
-        return (
-            not self._syncer.joined
-            or self._table.live_count < 2
-            or any(m.state is MemberState.FAILED for m in self._table.gone.values())
-        )
+        """True when this beacon may find someone: we are not joined or alone (always),
+        or we miss members (our share of the cluster's few search beacons)."""
+        table = self._table
+        if not self._syncer.joined or table.live_count < 2:
+            return True
+        if not table.lost and not any(m.state is MemberState.FAILED for m in table.gone.values()):
+            return False
+        return self._rng.random() * table.live_count < SEARCH_BEACONS
 
     def on_beacon(self, b: Beacon, now: float) -> None:
         """Learn from a beacon another node sent."""
         if b.node_id == self._table.local.node_id:
             return  # only we speak for ourselves
+        self._table.restore(b.node_id, now)  # a lost member speaks (see .lost)
         m = self._table.get(b.node_id)
         if b.state is BeaconState.EXIT:
             if m is not None and b.incarnation >= m.incarnation:

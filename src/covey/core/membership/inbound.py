@@ -121,6 +121,9 @@ class Inbound:
         if isinstance(decoded, DropReason):
             return decoded
         sender, msgs = decoded
+        # A lost member speaks: its failed record comes back first (see .lost), so that
+        # the exchange below lets it refute instead of it reappearing unannounced.
+        self._table.restore(sender, now)
         for msg in msgs:
             self._dispatch(msg, addr, sender, now)
         m = self._table.members.get(sender)
@@ -143,6 +146,7 @@ class Inbound:
             return None
         self._counters.streams_served += 1
         sender, msgs = decoded
+        self._table.restore(sender, now)
         reply: list[Message] = []
         for msg in msgs:
             if isinstance(msg, PushPull) and not msg.reply:

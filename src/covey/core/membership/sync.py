@@ -3,8 +3,12 @@
 A push-pull sends our whole member table and merges the peer's reply. It serves four
 needs: joining through static seed addresses; periodic anti-entropy; fetching tags that
 did not fit a datagram; and finding the way back after a partition (memberlist issue 222:
-isolated nodes never rejoin). For the last, every node keeps re-contacting a random failed
-member, or its seeds when alone, with exponential backoff, until it is reaped.
+isolated nodes never rejoin). For the last, a node keeps re-contacting, for as long as it
+runs, the members it holds failed, the lost ones (failed and reaped, see :mod:`.lost`)
+and the static seeds that are not live members, one random target per reconnect tick,
+with exponential back-off on failure. As serf's ``reconnect`` does, a joined node tries
+only with probability ``targets / live members``: the whole cluster then makes about one
+attempt per target and tick, and a settled node's share stays flat in the cluster's size.
 
 The :class:`Syncer` owns the seeds, whether we joined, the schedules of anti-entropy and
 reconnection (with its back-off) and the per-member limit on tag fetches. The stream
@@ -29,6 +33,8 @@ from covey.core.membership.table import MemberTable
 from covey.core.types import Address, MemberState, Rng
 from covey.core.wire.frame import FrameType
 from covey.core.wire.messages import Alive, Dead, MemberRecord, PushPull, Suspect
+
+_LIVE = (MemberState.ALIVE, MemberState.SUSPECT)
 
 
 class Merge(Protocol):
@@ -88,6 +94,8 @@ class Syncer:
         self._reconnect_delay = config.reconnect_interval
         self._next_reconnect = now + self._reconnect_delay
         self._sync_after: dict[bytes, float] = {}
+        # Seed address -> the id of the member found there (a live seed needs no retry).
+        self._seed_owner: dict[Address, bytes] = {}
 
     def join(self, addresses: Iterable[Address], now: float) -> None:
         """Contact seed addresses (other than ours); they are retried until one answers."""
@@ -118,17 +126,43 @@ class Syncer:
             self._reconnect(now)
 
     def _reconnect(self, now: float) -> None:
-        failed = [m for m in self._table.gone.values() if m.state is MemberState.FAILED]
-        if failed:
-            m = failed[self._rng.randrange(len(failed))]
-            self.open_push_pull(m.address, StreamPurpose.RECONNECT, m.node_id, now)
-        elif self.seeds and (self._table.live_count == 1 or not self.joined):
-            seed = self.seeds[self._rng.randrange(len(self.seeds))]
-            self.open_push_pull(seed, StreamPurpose.RECONNECT, None, now)
-        else:
+        targets = self._reconnect_targets()
+        if not targets:
             self._reconnect_delay = self._config.reconnect_interval
+        elif not self.joined or self._rng.random() * self._table.live_count < len(targets):
+            # serf's rule: with probability targets / live members, so the cluster makes
+            # about one attempt per target and tick, whatever its size. Not joined (or
+            # alone, where the probability is 1): always.
+            addr, node_id = targets[self._rng.randrange(len(targets))]
+            self.open_push_pull(addr, StreamPurpose.RECONNECT, node_id, now)
         jitter = 0.75 + 0.5 * self._rng.random()
         self._next_reconnect = now + self._reconnect_delay * jitter
+
+    def _reconnect_targets(self) -> list[tuple[Address, bytes | None]]:
+        """(address, member id or None for a seed) of everyone worth re-contacting:
+        failed members, lost members and seeds where no live member is known."""
+        targets: dict[Address, bytes | None] = {}
+        for m in self._table.gone.values():
+            if m.state is MemberState.FAILED:
+                targets.setdefault(m.address, m.node_id)
+        for m in self._table.lost:
+            targets.setdefault(m.address, m.node_id)
+        for seed in self.seeds:
+            if seed not in targets and not self._seed_is_live(seed):
+                targets[seed] = None
+        return list(targets.items())
+
+    def _seed_is_live(self, seed: Address) -> bool:
+        """True when a live member is known at (or answered for) the seed address."""
+        owner = self._seed_owner.get(seed)
+        m = None if owner is None else self._table.get(owner)
+        if m is not None and m.state in _LIVE:
+            return True
+        for m in self._table.live():
+            if m.address == seed:
+                self._seed_owner[seed] = m.node_id
+                return True
+        return False
 
     def want_sync_with(self, m: Member, now: float) -> None:
         """Exchange state with ``m`` soon, at most once per two probe intervals."""
@@ -170,6 +204,8 @@ class Syncer:
     def _merge_members(self, pp: PushPull, sender: bytes, now: float) -> None:
         for r in pp.members:
             if r.state is MemberState.ALIVE:
+                # News of a lost member brings back its failed record first (see .lost).
+                self._table.restore(r.node_id, now)
                 known = self._table.get(r.node_id)
                 # News to us is re-gossiped even if it came by push-pull (as memberlist
                 # does): in a mass join, every later joiner then spreads the earlier ones.
@@ -203,6 +239,11 @@ class Syncer:
         self.joined = True
         if pending.purpose is StreamPurpose.RECONNECT:
             self._reconnect_delay = self._config.reconnect_interval
+        if pending.node_id is None and pending.address in self.seeds:
+            self._seed_owner[pending.address] = sender
+        elif pending.node_id is not None and pending.node_id != sender:
+            # Someone else answers at a lost member's address now: stop looking there.
+            self._table.lost.pop(pending.node_id)
 
     def on_failed(self, pending: PendingStream, *, refused: bool, now: float) -> None:
         """A stream request of ours failed: back off, and fail a member that refused it."""

@@ -12,6 +12,11 @@ An update about a member is applied when it carries news:
 
 Updates about the local node are never applied here: the node refutes them instead.
 Every accepted update yields an event; the node re-gossips it.
+
+Reaping forgets failed and left members after their retention time; a reaped *failed*
+member is kept aside as *lost* (:mod:`.lost`) and restored, still failed at the
+incarnation it failed at, as soon as there is any news of it — so the rules above hold
+across reaping too.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from covey.core.events import (
     MemberUpdated,
 )
 from covey.core.member import Member
+from covey.core.membership.lost import LostMembers
 from covey.core.membership.suspicion import Suspicion, suspicion_bounds
 from covey.core.types import BeaconState, MemberState
 from covey.core.wire.messages import Alive, Dead, Suspect
@@ -47,12 +53,17 @@ class MemberTable:
         probe_interval: float,
         suspicion_mult: int,
         suspicion_max_mult: int,
+        lost_limit: int = 0,
     ) -> None:
         self.local = local
         self.members: dict[bytes, Member] = {local.node_id: local}
         #: failed or left members, for reaping and reconnection without scanning everyone
         self.gone: dict[bytes, Member] = {}
         self.suspicions: dict[bytes, Suspicion] = {}
+        #: reaped failed members, re-contacted until they answer (see :mod:`.lost`)
+        self.lost = LostMembers(lost_limit)
+        # Restored from ``lost``: observers saw them reaped, so coming back is a join.
+        self._restored: set[bytes] = set()
         self.live_count = 1
         #: Every membership change applied, at once, in order (the node fans them out).
         #: By default they collect in ``events``.
@@ -84,6 +95,7 @@ class MemberTable:
             probe_interval=config.probe_interval,
             suspicion_mult=config.suspicion_mult,
             suspicion_max_mult=config.suspicion_max_mult,
+            lost_limit=config.lost_limit,
         )
 
     def __len__(self) -> int:
@@ -143,6 +155,7 @@ class MemberTable:
 
     def apply_alive(self, msg: Alive, now: float, *, beacon: BeaconState | None = None) -> bool:
         """Merge an alive message about another node; True when it was news."""
+        self.restore(msg.node_id, now)
         m = self.members.get(msg.node_id)
         if m is None:
             holder = self.name_holder(msg.name, msg.node_id)
@@ -196,7 +209,9 @@ class MemberTable:
         if m.state is not MemberState.ALIVE:
             self._set_state(m, MemberState.ALIVE, now)
             self._claim(m)
-        if came_back_from is MemberState.LEFT:
+        restored = m.node_id in self._restored
+        self._restored.discard(m.node_id)
+        if came_back_from is MemberState.LEFT or restored:
             self.sink(MemberJoined(m.snapshot(), now))
         elif came_back_from is MemberState.FAILED or was_suspect:
             self.sink(MemberRecovered(m.snapshot(), now))
@@ -276,10 +291,30 @@ class MemberTable:
         return min(s.deadline for s in self.suspicions.values())
 
     def reap(self, now: float, failed_after: float, left_after: float) -> None:
-        """Forget failed and left members past their retention time."""
+        """Forget failed and left members past their retention time (failed ones are
+        kept aside as lost)."""
         for nid, m in list(self.gone.items()):
             keep = left_after if m.state is MemberState.LEFT else failed_after
             if m.state_change + keep <= now:
                 del self.gone[nid]
                 del self.members[nid]
-                self.sink(MemberReaped(m.snapshot(), now))
+                if m.state is MemberState.FAILED:
+                    self.lost.add(m)
+                if nid in self._restored:
+                    self._restored.discard(nid)  # observers already saw it reaped
+                else:
+                    self.sink(MemberReaped(m.snapshot(), now))
+
+    def restore(self, node_id: bytes, now: float) -> bool:
+        """Put a lost member back, failed at the incarnation it failed at, because there
+        is news of it; True if it was lost. Silent: observers saw it reaped, and see it
+        join when it comes back alive (it refutes our failed verdict to do so)."""
+        m = self.lost.pop(node_id)
+        if m is None or node_id in self.members:
+            return False
+        m.state_change = now  # a full retention time again before it is reaped anew
+        m.in_probe_order = False  # the prober dropped it when it was reaped
+        self.members[node_id] = m
+        self.gone[node_id] = m
+        self._restored.add(node_id)
+        return True

@@ -90,6 +90,10 @@ class AgentConfig:
         max_connections: connections each listening port serves at once; lowered at
             start so that every port's share fits the descriptor limit (see
             runtime/net/limits.py). More are accepted and closed (``<port>_busy``).
+        reap_failed_after: seconds a failed member is kept before it is reaped (it stays
+            remembered as lost and re-contacted, so partitions longer than this heal).
+        reconnect_max: the longest delay, under back-off, between two attempts to
+            re-contact failed or lost members and seeds (at least 2 s, the first delay).
         clock_leap: wall-clock jumps larger than this (seconds) are reported as events.
         log_level: debug, info, warning or error.
         log_format: ``text`` or ``json`` (one JSON object per line).
@@ -152,6 +156,8 @@ class AgentConfig:
     stream_timeout: float = 2.0
     idle_timeout: float = 10.0
     max_connections: int = 256
+    reap_failed_after: float = 3600.0
+    reconnect_max: float = 30.0
     clock_leap: float = 5.0
     log_level: str = "info"
     log_format: str = "text"
@@ -220,6 +226,8 @@ class AgentConfig:
             "stream_timeout",
             "idle_timeout",
             "clock_leap",
+            "reap_failed_after",
+            "reconnect_max",
         ):
             value = getattr(self, fname)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
@@ -230,6 +238,8 @@ class AgentConfig:
             raise ConfigError("max-connections", "must be an integer from 1 to 65536")
         if self.probe_timeout >= self.probe_interval:
             raise ConfigError("probe-timeout", "must be shorter than probe-interval")
+        if self.reconnect_max < RECONNECT_FIRST:
+            raise ConfigError("reconnect-max", f"must be at least {RECONNECT_FIRST} s")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError("log_level", "must be debug, info, warning or error")
         if self.log_format not in ("text", "json"):
@@ -264,6 +274,10 @@ class AgentConfig:
 
 
 # ------------------------------------------------------------------ value checks
+
+
+#: The first reconnect delay (CoreConfig.reconnect_interval); back-off doubles it.
+RECONNECT_FIRST = 2.0
 
 
 def _check_text(fname: str, value: str) -> None:

@@ -224,6 +224,8 @@ _SETTINGS: dict[str, tuple[str, Parser]] = {
     "idle_timeout": ("idle_timeout", _parse_float),
     "max_connections": ("max_connections", lambda f, v: _parse_int(f, v)),
     "clock_leap": ("clock_leap", _parse_float),
+    "reap_failed_after": ("reap_failed_after", _parse_float),
+    "reconnect_max": ("reconnect_max", _parse_float),
     "log_level": ("log_level", lambda f, v: _parse_str(f, v).lower()),
     "log_format": ("log_format", _parse_str),
     "local_version": ("local_version", lambda f, v: _parse_str(f, str(v))),
