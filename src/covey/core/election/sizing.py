@@ -15,6 +15,9 @@ from covey.core.election.state import ElectionState
 from covey.core.events import MemberEvent
 from covey.core.types import Address
 
+#: Largest expected size ``covey expect`` sets (as ``expected_votes``' bound).
+MAX_EXPECTED = 10_000
+
 
 class Sizing:
     """The expected size of one node's election, over its :class:`ElectionState`.
@@ -83,8 +86,8 @@ class Sizing:
         if not s.cfg.tracked:
             raise ValueError("expected votes are configured (--expected-votes): not tracked")
         live = s.size.live([m.node_id for m in s.handle.members.live()])
-        if type(n) is not int or n < 1:
-            raise ValueError("expected votes must be an integer of at least 1")
+        if type(n) is not int or not 1 <= n <= MAX_EXPECTED:
+            raise ValueError(f"expected votes must be an integer in 1..{MAX_EXPECTED}")
         if n < live:
             raise ValueError(f"expected votes {n} is below the {live} members alive")
         before = s.expected
