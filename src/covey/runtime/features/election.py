@@ -118,7 +118,11 @@ class FileVoteStore:
         gen, expected = self._size
         data = {"term": term, "voted_for": voted, "size_gen": gen, "expected": expected}
         try:
-            with open(tmp, "w") as fh:
+            # For the agent's user only, as every file of the data directory (the election
+            # runs by default now, so every agent with a data dir writes this file).
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as fh:
                 fh.write(json.dumps(data))
                 fh.flush()
                 os.fsync(fh.fileno())
