@@ -3,6 +3,11 @@
 Usage::
 
     .venv/bin/python bench/election_chaos.py --seeds 1000 --hours 2 --workers 2
+    .venv/bin/python bench/election_chaos.py --rule default --seeds 1000 --hours 2
+
+``--rule expected`` (the default here) configures ``expected_votes`` on every node and
+starts the chaos at once, during the bootstrap; ``--rule default`` tracks the size (no
+flag on the nodes), forms the cluster by real joins, then starts the chaos.
 
 Prints one line per failing seed (it replays exactly with ``--first SEED --seeds 1``) and a
 summary; exits 1 if any invariant broke. See covey.sim.election_chaos for what is checked.
@@ -15,11 +20,12 @@ import multiprocessing
 import sys
 import time
 
-from covey.sim.election_chaos import ChaosResult, run_chaos
+from covey.sim.election_chaos import RULES, ChaosResult, run_chaos
 
 
-def _one(args: tuple[int, float]) -> ChaosResult:
-    return run_chaos(*args)
+def _one(args: tuple[int, float, str, float]) -> ChaosResult:
+    seed, hours, rule, warmup = args
+    return run_chaos(seed, hours, rule=rule, warmup=warmup)
 
 
 def main() -> int:
@@ -28,9 +34,16 @@ def main() -> int:
     ap.add_argument("--first", type=int, default=0, help="first seed")
     ap.add_argument("--hours", type=float, default=2.0, help="virtual hours per seed")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--rule", choices=RULES, default="expected", help="election rule")
+    ap.add_argument(
+        "--warmup",
+        type=float,
+        default=0.0,
+        help="rule expected: seconds before the chaos starts (0: during the bootstrap)",
+    )
     a = ap.parse_args()
     start = time.monotonic()
-    jobs = [(s, a.hours) for s in range(a.first, a.first + a.seeds)]
+    jobs = [(s, a.hours, a.rule, a.warmup) for s in range(a.first, a.first + a.seeds)]
     totals = {"steps": 0, "actions": 0, "fences": 0, "panics": 0, "liveness": 0, "terms": 0}
     failed: list[ChaosResult] = []
     with multiprocessing.Pool(a.workers) as pool:
@@ -48,7 +61,8 @@ def main() -> int:
                 print(f"{i}/{len(jobs)} seeds, {time.monotonic() - start:.0f} s", flush=True)
     took = time.monotonic() - start
     print(
-        f"seeds {a.seeds} (first {a.first}) x {a.hours} h virtual = {a.seeds * a.hours:.0f} h; "
+        f"rule {a.rule}: seeds {a.seeds} (first {a.first}) x {a.hours} h virtual = "
+        f"{a.seeds * a.hours:.0f} h; "
         f"wall {took:.0f} s with {a.workers} workers"
     )
     print(

@@ -1,7 +1,7 @@
 """Features as objects, in-process: the facades, the flat names, per-agent features.
 
 Real agents on 127.0.0.1 in this process (no registry is shared between them: one runs
-an election, the other does not).
+an election, the other is started with ``election=False``).
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ async def test_each_agent_has_its_own_features(
 ) -> None:
     data = tmp_path / "data"
     elected = make_config("e", expected_votes=1, data_dir=data, election_heartbeat=0.05)
-    async with Agent(elected) as e, Agent(make_config("plain")) as plain:
+    async with Agent(elected) as e, Agent(make_config("plain", election=False)) as plain:
         assert e.election.enabled and not plain.election.enabled
         await e.wait_for(lambda agent: agent.names()["leader"] == "e", timeout=TIMEOUT)
         names = e.election.names()

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from covey.core.election.election import ElectionConfig
+from covey.core.election.election import Election, ElectionConfig
 from covey.sim.election_chaos import ChaosRun, run_chaos
 
 SEEDS = int(os.environ.get("COVEY_CHAOS_SEEDS", "100"))
@@ -65,3 +65,36 @@ def test_the_checker_catches_an_unsafe_lease(seed: int) -> None:
     run.cfg = unsafe
     result = run.run(1.0)
     assert any("two leaders" in v for v in result.violations)
+
+
+@pytest.mark.parametrize("rule", ["default", "expected"])
+def test_both_rules_hold_over_some_seeds(rule: str) -> None:
+    """The tracked size (no flag, chaos once the cluster formed) and the configured one
+    with the chaos from the first second, during the bootstrap (bench: ``--rule``)."""
+    violations: list[str] = []
+    for seed in range(100, 100 + max(2, SEEDS // 20)):
+        violations += run_chaos(seed, 0.2, rule=rule, warmup=0.0).violations
+    assert not violations, "\n".join(violations)
+
+
+def test_a_cluster_partitioned_before_it_formed_can_have_two_leaders() -> None:
+    """The one case the tracked size cannot make safe (docs/protocol.md): a brand-new
+    cluster whose halves never saw each other sizes each half to itself. The remedy,
+    expected_votes configured, keeps the minority leaderless."""
+    from covey.sim.world import Simulation
+
+    def two_halves(expected: int | None) -> set[str]:
+        cfg = ElectionConfig.scaled(expected, 1.0, bootstrap=4.0)
+        sim = Simulation(5, extensions=lambda h: [Election(cfg)], record_events=False)
+        sim.network.partition(["n0", "n1", "n2"], ["n3", "n4"])
+        for i in range(5):
+            sim.add_node(f"n{i}", join=[f"n{j}" for j in range(i)])
+        sim.run_until(60.0)
+        return {
+            h.name
+            for h in sim.hosts.values()
+            if h.node.capability("election").is_leader(sim.now)  # type: ignore[union-attr]
+        }
+
+    assert len(two_halves(None)) == 2  # one leader per half: unsafe, and documented
+    assert len(two_halves(5)) == 1  # --expected-votes 5: only the majority's

@@ -200,11 +200,22 @@ def agent(
             "--versions-count-failed", help="Count failed (not left) members in the lowest version."
         ),
     ] = False,
+    no_election: Annotated[
+        bool, typer.Option("--no-election", help="Switch the leader election off.")
+    ] = False,
     expected_votes: Annotated[
         int | None,
         typer.Option(
-            help="Cluster size for the election quorum (same on every node); turns the "
-            "leader election on.",
+            help="Cluster size for the election quorum (same on every node); without it "
+            "the size is tracked (the largest membership seen alive).",
+            show_default=False,
+        ),
+    ] = None,
+    election_bootstrap: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a starting node collects peers before it stands, without "
+            "--expected-votes (default: 4).",
             show_default=False,
         ),
     ] = None,
@@ -343,7 +354,9 @@ def agent(
         "event_handler": event_handler,
         "action_handler": action_handler,
         "versions_count_failed": True if versions_count_failed else None,
+        "election": False if no_election else None,
         "expected_votes": expected_votes,
+        "election_bootstrap": election_bootstrap,
         "two_node": True if two_node else None,
         "election_heartbeat": election_heartbeat,
         "fence_command": fence_command,

@@ -4,6 +4,7 @@
     covey recover                          leave panic mode (the leader applies and spreads it)
     covey reboot                           restart this node's election after a random delay
     covey candidate NODE                   send this node's election view to NODE
+    covey expect N                         lower the tracked expected votes cluster-wide
     covey disk format PATH --slots N       lay out a heartbeat disk
     covey disk dump PATH [--json]          show its slots
 
@@ -53,6 +54,9 @@ def names(
     _plain(f"leader   {result.get('leader') or '-'} ({stable})")
     _plain(f"node     {result['node']} ({result.get('role', '?')})")
     _plain(f"term     {result['term']}")
+    if "expected_votes" in result:
+        rule = result.get("expected_rule", "configured")
+        _plain(f"expected {result['expected_votes']} ({rule}), quorum {result.get('quorum')}")
     mode = result.get("mode", "normal")
     why = result.get("panic_reason")
     _plain(f"mode     {mode}" + (f": {why}" if why else ""))
@@ -89,6 +93,19 @@ def candidate(
     """Send this node's election view (term, leader, role) to NODE (testing aid)."""
     result = target.request("candidate", node=node)
     _plain(f"sent to {result['sent_to']}")
+
+
+@agent_command(app)
+def expect(
+    votes: Annotated[int, typer.Argument(help="The new expected votes (at least 1).")],
+    *,
+    target: Target,
+) -> None:
+    """Lower the tracked expected votes cluster-wide (never below the members alive)."""
+    if votes < 1:
+        raise _fail("config error: votes: must be at least 1", EXIT_CONFIG)
+    result = target.request("expect", votes=votes)
+    _plain(str(result["result"]))
 
 
 @disk_app.command("format")

@@ -122,7 +122,7 @@ class Agent(AgentQueries):
         election = ElectionFeature(config)
         deliveries = DeliveriesFeature(config, self.node_id)
         self.traces = TracesFeature(config, self.node_id)
-        self.health = HealthFeature(config, self.net)
+        self.health = HealthFeature(config, self.net, election.expected_votes)
         keys = KeysFeature(config, self.node.keyring, shared.runtime)
         #: Every feature of this agent, in the order their capabilities are added.
         self.features: tuple[Feature, ...] = (

@@ -15,6 +15,13 @@ the seed. After every event the simulator processes, the host it touched is chec
   and nothing changing, for ``settle`` seconds, one of them is leader (or was, within
   one election time: under loss a lease may lapse and be won back).
 
+Two rules: ``expected`` configures ``expected_votes`` on every node (the cluster is built
+converged; the chaos starts after ``warmup`` seconds, 0 = during the bootstrap); ``default``
+tracks the size (:mod:`covey.core.election.size`): the nodes join one another for real,
+and the chaos starts once every node's tracked size is the cluster's (a cluster that is
+partitioned before it ever formed is the one case the tracked rule cannot make safe, see
+docs/protocol.md).
+
 Only a changed host can start or extend a lease, so checking the host of each step (and
 all hosts after a scripted action) catches every instant with two leaders. A failing run
 reports its seed; ``run_chaos(seed, hours)`` replays it exactly.
@@ -28,12 +35,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from covey.core import Event, Extension
-from covey.core.election.election import Election, ElectionConfig, Role, VoteStore
+from covey.core.election.election import Election, ElectionConfig, Role, SizeStore, VoteStore
 from covey.core.election.events import FenceDecision
 from covey.sim.network import LinkModel
 from covey.sim.world import HostState, SimHost, Simulation
 
 _CALL = 4  # the simulator's scripted-action event kind
+#: The rules a run can use: ``expected_votes`` configured, or the tracked default.
+RULES = ("expected", "default")
 
 
 @dataclass
@@ -60,16 +69,32 @@ class ChaosRun:
     """One seeded chaos run (see the module docstring)."""
 
     def __init__(
-        self, seed: int, *, nodes: int = 5, heartbeat: float = 1.0, settle: float = 30.0
+        self,
+        seed: int,
+        *,
+        nodes: int = 5,
+        heartbeat: float = 1.0,
+        settle: float = 30.0,
+        rule: str = "expected",
+        warmup: float = 10.0,
     ) -> None:
+        if rule not in RULES:
+            raise ValueError(f"rule: one of {RULES}")
         self.seed = seed
+        self.rule = rule
+        self.nodes = nodes
+        self.warmup = warmup
         self.rng = random.Random(seed ^ 0x5EED)
-        self.cfg = ElectionConfig.scaled(nodes, heartbeat)
+        if rule == "default":
+            self.cfg = ElectionConfig.scaled(None, heartbeat, bootstrap=4.0 * heartbeat)
+        else:
+            self.cfg = ElectionConfig.scaled(nodes, heartbeat)
         self.settle = settle
         #: Longest leaderless gap tolerated in a settled majority: a lapsed lease must be
         #: followed by a new leader within follower_wait + back-off + two vote rounds.
         self.gap = self.cfg.follower_wait + 2 * self.cfg.backoff + 2 * self.cfg.vote_timeout
         self.stores: dict[str, VoteStore] = {}
+        self.sizes: dict[str, SizeStore] = {}
         self.sim = Simulation(
             seed,
             extensions=self._extensions,
@@ -84,7 +109,14 @@ class ChaosRun:
         self.term_leader: dict[int, bytes] = {}
         self.led_at: dict[str, float] = {}  # host -> last step at which it held a lease
         self.sim.listeners.append(self._on_event)
-        self.hosts = self.sim.bootstrap(nodes)
+        if rule == "default":
+            # Real joins: the tracked size grows with the membership each node sees.
+            self.hosts: list[SimHost] = []
+            for i in range(nodes):
+                seeds = [h.name for h in self.hosts]
+                self.hosts.append(self.sim.add_node(f"n{i}", join=seeds))
+        else:
+            self.hosts = self.sim.bootstrap(nodes)
         self.names = [h.name for h in self.hosts]
         self.groups: list[list[str]] | None = None
         self.loss = 0.0
@@ -92,7 +124,8 @@ class ChaosRun:
 
     def _extensions(self, host: SimHost) -> list[Extension]:
         store = self.stores.setdefault(host.name, VoteStore())
-        return [Election(self.cfg, store)]
+        size = self.sizes.setdefault(host.name, SizeStore())
+        return [Election(self.cfg, store, size)]
 
     # ------------------------------------------------------------ invariants
 
@@ -168,7 +201,7 @@ class ChaosRun:
         groups = self.groups or [self.names]
         for g in groups:
             members = [h for h in running if h.name in g]
-            if len(members) >= self.cfg.expected_votes // 2 + 1:
+            if len(members) >= self.nodes // 2 + 1:
                 self.result.liveness_checks += 1
                 # A lease may lapse under loss and be won back within one election time.
                 recent = sim.now - self.gap
@@ -215,12 +248,25 @@ class ChaosRun:
         self.result.actions += 1
         self.changed_at = sim.now
 
+    def _form(self, bound: float) -> None:
+        """Run until every node's tracked size is the cluster's (the cluster formed)."""
+        sim = self.sim
+        while sim.now < bound:
+            self.run_until(sim.now + 1.0)
+            if all(self.ext(h).expected == self.nodes for h in sim.hosts.values()):
+                self.changed_at = sim.now
+                return
+        self._fail("the cluster did not form (tracked sizes never reached the cluster's)")
+
     def run(self, hours: float) -> ChaosResult:
         """Run ``hours`` of virtual time; the result lists any violated invariant."""
         sim, rng = self.sim, self.rng
         end = sim.now + hours * 3600.0
         self.result.hours = hours
-        self.run_until(sim.now + 10.0)
+        if self.rule == "default":
+            self._form(sim.now + 120.0)
+        else:
+            self.run_until(sim.now + self.warmup)
         while sim.now < end:
             self._act()
             self._check_all()
@@ -237,19 +283,32 @@ class ChaosRun:
 
 
 def run_chaos(
-    seed: int, hours: float, *, nodes: int = 5, heartbeat: float = 1.0, settle: float = 30.0
+    seed: int,
+    hours: float,
+    *,
+    nodes: int = 5,
+    heartbeat: float = 1.0,
+    settle: float = 30.0,
+    rule: str = "expected",
+    warmup: float = 10.0,
 ) -> ChaosResult:
-    """Replay one chaos run exactly (the seed decides everything)."""
-    return ChaosRun(seed, nodes=nodes, heartbeat=heartbeat, settle=settle).run(hours)
+    """Replay one chaos run exactly (the seed, the rule and the warmup decide everything)."""
+    run = ChaosRun(seed, nodes=nodes, heartbeat=heartbeat, settle=settle, rule=rule, warmup=warmup)
+    return run.run(hours)
 
 
 def run_many(
-    seeds: range, hours: float, progress: Callable[[ChaosResult], None] | None = None
+    seeds: range,
+    hours: float,
+    progress: Callable[[ChaosResult], None] | None = None,
+    *,
+    rule: str = "expected",
+    warmup: float = 10.0,
 ) -> list[ChaosResult]:
     """Run several seeds in this process."""
     out = []
     for s in seeds:
-        r = run_chaos(s, hours)
+        r = run_chaos(s, hours, rule=rule, warmup=warmup)
         if progress is not None:
             progress(r)
         out.append(r)

@@ -14,6 +14,7 @@ from covey.core import ConfigError, MalformedMessage
 from covey.core.election.election import ElectionConfig
 from covey.core.election.messages import (
     ELECTION_MESSAGES,
+    Expect,
     Heartbeat,
     HeartbeatAck,
     Info,
@@ -27,11 +28,12 @@ u63 = st.integers(0, (1 << 63) - 1)
 text = st.text(max_size=40)
 
 messages = st.one_of(
-    st.builds(VoteRequest, u63, st.booleans(), u63, u63),
-    st.builds(VoteReply, u63, st.booleans(), st.booleans(), u63, u63),
-    st.builds(Heartbeat, u63, u63, u63, text, u63, st.booleans()),
-    st.builds(HeartbeatAck, u63, u63, u63, st.booleans(), text, u63),
+    st.builds(VoteRequest, u63, st.booleans(), u63, u63, u63),
+    st.builds(VoteReply, u63, st.booleans(), st.booleans(), u63, u63, u63),
+    st.builds(Heartbeat, u63, u63, u63, text, u63, st.booleans(), u63),
+    st.builds(HeartbeatAck, u63, u63, u63, st.booleans(), text, u63, u63, u63),
     st.builds(Recover, u63),
+    st.builds(Expect, u63, u63, st.booleans()),
     st.builds(
         Info,
         u63,
@@ -69,10 +71,11 @@ def test_types_are_in_the_election_range_and_distinct() -> None:
 @pytest.mark.parametrize(
     ("fields", "word"),
     [
-        ([True, False, 5, 0], "term"),  # a bool is not a term
-        ([1, 1, 5, 0], "pre"),
-        ([1, False, -1, 0], "expected"),
-        ([1, False, 5], "fields"),
+        ([True, False, 5, 0, 0], "term"),  # a bool is not a term
+        ([1, 1, 5, 0, 0], "pre"),
+        ([1, False, -1, 0, 0], "expected"),
+        ([1, False, 5, 0, -1], "size_gen"),
+        ([1, False, 5, 0], "fields"),
     ],
 )
 def test_vote_request_rejects_each_bad_field(fields: list[Any], word: str) -> None:
@@ -87,6 +90,8 @@ def test_vote_request_rejects_each_bad_field(fields: list[Any], word: str) -> No
         ({"expected_votes": 5, "lease": 2.0, "follower_wait": 1.5}, "lease"),
         ({"expected_votes": 3, "two_node": True}, "two_node"),
         ({"expected_votes": 5, "heartbeat_interval": 0.6}, "heartbeat_interval"),
+        ({"expected_votes": None, "bootstrap": -1.0}, "bootstrap"),
+        ({"expected_votes": None, "bootstrap": float("nan")}, "bootstrap"),
     ],
 )
 def test_config_errors_name_the_field(kw: dict[str, Any], field: str) -> None:

@@ -3,6 +3,10 @@
 The timings are seconds of the monotonic clock. The checks keep the safety argument of
 :mod:`covey.core.election.election` true: a lease shorter than ``follower_wait``, and at
 least two heartbeats per lease.
+
+``expected_votes=None`` is the default rule: the size the quorum is a majority of is
+*tracked* (:mod:`covey.core.election.size`), and a node collects peers for ``bootstrap``
+seconds after it starts before it stands.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ class ElectionConfig:
     """Election settings; timings in seconds of the monotonic clock.
 
     Attributes:
-        expected_votes: cluster size the quorum is computed from (same on every node).
+        expected_votes: cluster size the quorum is computed from (same on every node);
+            None tracks it: the largest membership seen alive, carried in every election
+            message and only ratcheted up, lowered by ``covey expect`` or a graceful leave.
         two_node: Corosync-like two-node mode (``expected_votes`` must be 2): after both
             nodes were seen together once (wait_for_all), the node with the lower id is
             quorate alone, and so is the other one when the heartbeat disk shows its peer
@@ -33,9 +39,11 @@ class ElectionConfig:
         reboot_delay: upper bound of the random pause of ``reboot``.
         disk_timeout: a heartbeat-disk slot unchanged this long is stale.
         silent_rounds: unanswered vote rounds, while a quorum looks alive, before panic.
+        bootstrap: tracked size only: seconds after start before the node stands (it
+            collects peers meanwhile), and of steady membership before ``stable``.
     """
 
-    expected_votes: int
+    expected_votes: int | None
     two_node: bool = False
     heartbeat_interval: float = 0.2
     lease: float = 0.9
@@ -46,9 +54,11 @@ class ElectionConfig:
     reboot_delay: float = 2.0
     disk_timeout: float = 3.0
     silent_rounds: int = 20
+    bootstrap: float = 4.0
 
     def __post_init__(self) -> None:
-        if type(self.expected_votes) is not int or not 1 <= self.expected_votes <= 10_000:
+        ev = self.expected_votes
+        if ev is not None and (type(ev) is not int or not 1 <= ev <= 10_000):
             raise ConfigError("expected_votes: must be an integer in 1..10000")
         if self.two_node and self.expected_votes != 2:
             raise ConfigError("two_node: needs expected_votes = 2")
@@ -62,9 +72,17 @@ class ElectionConfig:
             raise ConfigError("heartbeat_interval: must be at most half the lease")
         if self.stable_after < 1 or self.silent_rounds < 1:
             raise ConfigError("stable_after: must be at least 1")
+        b = self.bootstrap
+        if not (isinstance(b, int | float) and math.isfinite(b) and 0 <= b <= 600):
+            raise ConfigError("bootstrap: must be a number of seconds in 0..600")
+
+    @property
+    def tracked(self) -> bool:
+        """True when the expected size is tracked (no ``expected_votes`` configured)."""
+        return self.expected_votes is None
 
     @classmethod
-    def scaled(cls, expected_votes: int, heartbeat: float, **kw: object) -> ElectionConfig:
+    def scaled(cls, expected_votes: int | None, heartbeat: float, **kw: object) -> ElectionConfig:
         """Timings derived from one heartbeat interval (the defaults are ``heartbeat=0.2``).
 
         ``kw`` sets any other field (or overrides a derived timing); ``__post_init__``

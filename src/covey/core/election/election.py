@@ -11,8 +11,12 @@ never stands) and becomes a *candidate*:
 2. With a quorum of pre-votes, the real vote: the term grows, the candidate votes for
    itself and asks everyone. A node votes at most once per term (the vote is kept in a
    :class:`VoteStore`, which the runtime writes to disk) and only for a term at least its
-   own. ``quorum = expected_votes // 2 + 1``; ``expected_votes`` is configured explicitly
-   and must match on every node (a mismatch is invalid shared configuration: panic).
+   own. ``quorum = expected // 2 + 1``. ``expected`` is either configured
+   (``expected_votes``, the same on every node: a mismatch is invalid shared
+   configuration, panic) or, by default, *tracked*: the largest membership seen alive,
+   carried in every vote and heartbeat and only ratcheted up across the cluster, lowered
+   by ``covey expect`` or a graceful leave (:mod:`covey.core.election.size`); a tracked
+   node collects peers for ``bootstrap`` seconds after it starts before it stands.
 3. Elected, the leader holds a *lease*: ``lease_until = sent + lease`` for the latest
    vote round or heartbeat that a quorum accepted, on its monotonic clock. When the
    lease runs out it steps down by itself.
@@ -48,6 +52,7 @@ from covey.core.election.lease import HEART_TRACE_EVERY as HEART_TRACE_EVERY
 from covey.core.election.lease import Heartbeats
 from covey.core.election.messages import (
     ELECTION_MESSAGES,
+    Expect,
     Heartbeat,
     HeartbeatAck,
     Info,
@@ -57,6 +62,9 @@ from covey.core.election.messages import (
 )
 from covey.core.election.quorum import seen_together
 from covey.core.election.roles import become_follower
+from covey.core.election.size import SaveSize as SaveSize
+from covey.core.election.size import SizeStore as SizeStore
+from covey.core.election.sizing import Sizing
 from covey.core.election.state import ElectionState as ElectionState
 from covey.core.election.state import Role as Role
 from covey.core.election.state import SaveVote as SaveVote
@@ -79,17 +87,31 @@ class Election(Extension):
         fencing: fencing, heartbeat disk and panic mode.
         heartbeats: heartbeats and the lease.
         voting: standing and voting.
+        sizing: the expected size (configured or tracked) in messages and commands.
+
+    Args:
+        config: the settings.
+        store: term and vote as last saved.
+        size: the tracked expected size as last saved (tracked rule only).
     """
 
     name = "election"
     message_types = ELECTION_MESSAGES
 
-    def __init__(self, config: ElectionConfig, store: VoteStore | None = None) -> None:
+    def __init__(
+        self,
+        config: ElectionConfig,
+        store: VoteStore | None = None,
+        size: SizeStore | None = None,
+    ) -> None:
         super().__init__()
         self.state = ElectionState(config, store if store is not None else VoteStore())
+        if size is not None:
+            self.state.size.store = size
         self.fencing = Fencing(self.state)
-        self.heartbeats = Heartbeats(self.state, self.fencing)
-        self.voting = Voting(self.state, self.fencing, self.heartbeats)
+        self.sizing = Sizing(self.state, self.fencing)
+        self.heartbeats = Heartbeats(self.state, self.fencing, self.sizing)
+        self.voting = Voting(self.state, self.fencing, self.heartbeats, self.sizing)
 
     def attach(self, handle: Handle) -> None:
         super().attach(handle)
@@ -183,6 +205,11 @@ class Election(Extension):
             return "leader" if self.is_leader(now) else "follower"
         return str(role.value)
 
+    @property
+    def expected(self) -> int:
+        """The size the quorum is a majority of now (configured, or tracked)."""
+        return self.state.expected
+
     def quorum(self) -> int:
         """Votes (or heartbeat acceptances, self included) that make a majority."""
         return self.state.quorum()
@@ -195,16 +222,19 @@ class Election(Extension):
         """Seed 003's GetNames: cluster, leader, stable, node, term (plus mode and role)."""
         s = self.state
         leader = self.current_leader(now)
+        # Tracked: not stable while the membership still moves (a bootstrap window).
+        steady = not self.cfg.tracked or s.size.steady(now, self.cfg.bootstrap)
         return {
             "cluster": self.handle.config.cluster,
             "leader": s.name_of(leader) if leader is not None else None,
-            "stable": leader is not None and s.leader_stable,
+            "stable": leader is not None and s.leader_stable and steady,
             "node": self.handle.config.name,
             "term": self.term,
             "role": self.role_now(now),
             "mode": "panic" if self.panic_reason is not None else "normal",
             "panic_reason": self.panic_reason,
-            "expected_votes": self.cfg.expected_votes,
+            "expected_votes": s.expected,
+            "expected_rule": "tracked" if self.cfg.tracked else "configured",
             "quorum": self.quorum(),
             "partitioned": sorted(s.name_of(n) for n in self.fencing.partitioned),
         }
@@ -217,11 +247,15 @@ class Election(Extension):
         # votes for follower_wait, which keeps the lease argument true without a disk.
         s.leader_heard = now
         s.heard_from = None
-        s.election_at = now + self.cfg.follower_wait + s.backoff()
+        self.sizing.on_start(now)
+        # Tracked: collect peers for the bootstrap window before standing.
+        wait = max(self.cfg.follower_wait, self.cfg.bootstrap if self.cfg.tracked else 0.0)
+        s.election_at = now + wait + s.backoff()
 
     def on_leave(self, now: float) -> None:
         become_follower(self.state, now, "leave")
         self.state.election_at = None  # a node that left never stands again
+        self.sizing.on_leave(now)  # after stepping out: then every member lowers by one
 
     # --------------------------------------------------------------- timers
 
@@ -271,9 +305,12 @@ class Election(Extension):
                 self.fencing.on_recover(msg, sender, now)
             case Info():
                 self.fencing.on_info(msg, sender, now)
+            case Expect():
+                self.sizing.on_expect(msg, sender, addr, now)
 
     def on_member_event(self, event: MemberEvent, now: float) -> None:
         self.fencing.on_member_event(event, now)
+        self.sizing.on_member_event(event, now)
         s = self.state
         if self.cfg.two_node and not s.both_seen:
             s.both_seen = seen_together(self.handle.members.live_count)
@@ -300,8 +337,16 @@ class Election(Extension):
         """Seed 003's CmdCandidate: send our election view to the node at ``addr``."""
         leader = self.current_leader(now) or b""
         s = self.state
-        info = Info(s.term, leader, s.role.value, self.cfg.expected_votes, s.priority())
+        info = Info(s.term, leader, s.role.value, s.expected, s.priority())
         self.handle.send(addr, [info], now=now)
+
+    def expect(self, n: int, now: float) -> str:
+        """The operator's ``covey expect N``: lower the tracked size cluster-wide.
+
+        Raises:
+            ValueError: the size is configured, or ``n`` is below 1 or the live count.
+        """
+        return self.sizing.expect(n, now)
 
     def recover(self, now: float) -> str:
         """The operator's ``covey recover``: applied by the leader, forwarded by others.

@@ -17,6 +17,7 @@ from covey.core.election.fence import Fencing
 from covey.core.election.messages import Heartbeat, HeartbeatAck, clip_reason
 from covey.core.election.quorum import lease_base, quorate
 from covey.core.election.roles import adopt_term, become_follower
+from covey.core.election.sizing import Sizing
 from covey.core.election.state import ElectionState, Role
 from covey.core.events import TraceOp
 from covey.core.types import Address
@@ -31,11 +32,13 @@ class Heartbeats:
     Args:
         state: the shared state.
         fencing: the panic mode the heartbeats carry and the acks report.
+        sizing: checks and learns the expected size the heartbeats and acks carry.
     """
 
-    def __init__(self, state: ElectionState, fencing: Fencing) -> None:
+    def __init__(self, state: ElectionState, fencing: Fencing, sizing: Sizing) -> None:
         self.s = state
         self.fencing = fencing
+        self.sizing = sizing
         #: The latest heartbeat sequence number (grows across leaderships).
         self.seq = 0
         #: Leader: member -> when its latest ack arrived (seed 003).
@@ -55,13 +58,15 @@ class Heartbeats:
             s.lease_until = max(s.lease_until, now + cfg.lease)
             self._count_stable(seq, now)
         panic = self.fencing
+        gen, expected = s.size_pair
         hb = Heartbeat(
             s.term,
             seq,
-            cfg.expected_votes,
+            expected,
             clip_reason(panic.panic_reason or ""),
             panic.recover_gen,
             s.leader_stable,
+            gen,
         )
         s.broadcast(hb, now)
         if seq % HEART_TRACE_EVERY == 1:
@@ -82,7 +87,9 @@ class Heartbeats:
         s, panic = self.s, self.fencing
         if now < s.quiet_until:
             return
-        if not panic.config_agrees(m.expected, sender, now):
+        if not self.sizing.accepts(m.size_gen, m.expected, sender, now):
+            if s.cfg.tracked:  # a leader behind our size: refuse, and tell it ours
+                self._ack(m, False, addr, now)
             return
         adopt_term(s, m.term, now)
         ok = m.term == s.term
@@ -103,14 +110,19 @@ class Heartbeats:
             s.election_at = stand_at
             s.announce(now)
             panic.follow_panic(m.panic, m.recover_gen, now)
-        ack = HeartbeatAck(
-            m.term, m.seq, s.term, ok, clip_reason(panic.panic_reason or ""), panic.panic_gen
-        )
+        self._ack(m, ok, addr, now)
+
+    def _ack(self, m: Heartbeat, ok: bool, addr: Address, now: float) -> None:
+        s, panic = self.s, self.fencing
+        gen, expected = s.size_pair
+        reason = clip_reason(panic.panic_reason or "")
+        ack = HeartbeatAck(m.term, m.seq, s.term, ok, reason, panic.panic_gen, expected, gen)
         s.handle.send(addr, [ack], now=now)
 
     def on_ack(self, m: HeartbeatAck, sender: bytes, now: float) -> None:
         """A member's acknowledgement: adopt its panic, extend the lease with a quorum's."""
         s = self.s
+        self.sizing.learn(m.size_gen, m.expected)  # a larger size raises the lease's quorum
         if m.member_term > s.term:
             adopt_term(s, m.member_term, now)
             return

@@ -24,6 +24,7 @@ from covey.core.election.config import ElectionConfig
 from covey.core.election.events import LeaderChanged
 from covey.core.election.messages import VoteRequest
 from covey.core.election.quorum import alone_quorate, lowest_peer, quorum_size
+from covey.core.election.size import SaveSize, SizeTracking
 from covey.core.events import TraceOp, TraceRecord
 from covey.core.plugin import ExtensionMessage, Handle
 from covey.core.types import Address, MemberState
@@ -153,6 +154,8 @@ class ElectionState:
         both_seen: two-node mode: the pair was seen together once (wait_for_all).
         announced: the leader last announced in a :class:`LeaderChanged`.
         elections: real vote rounds this node started.
+        size: the tracked expected size (unused with ``expected_votes`` configured).
+        started_at: when the election started (the bootstrap window runs from here).
     """
 
     cfg: ElectionConfig
@@ -172,6 +175,8 @@ class ElectionState:
     both_seen: bool = False
     announced: bytes | None = None
     elections: int = 0
+    size: SizeTracking = field(default_factory=SizeTracking)
+    started_at: float = 0.0
     _handle: Handle | None = field(default=None, repr=False)
 
     # ---------------------------------------------------------------- the node
@@ -206,16 +211,28 @@ class ElectionState:
             return self.leader_id
         return None
 
+    @property
+    def expected(self) -> int:
+        """The size the quorum is a majority of: configured, or tracked."""
+        ev = self.cfg.expected_votes
+        return ev if ev is not None else self.size.pair[1]
+
+    @property
+    def size_pair(self) -> tuple[int, int]:
+        """(size_gen, expected) as our messages carry it (generation 0 when configured)."""
+        ev = self.cfg.expected_votes
+        return (0, ev) if ev is not None else self.size.pair
+
     def quorum(self) -> int:
         """Votes (or heartbeat acceptances, self included) that make a decision now."""
         cfg = self.cfg
         if not cfg.two_node:
-            return quorum_size(cfg.expected_votes)
+            return quorum_size(self.expected)
         me = self.handle.node_id
         peer = lowest_peer(me, self.handle.members.members)
         dead = peer is not None and self.disk.dead(peer, cfg.disk_timeout)
         alone = alone_quorate(me, peer, both_seen=self.both_seen, peer_dead=dead)
-        return quorum_size(cfg.expected_votes, two_node=True, alone=alone)
+        return quorum_size(self.expected, two_node=True, alone=alone)
 
     def priority(self, tags: Mapping[str, str] | None = None) -> int:
         """A member's priority tag (ours by default); bad values count as 0."""
@@ -244,6 +261,11 @@ class ElectionState:
     def save_vote(self) -> None:
         """Hand out the term and vote as a :class:`SaveVote` effect (saved before sending)."""
         self.handle.persist(SaveVote(self.store.term, self.store.voted_for))
+
+    def save_size(self, effect: SaveSize | None) -> None:
+        """Hand out a changed tracked size (saved before sending), if it changed."""
+        if effect is not None:
+            self.handle.persist(effect)
 
     def broadcast(self, msg: ExtensionMessage, now: float) -> None:
         """Send ``msg`` to every member but us and those that left."""

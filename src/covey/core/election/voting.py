@@ -19,6 +19,7 @@ from covey.core.election.lease import Heartbeats
 from covey.core.election.messages import VoteReply, VoteRequest
 from covey.core.election.quorum import quorate
 from covey.core.election.roles import adopt_term, become_candidate, become_follower, become_leader
+from covey.core.election.sizing import Sizing
 from covey.core.election.state import PRIORITY_TAG as PRIORITY_TAG
 from covey.core.election.state import ElectionState, VoteRound
 from covey.core.election.state import Role as Role
@@ -39,12 +40,16 @@ class Voting:
         state: the shared state.
         fencing: checks the peers' configuration and notes unanswered rounds (panic).
         heartbeats: sends a new leader's first heartbeat.
+        sizing: checks and learns the expected size the requests and replies carry.
     """
 
-    def __init__(self, state: ElectionState, fencing: Fencing, heartbeats: Heartbeats) -> None:
+    def __init__(
+        self, state: ElectionState, fencing: Fencing, heartbeats: Heartbeats, sizing: Sizing
+    ) -> None:
         self.s = state
         self.fencing = fencing
         self.heartbeats = heartbeats
+        self.sizing = sizing
 
     def eligible(self) -> bool:
         """False when our ``covey.eligible`` tag says no: we never stand."""
@@ -63,6 +68,8 @@ class Voting:
         if s.role is not Role.FOLLOWER or s.round is not None:
             return
         quiet = max(s.leader_heard + cfg.follower_wait, s.quiet_until)
+        if cfg.tracked:
+            quiet = max(quiet, s.started_at + cfg.bootstrap)  # still collecting peers
         if now < quiet:
             s.election_at = quiet + s.backoff()
             return
@@ -84,7 +91,8 @@ class Voting:
         if quorate(len(rnd.votes), s.quorum()):
             self.round_won(rnd, now)
             return
-        rnd.request = VoteRequest(term, pre, s.cfg.expected_votes, s.priority())
+        gen, expected = s.size_pair
+        rnd.request = VoteRequest(term, pre, expected, s.priority(), gen)
         s.broadcast(rnd.request, now)
 
     def resend_round(self, rnd: VoteRound, now: float) -> None:
@@ -135,7 +143,7 @@ class Voting:
     def on_vote_request(self, m: VoteRequest, sender: bytes, addr: Address, now: float) -> None:
         """Answer a candidate: at most one vote per term, saved before the reply leaves."""
         s = self.s
-        agrees = self.fencing.config_agrees(m.expected, sender, now)
+        agrees = self.sizing.accepts(m.size_gen, m.expected, sender, now)
         if not agrees or self.refuses(sender, now) or m.term < s.term:
             granted = False
         elif m.pre:
@@ -149,12 +157,14 @@ class Voting:
                 s.leader_heard = now  # behave as if the candidate had led: no dueling
                 s.heard_from = sender
                 s.leader_id = None
-        reply = VoteReply(m.term, m.pre, granted, s.cfg.expected_votes, s.term)
+        gen, expected = s.size_pair
+        reply = VoteReply(m.term, m.pre, granted, expected, s.term, gen)
         s.handle.send(addr, [reply], now=now)
 
     def on_vote_reply(self, m: VoteReply, sender: bytes, now: float) -> None:
         """Count a voter's answer to the round under way (a higher term ends our hopes)."""
         s = self.s
+        self.sizing.learn(m.size_gen, m.expected)  # a larger size raises the quorum below
         if not m.pre and not m.granted and m.voter_term > s.term:
             adopt_term(s, m.voter_term, now)
             return

@@ -106,8 +106,11 @@ class AgentConfig:
         event_handlers: shell commands run for every event (Serf-style, COVEY_EVENT...).
         action_handler: shell command that runs cluster-wide actions here.
         versions_count_failed: count failed (not left) members in the lowest version.
-        expected_votes: cluster size for the election quorum; setting it turns the
-            election on (must be the same on every node).
+        election: False switches the leader election off (``--no-election``).
+        expected_votes: cluster size for the election quorum (must be the same on every
+            node); None (the default) tracks it: the largest membership seen alive.
+        election_bootstrap: seconds a starting node collects peers before it stands
+            (tracked size only), and of steady membership before leadership is stable.
         two_node: two-node election mode (expected_votes 2, wait_for_all, tie-breaker).
         election_heartbeat: leader heartbeat interval; lease and waits scale with it.
         fence_command: shell command the leader runs to fence a failed node.
@@ -169,7 +172,9 @@ class AgentConfig:
     event_handlers: tuple[str, ...] = ()
     action_handler: str | None = None
     versions_count_failed: bool = False
+    election: bool = True
     expected_votes: int | None = None
+    election_bootstrap: float = 4.0
     two_node: bool = False
     election_heartbeat: float = 0.2
     fence_command: str | None = None
@@ -372,13 +377,20 @@ def _check_election(c: AgentConfig) -> None:
         raise ConfigError("expected_votes", "must be an integer in 1..10000")
     if c.two_node and ev not in (None, 2):
         raise ConfigError("two_node", "needs expected_votes = 2")
+    b = c.election_bootstrap
+    if not (isinstance(b, int | float) and math.isfinite(b) and 0 <= b <= 600):
+        raise ConfigError("election_bootstrap", "must be a number of seconds in 0..600")
+    if not c.election:
+        for fname in ("expected_votes", "two_node"):
+            if getattr(c, fname) not in (None, False):
+                raise ConfigError(fname, "needs the election (it is switched off)")
     h = c.election_heartbeat
     if not (isinstance(h, int | float) and math.isfinite(h) and 0.01 <= h <= 60):
         raise ConfigError("election_heartbeat", "must be a number of seconds in 0.01..60")
-    if ev is None and not c.two_node:
+    if not c.election:
         for fname in ("fence_command", "heartbeat_disk"):
             if getattr(c, fname) is not None:
-                raise ConfigError(fname, "needs the election (set expected_votes)")
+                raise ConfigError(fname, "needs the election (it is switched off)")
 
 
 _NOTIFY_EVENTS = ("receipt", "stage", "complete", "failed")

@@ -1,17 +1,20 @@
 """The election in the agent: vote file, fencing command, heartbeat disk, control and HTTP.
 
-On when ``expected_votes`` (or ``two_node``) is set. The core
+On unless switched off (``election = false``, ``--no-election``); without
+``expected_votes`` the quorum's size is tracked (:mod:`covey.core.election.size`). The core
 (:mod:`covey.core.election.election`) decides; this module does the IO around it:
 
-* the term and the vote given in it are kept in ``DATA_DIR/election.json`` (fsync'd before
-  any vote leaves), so a restarted node never votes twice in one term;
+* the term and the vote given in it, and the tracked size with its generation, are kept
+  in ``DATA_DIR/election.json`` (fsync'd before any vote leaves), so a restarted node
+  never votes twice in one term and remembers how large its cluster was;
 * a :class:`FenceDecision` runs ``fence_command`` with the decision in the environment
   (``COVEY_FENCE_NODE``, ``COVEY_FENCE_ID``, ``COVEY_FENCE_ADDRESS``,
   ``COVEY_FENCE_INCARNATION``, ``COVEY_TERM`` as fencing token, ``COVEY_LEADER``);
 * with ``heartbeat_disk``, every election heartbeat writes our slot and reads all slots
   (in a worker thread), and feeds them to the core, which decides "partitioned, not dead"
   and "storage failure";
-* control operations ``names``, ``recover``, ``reboot``, ``candidate``; ``GET /v1/names``
+* control operations ``names``, ``recover``, ``reboot``, ``candidate``, ``expect``;
+  ``GET /v1/names``, ``POST /v1/election/expect``
   (with the Python facade ``agent.election``, in :mod:`covey.runtime.features.election_api`).
 
 :class:`ElectionFeature` is always part of an agent: with the election off it plugs in no
@@ -32,7 +35,13 @@ from typing import TYPE_CHECKING, Any
 
 from covey.core import Extension
 from covey.core.effects import Effect
-from covey.core.election.election import Election, ElectionConfig, VoteStore
+from covey.core.election.election import (
+    Election,
+    ElectionConfig,
+    SaveSize,
+    SizeStore,
+    VoteStore,
+)
 from covey.core.election.events import (
     FenceDecision,
     LeaderChanged,
@@ -66,35 +75,54 @@ FENCE_LOG = 20
 
 
 class FileVoteStore:
-    """Term and vote in a JSON file, replaced atomically and fsync'd on every change.
+    """Term, vote and tracked size in a JSON file, replaced atomically and fsync'd on
+    every change.
 
-    Reads what is there at construction (``initial``); :meth:`write` carries out the
-    election's :class:`SaveVote` effects, before the step's datagrams leave.
+    Reads what is there at construction (``initial``, ``size``); :meth:`write` carries
+    out the election's :class:`SaveVote` and :class:`SaveSize` effects, before the
+    step's datagrams leave (the file holds both: each write keeps the other's last value).
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self.initial = VoteStore()
+        self.size = SizeStore()
         try:
             raw = json.loads(path.read_text())
             term = int(raw["term"])
             voted = bytes.fromhex(raw["voted_for"]) if raw.get("voted_for") else None
             self.initial = VoteStore(term, voted)
+            gen, expected = int(raw.get("size_gen", 0)), int(raw.get("expected", 0))
+            if gen < 0 or expected < 0:
+                raise ValueError("negative size")
+            self.size = SizeStore(gen, expected)
         except FileNotFoundError:
             pass
         except (OSError, ValueError, KeyError, TypeError) as exc:
             from covey.runtime.config.model import ConfigError
 
             raise ConfigError("data_dir", f"{path} is unreadable: {exc}") from None
+        self._vote = (self.initial.term, self.initial.voted_for)
+        self._size = (self.size.gen, self.size.expected)
 
     def write(self, effect: Effect) -> None:
-        """Make one :class:`SaveVote` durable."""
-        assert isinstance(effect, SaveVote)
+        """Make one :class:`SaveVote` or :class:`SaveSize` durable."""
+        if isinstance(effect, SaveSize):
+            self._size = (effect.gen, effect.expected)
+        else:
+            assert isinstance(effect, SaveVote)
+            self._vote = (effect.term, effect.voted_for)
         tmp = self.path.with_suffix(".tmp")
-        voted = effect.voted_for.hex() if effect.voted_for else None
-        data = {"term": effect.term, "voted_for": voted}
+        term, voted_for = self._vote
+        voted = voted_for.hex() if voted_for else None
+        gen, expected = self._size
+        data = {"term": term, "voted_for": voted, "size_gen": gen, "expected": expected}
         try:
-            with open(tmp, "w") as fh:
+            # For the agent's user only, as every file of the data directory (the election
+            # runs by default now, so every agent with a data dir writes this file).
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w") as fh:
                 fh.write(json.dumps(data))
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -104,23 +132,28 @@ class FileVoteStore:
 
 
 def _factory(config: AgentConfig) -> Built | None:
-    if config.expected_votes is None and not config.two_node:
+    if not config.election:
         return None
-    expected = config.expected_votes or 2
-    ecfg = ElectionConfig.scaled(expected, config.election_heartbeat, two_node=config.two_node)
+    expected = 2 if config.two_node else config.expected_votes  # None: tracked
+    ecfg = ElectionConfig.scaled(
+        expected,
+        config.election_heartbeat,
+        two_node=config.two_node,
+        bootstrap=config.election_bootstrap,
+    )
     if config.data_dir is None:
         return Election(ecfg, VoteStore())
     store = FileVoteStore(config.data_dir / "election.json")
-    writers: dict[type[Effect], EffectWriter] = {SaveVote: store.write}
-    return Election(ecfg, store.initial), writers
+    writers: dict[type[Effect], EffectWriter] = {SaveVote: store.write, SaveSize: store.write}
+    return Election(ecfg, store.initial, store.size), writers
 
 
 class ElectionFeature(Feature):
     """The election of one agent: the capability, its vote file, fencing and heartbeat disk.
 
     Args:
-        config: the agent's configuration; the election is on when it sets
-            ``expected_votes`` or ``two_node`` (else :attr:`election` is None).
+        config: the agent's configuration; the election is on unless it sets
+            ``election = false`` (then :attr:`election` is None).
 
     Raises:
         ConfigError: the vote file exists but cannot be read.
@@ -151,6 +184,11 @@ class ElectionFeature(Feature):
 
     def capabilities(self) -> Sequence[Extension]:
         return () if self.election is None else (self.election,)
+
+    def expected_votes(self) -> int | None:
+        """The size the quorum is a majority of now (configured or tracked); None when
+        the election is off."""
+        return None if self.election is None else self.election.expected
 
     def effect_writers(self) -> Mapping[type[Effect], EffectWriter]:
         return self._writers

@@ -4,8 +4,9 @@
         print(agent.election.names()["leader"])
         agent.election.recover()
 
-Control operations (JSON lines): ``names``, ``recover``, ``reboot``, ``candidate`` ``node``;
-HTTP: ``GET /v1/names``. With the election off every call refuses with
+Control operations (JSON lines): ``names``, ``recover``, ``reboot``, ``candidate`` ``node``,
+``expect`` ``votes``; HTTP: ``GET /v1/names``, ``POST /v1/election/recover``, ``POST
+/v1/election/expect``. With the election off (``--no-election``) every call refuses with
 :class:`~covey.runtime.control.server.ControlError` ("the election is off ...").
 """
 
@@ -42,7 +43,7 @@ class ElectionAPI:
     def _election(self) -> Election:
         ext = self._feature.election
         if ext is None:
-            raise ControlError("the election is off (start the agent with --expected-votes N)")
+            raise ControlError("the election is off (the agent runs with --no-election)")
         return ext
 
     def _ctx(self) -> AgentContext:
@@ -84,6 +85,20 @@ class ElectionAPI:
         back = ctx.call(ext.reboot)
         return float(back - ctx.now())
 
+    def expect(self, votes: int) -> str:
+        """``covey expect N``: lower the tracked expected size cluster-wide (the core says
+        what it did).
+
+        Raises:
+            ControlError: the size is configured (``--expected-votes``), ``votes`` is below
+                1 or below the members alive, or the election is off.
+        """
+        ext = self._election()
+        try:
+            return self._call(lambda now: ext.expect(votes, now))
+        except ValueError as exc:
+            raise ControlError(str(exc)) from None
+
     def candidate(self, node: str) -> str:
         """Send our election info to member ``node`` (name or id); returns its name.
 
@@ -109,17 +124,26 @@ def election_ops(api: ElectionAPI) -> dict[str, ControlHandler]:
             raise ControlError('"node" must name a member')
         return {"sent_to": api.candidate(target)}
 
+    def expect(req: dict[str, Any]) -> object:
+        api._election()
+        votes = req.get("votes")
+        if type(votes) is not int or votes < 1:
+            raise ControlError('"votes" must be an integer of at least 1')
+        return {"result": api.expect(votes)}
+
     return {
         "names": lambda req: api.names(),
         "recover": lambda req: {"result": api.recover()},
         "reboot": lambda req: {"resumes_in": round(api.reboot(), 3)},
         "candidate": candidate,
+        "expect": expect,
     }
 
 
 def election_routes(api: ElectionAPI) -> list[HttpRoute]:
-    """``GET /v1/names`` (404 with the reason when the election is off) and ``POST
-    /v1/election/recover`` (leave panic mode by hand; token needed)."""
+    """``GET /v1/names`` (404 with the reason when the election is off), ``POST
+    /v1/election/recover`` (leave panic mode by hand) and ``POST /v1/election/expect``
+    (lower the tracked expected size); both POSTs need the token."""
     from covey.runtime.http.adapt import op_handler
     from covey.runtime.http.routes import ANY, BOOL, INT, STR, Route, arr, enum, nullable, obj
 
@@ -139,7 +163,14 @@ def election_routes(api: ElectionAPI) -> list[HttpRoute]:
             "mode": enum("normal", "panic"),
             "fences": arr(ANY),
         },
-        {"role": STR, "panic_reason": nullable(STR), "quorum": INT, "partitioned": arr(STR)},
+        {
+            "role": STR,
+            "panic_reason": nullable(STR),
+            "quorum": INT,
+            "partitioned": arr(STR),
+            "expected_votes": INT,
+            "expected_rule": enum("tracked", "configured"),
+        },
     )
     return [
         Route(
@@ -160,6 +191,21 @@ def election_routes(api: ElectionAPI) -> list[HttpRoute]:
             obj({"result": ANY}),
             tag="election",
             errors={404: "the election is off", 503: "the election is off or not running"},
+            mutating=True,
+        ),
+        Route(
+            "POST",
+            "/v1/election/expect",
+            op_handler(election_ops(api)["expect"], body=True),
+            "Lower the tracked expected votes cluster-wide (refused below the members alive).",
+            obj({"result": STR}),
+            tag="election",
+            body=obj({"votes": INT}, extra=False),
+            errors={
+                400: "votes below 1 or the members alive, or the size is configured",
+                404: "the election is off",
+                503: "not running",
+            },
             mutating=True,
         ),
     ]

@@ -10,7 +10,8 @@ the reasons, while
   (``bad_key``: the sender has a key we lack, or we have the wrong one), or because they
   belong to another cluster (``foreign_cluster``);
 * the node has been alone for :data:`ALONE_AFTER` seconds although it expects peers
-  (static ``--join`` seeds, or ``--expected-votes`` above 1); then also, for each
+  (static ``--join`` seeds, or expected votes above 1: configured with
+  ``--expected-votes``, or tracked, i.e. it has seen peers alive before); then also, for each
   discovery interface that heard nothing from another node (not even a frame it had to
   drop) for as long: "no beacon heard on interface X", which tells a dead interface
   from a bad key. A node meant to be alone (no seeds, no votes) stays ``ok`` alone, as
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from covey.core import MemberState
@@ -51,9 +52,16 @@ class HealthFeature(Feature):
 
     name = "health"
 
-    def __init__(self, config: AgentConfig, net: NetCounters | None = None) -> None:
+    def __init__(
+        self,
+        config: AgentConfig,
+        net: NetCounters | None = None,
+        expected_votes: Callable[[], int | None] | None = None,
+    ) -> None:
         self.config = config
         self.net = net
+        #: The election's expected votes now (tracked ones grow with the peers seen).
+        self._expected = expected_votes
         self.ctx: AgentContext | None = None
         self._counts: dict[str, int] = {}
         #: reason → monotonic time its counter last rose.
@@ -65,6 +73,8 @@ class HealthFeature(Feature):
     def expects_peers(self) -> bool:
         """True when the configuration says this node is not meant to be alone."""
         votes = self.config.expected_votes
+        if self._expected is not None:
+            votes = self._expected()
         return bool(self.config.join) or (votes is not None and votes > 1)
 
     def start(self, ctx: AgentContext) -> None:
