@@ -54,7 +54,7 @@ from covey.runtime.name_conflict import on_name_conflict
 from covey.runtime.net.endpoints import UdpEndpoints, open_udp
 from covey.runtime.net.interface_stats import NetCounters
 from covey.runtime.net.interfaces import DiscoveryPlan, plan_discovery
-from covey.runtime.net.limits import PortGuard, port_cap
+from covey.runtime.net.limits import PortGuard, closing, port_cap
 from covey.runtime.net.stream_port import StreamHandler, serve_stream
 from covey.runtime.queries import AgentQueries
 from covey.runtime.stores.keyring_file import starting_keys
@@ -385,7 +385,7 @@ class Agent(AgentQueries):
             if guard is not None and not guard.admit():
                 writer.transport.abort()
                 return
-            if self._spawn(_closing(handler(reader, writer), writer, guard)) is None:
+            if self._spawn(closing(handler(reader, writer), writer, guard)) is None:
                 writer.close()
                 if guard is not None:
                     guard.release()
@@ -395,16 +395,3 @@ class Agent(AgentQueries):
     def _stream_handler(self) -> StreamHandler | None:
         """Where inbound stream frames go: the driver, once it exists."""
         return self._driver.handle_stream if self._driver is not None else None
-
-
-async def _closing(
-    coro: Coroutine[Any, Any, None], writer: asyncio.StreamWriter, guard: PortGuard | None
-) -> None:
-    try:
-        await coro
-    except Exception:
-        log.exception("connection handler failed")
-    finally:
-        writer.close()
-        if guard is not None:
-            guard.release()

@@ -10,18 +10,14 @@ time, needed only for token ages, is ``now + wall_offset``. Randomness comes fro
 counted per reason.
 
 The :class:`Node` is a facade over components that each own their state and are given
-only what they need (the table, config, rng, outbox, callbacks), never the node:
-
-* :class:`~.table.MemberTable`: the members and SWIM's merge rules; it reports each
-  change through its sink, :meth:`Node._on_table_event`, which hands it to
-  :meth:`pop_events` and to every capability at once, whatever the entry point;
-* :class:`~.inbound.Inbound`: opens what arrives, dispatches each message to its owner,
-  and merges alive/suspect/dead updates into the table (or refutes them);
-* :class:`~.outbox.Outbox`: seals frames, piggybacks gossip, collects the datagrams and
-  stream requests until they are taken;
-* :class:`~.probe.Prober`, :class:`~.gossip.Disseminator`, :class:`~.beacons.Beacons`,
-  :class:`~.sync.Syncer` (push-pull), :class:`~.names.NameClaims` (name conflicts),
-  :class:`~.capabilities.Capabilities` (plugged-in capabilities, their message types).
+only what they need, never the node: the :class:`~.table.MemberTable` (members, SWIM's
+merge rules; it reports each change through :meth:`Node._on_table_event` to
+:meth:`pop_events` and every capability at once), :class:`~.inbound.Inbound` (opens,
+dispatches and merges what arrives, or refutes it), :class:`~.outbox.Outbox` (seals,
+piggybacks, collects datagrams and streams), :class:`~.probe.Prober` (failure detection),
+:class:`~.gossip.Disseminator` (gossip), :class:`~.beacons.Beacons` (discovery),
+:class:`~.sync.Syncer` (push-pull, joins, reconnection) and
+:class:`~.capabilities.Capabilities` (the plugged-in capabilities).
 
 The node keeps the lifecycle (start, leave), the events and effects to hand out, and
 runs the components' timer duties in a fixed order in :meth:`Node.handle_timer`: that
@@ -45,6 +41,7 @@ from covey.core.membership.gossip_queue import GossipQueue
 from covey.core.membership.handle import NodeHandle
 from covey.core.membership.inbound import Inbound
 from covey.core.membership.names import NameClaims
+from covey.core.membership.operator import forced_leave
 from covey.core.membership.outbox import Outbox
 from covey.core.membership.probe import Prober
 from covey.core.membership.rtt import RoundTrip
@@ -52,7 +49,7 @@ from covey.core.membership.stats import Counters, NodeStatistics
 from covey.core.membership.sync import Syncer
 from covey.core.membership.table import MemberTable
 from covey.core.plugin import Capability
-from covey.core.types import Address, BeaconState, DropReason, MemberState, Rng
+from covey.core.types import Address, BeaconState, DropReason, Rng
 from covey.core.wire.frame import FrameType, encode_message_bytes
 from covey.core.wire.messages import Dead, Message, MessageTypes
 
@@ -193,11 +190,6 @@ class Node:
         return self._syncer.seeds
 
     @property
-    def joins_in_flight(self) -> int:
-        """Join exchanges under way."""
-        return self._outbox.joins_in_flight
-
-    @property
     def _probe_order(self) -> list[bytes]:
         # The simulator's bootstrap fills the probe order of a converged cluster directly.
         return self._prober.order
@@ -205,10 +197,6 @@ class Node:
     def pending_streams(self) -> int:
         """Stream requests handed out and not yet finished."""
         return self._outbox.pending_streams()
-
-    def cluster_size_hint(self) -> int:
-        """Live members, this node included (drives timeouts and retransmit limits)."""
-        return self.table.live_count
 
     # -------------------------------------------------------------- capabilities
 
@@ -295,23 +283,11 @@ class Node:
         self._trace(TraceOp.EXIT, now, "leave", local.incarnation)
 
     def force_leave(self, node_id: bytes, *, now: float) -> MemberInfo:
-        """Mark a failed member left on its behalf and gossip it (Serf's ``force-leave``):
-        nobody looks for it any more and it is forgotten after the left retention. A member
-        alive behind a partition refutes the verdict when it heals (higher incarnation).
-
-        Raises:
-            KeyError: no member has this id.
-            ValueError: the member is this node or not failed (a live one would refute).
-        """
+        """Mark failed member ``node_id`` left and gossip it (see :mod:`.operator`); raises
+        KeyError for an unknown id, ValueError for this node or a member not failed."""
         self._require_running()
-        m = self.table.get(node_id)
-        if m is None:
-            raise KeyError(node_id)
-        if node_id == self.node_id or m.state is not MemberState.FAILED:
-            what = "this node (use leave)" if node_id == self.node_id else m.state.label
-            raise ValueError(f"{m.name} is {what}; only a failed member can be forced out")
-        self._inbound.merge(Dead(m.incarnation, node_id, self.node_id, left=True), now)
-        return m.snapshot()
+        self._inbound.merge(forced_leave(self.table, self.node_id, node_id), now)
+        return self.table.members[node_id].snapshot()
 
     def round_trip(self, node_id: bytes) -> RoundTrip | None:
         """Round trips measured to ``node_id`` by direct probe acks, if any (``covey rtt``)."""

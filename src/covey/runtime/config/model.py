@@ -196,17 +196,17 @@ class AgentConfig:
     def __post_init__(self) -> None:
         _check_text("name", self.name)
         _check_text("cluster", self.cluster)
-        _check_address("bind", self.bind, allow_zero_port=False)
+        check_address("bind", self.bind, allow_zero_port=False)
         for fname in ("advertise", "http", "rpc"):
             value = getattr(self, fname)
             if value is not None:
-                _check_address(fname, value, allow_zero_port=False)
+                check_address(fname, value, allow_zero_port=False)
         if self.advertise is not None and _is_wildcard(self.advertise[0]):
             raise ConfigError("advertise", "must be a concrete address, not a wildcard")
         for addr in self.join:
-            _check_address("join", addr, allow_zero_port=False)
+            check_address("join", addr, allow_zero_port=False)
         if self.multicast is not None:
-            _check_address("multicast", self.multicast, allow_zero_port=False)
+            check_address("multicast", self.multicast, allow_zero_port=False)
             check_ipv4("multicast", self.multicast[0])
         for name in self.interfaces:
             if not name:
@@ -249,12 +249,14 @@ class AgentConfig:
             raise ConfigError("log_level", "must be debug, info, warning or error")
         if self.log_format not in ("text", "json"):
             raise ConfigError("log_format", "must be text or json")
-        _check_election(self)
+        from covey.runtime.config import checks  # the features' settings (no import cycle)
+
+        checks.check_election(self)
         if len(os.fsencode(str(self.control_path))) > _UNIX_PATH_MAX:
             raise ConfigError("control", f"path longer than {_UNIX_PATH_MAX} bytes")
-        _check_shared_state(self)
-        _check_deliveries(self)
-        _check_traces(self)
+        checks.check_shared_state(self)
+        checks.check_deliveries(self)
+        checks.check_traces(self)
         _check_port_clashes(self)
 
     @property
@@ -315,115 +317,10 @@ def check_ipv4(fname: str, host: str) -> ipaddress.IPv4Address:
         raise ConfigError(fname, f"{host!r} is not an IPv4 address") from None
 
 
-def _check_address(fname: str, addr: Address, *, allow_zero_port: bool) -> None:
+def check_address(fname: str, addr: Address, *, allow_zero_port: bool) -> None:
     host, port = addr
     if not isinstance(host, str) or not host:
         raise ConfigError(fname, "needs a host")
     low = 0 if allow_zero_port else 1
     if not isinstance(port, int) or not low <= port <= 65535:
         raise ConfigError(fname, f"port must be {low}..65535")
-
-
-def _check_shared_state(c: AgentConfig) -> None:
-    from covey.core.state.messages import LimitError, check_key, check_value
-    from covey.core.state.versions import VersionError, parse_version
-
-    if c.local_version is not None and c.version_file is not None:
-        raise ConfigError("version", "give local_version or version_file, not both")
-    if c.local_version is not None:
-        try:
-            parse_version(c.local_version)
-        except VersionError as exc:
-            raise ConfigError("local_version", str(exc)) from None
-    if c.version_file is not None:
-        read_version_file(c.version_file)
-    try:
-        for k, v in c.facts.items():
-            check_key(k)
-            check_value(v)
-    except LimitError as exc:
-        raise ConfigError("fact", str(exc)) from None
-    for fname in ("export_command", "action_handler"):
-        value = getattr(c, fname)
-        if value is not None and not value.strip():
-            raise ConfigError(fname.replace("_", "-"), "empty command")
-    if any(not h.strip() for h in c.event_handlers):
-        raise ConfigError("event-handler", "empty command")
-
-
-def read_version_file(path: Path) -> str:
-    """The version held in ``path`` (surrounding white space ignored).
-
-    Raises:
-        ConfigError: the file cannot be read or holds no valid version.
-    """
-    from covey.core.state.versions import VersionError, parse_version
-
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError("version_file", f"cannot read {path}: {reason}") from None
-    try:
-        parse_version(text)
-    except VersionError as exc:
-        raise ConfigError("version_file", f"{path}: {exc}") from None
-    return text
-
-
-def _check_election(c: AgentConfig) -> None:
-    ev = c.expected_votes
-    if ev is not None and (type(ev) is not int or not 1 <= ev <= 10_000):
-        raise ConfigError("expected_votes", "must be an integer in 1..10000")
-    if c.two_node and ev not in (None, 2):
-        raise ConfigError("two_node", "needs expected_votes = 2")
-    b = c.election_bootstrap
-    if not (isinstance(b, int | float) and math.isfinite(b) and 0 <= b <= 600):
-        raise ConfigError("election_bootstrap", "must be a number of seconds in 0..600")
-    if not c.election:
-        for fname in ("expected_votes", "two_node"):
-            if getattr(c, fname) not in (None, False):
-                raise ConfigError(fname, "needs the election (it is switched off)")
-    h = c.election_heartbeat
-    if not (isinstance(h, int | float) and math.isfinite(h) and 0.01 <= h <= 60):
-        raise ConfigError("election_heartbeat", "must be a number of seconds in 0.01..60")
-    if not c.election:
-        for fname in ("fence_command", "heartbeat_disk"):
-            if getattr(c, fname) is not None:
-                raise ConfigError(fname, "needs the election (it is switched off)")
-
-
-_NOTIFY_EVENTS = ("receipt", "stage", "complete", "failed")
-
-
-def _check_deliveries(c: AgentConfig) -> None:
-    if c.scheduler is not None and not c.scheduler.startswith("redis://"):
-        raise ConfigError("scheduler", f"{c.scheduler!r} is not a redis://HOST:PORT/DB URL")
-    if c.delivery_handler is not None and not c.delivery_handler.strip():
-        raise ConfigError("delivery-handler", "empty command")
-    d = c.delivery_deadline
-    if not (isinstance(d, int | float) and math.isfinite(d) and 0 < d <= 86400):
-        raise ConfigError("delivery-deadline", "must be a number of seconds in (0, 86400]")
-    for url in c.notify:
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError("notify", f"{url!r} is not an http:// or https:// URL")
-    if c.notify and not c.notify_secret:
-        raise ConfigError("notify-secret", "required with --notify (the HMAC key receivers check)")
-    for kind in c.notify_events:
-        if kind not in _NOTIFY_EVENTS:
-            names = ", ".join(_NOTIFY_EVENTS)
-            raise ConfigError("notify-events", f"{kind!r} is not one of {names}")
-    if not c.deliveries and (c.scheduler or c.delivery_handler or c.notify):
-        why = "off, yet --scheduler, --delivery-handler or --notify given"
-        raise ConfigError("deliveries", why)
-
-
-def _check_traces(c: AgentConfig) -> None:
-    if type(c.trace_buffer) is not int or not 0 <= c.trace_buffer <= 1_000_000:
-        raise ConfigError("trace-buffer", "must be an integer in 0..1000000 (0: no tracing)")
-    if c.collector is not None:
-        _check_address("collector", c.collector, allow_zero_port=False)
-        if not c.keys:
-            raise ConfigError("collector", "needs the cluster key (traces are sealed with it)")
-        if c.trace_buffer == 0:
-            raise ConfigError("collector", "needs tracing on (--trace-buffer above 0)")

@@ -44,7 +44,8 @@ from covey.core.state.facts.capability import (
     SaveFact,
 )
 from covey.core.state.settings import ClusterSettings, SettingChanged
-from covey.runtime.config.model import AgentConfig, ConfigError, read_version_file
+from covey.runtime.config.checks import read_version_file
+from covey.runtime.config.model import AgentConfig, ConfigError
 from covey.runtime.events import EffectFailed, Subscription, event_kind, event_to_json
 from covey.runtime.features.base import (
     Built,

@@ -17,11 +17,13 @@ accept loop does not spin: it logs, stops accepting and retries one second later
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import resource
 import time
-from collections.abc import MutableMapping
+from collections.abc import Coroutine, MutableMapping
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger("covey.limits")
 
@@ -131,3 +133,18 @@ class PortGuard:
         quiet, self._quiet, self._logged = self._quiet, 0, now
         more = f" ({quiet} more since the last line)" if quiet else ""
         log.warning("%s port: connection refused: %s%s", self.label, reason, more)
+
+
+async def closing(
+    coro: Coroutine[Any, Any, None], writer: asyncio.StreamWriter, guard: PortGuard | None
+) -> None:
+    """Run one connection's handler, then close it and give its slot back to ``guard``
+    (whatever the handler did: an exception is logged, never raised out of the server)."""
+    try:
+        await coro
+    except Exception:
+        log.exception("connection handler failed")
+    finally:
+        writer.close()
+        if guard is not None:
+            guard.release()
