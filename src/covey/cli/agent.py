@@ -69,6 +69,25 @@ def agent(
             "--join", help="HOST:PORT of a member to join through; repeatable.", show_default=False
         ),
     ] = None,
+    srv: Annotated[
+        str | None,
+        typer.Option(
+            help="DNS SRV name whose targets are joined as seeds, e.g. _covey._udp.prod.example "
+            "(env COVEY_SRV).",
+            show_default=False,
+        ),
+    ] = None,
+    srv_resolver: Annotated[
+        str | None,
+        typer.Option(
+            help="IP[:PORT] of the DNS server asked for --srv (default: the system's resolver).",
+            show_default=False,
+        ),
+    ] = None,
+    srv_interval: Annotated[
+        float | None,
+        typer.Option(help="Seconds between two SRV resolutions (default 30).", show_default=False),
+    ] = None,
     key_file: Annotated[
         Path | None,
         typer.Option(
@@ -305,6 +324,9 @@ def agent(
         "interface": interface,
         "multicast": False if no_multicast else multicast,
         "join": join,
+        "srv": srv,
+        "srv_resolver": srv_resolver,
+        "srv_interval": srv_interval,
         "key_file": key_file,
         "data_dir": data_dir,
         "http": http,

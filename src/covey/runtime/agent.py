@@ -45,6 +45,7 @@ from covey.runtime.features.deliveries.feature import DeliveriesFeature
 from covey.runtime.features.election import ElectionFeature
 from covey.runtime.features.health import HealthFeature
 from covey.runtime.features.shared import SharedStateFeature
+from covey.runtime.features.srv import SrvDiscoveryFeature
 from covey.runtime.features.traces import TracesFeature
 from covey.runtime.identity import advertised, load_identity, save_identity
 from covey.runtime.net.endpoints import UdpEndpoints, open_udp
@@ -110,6 +111,7 @@ class Agent(AgentQueries):
             deliveries,
             self.traces,
             self.health,
+            SrvDiscoveryFeature(config),
         )
         self.facts = shared.facts
         self.settings = shared.settings

@@ -236,9 +236,11 @@ class LocalCluster:
         extra: Sequence[str] = (),
         wait: bool = True,
         timeout: float = 30.0,
+        port: int | None = None,
     ) -> AgentProcess:
-        """Start one agent; by default wait until its control socket answers."""
-        port = free_port()
+        """Start one agent (on ``port``, default a free one); by default wait until its
+        control socket answers."""
+        port = port or free_port()
         log = self.workdir / f"{name}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("COVEY_")}
         with log.open("ab") as fh:

@@ -10,7 +10,7 @@ the reasons, while
   (``bad_key``: the sender has a key we lack, or we have the wrong one), or because they
   belong to another cluster (``foreign_cluster``);
 * the node has been alone for :data:`ALONE_AFTER` seconds although it expects peers
-  (static ``--join`` seeds, or ``--expected-votes`` above 1); then also, for each
+  (static ``--join`` seeds, ``--srv``, or ``--expected-votes`` above 1); then also, for each
   discovery interface that heard nothing from another node (not even a frame it had to
   drop) for as long: "no beacon heard on interface X", which tells a dead interface
   from a bad key. A node meant to be alone (no seeds, no votes) stays ``ok`` alone, as
@@ -65,7 +65,7 @@ class HealthFeature(Feature):
     def expects_peers(self) -> bool:
         """True when the configuration says this node is not meant to be alone."""
         votes = self.config.expected_votes
-        return bool(self.config.join) or (votes is not None and votes > 1)
+        return bool(self.config.join or self.config.srv) or (votes is not None and votes > 1)
 
     def start(self, ctx: AgentContext) -> None:
         """Sample every few seconds while the agent runs (an idle agent wakes for it
