@@ -74,10 +74,9 @@ class AgentConfig:
             a multicast group selects broadcast. ``None``: 239.192.77.1:7947.
         discovery: False disables multicast/broadcast discovery (``--no-multicast``).
         join: static (host, port) seeds contacted by TCP push-pull at start.
-        srv: DNS SRV name (``_covey._udp.prod.example``) whose targets are joined as
-            seeds, resolved at start and every ``srv_interval`` seconds.
-        srv_resolver: (host, port) of the DNS server to ask; None: the system's resolver.
-        srv_interval: seconds between two resolutions of ``srv`` (errors retry sooner).
+        srv / srv_resolver / srv_interval: DNS SRV name whose targets are joined as seeds,
+            the (IP, port) of the DNS server to ask (None: the system's resolver), and
+            the seconds between two resolutions (errors retry sooner).
         key_file: file of Fernet keys, one per line, the first one encrypts.
         keys: the keys themselves (read from ``key_file``, or given directly by API users).
         plaintext: explicit opt-in to unencrypted traffic (no keys at all).
