@@ -102,7 +102,8 @@ class SrvDiscoveryFeature(Feature):
             return False
         self.last_ok = time.time()
         self.last_error = None
-        new = [t for t in targets if t not in set(self.targets)]
+        before = set(self.targets)
+        new = [t for t in targets if t not in before]
         self.targets = targets
         shown = ", ".join(f"{h}:{p}" for h, p in targets) or "none"
         self._say(("ok", targets), logging.INFO, "srv: %s gives %s", self.config.srv, shown)
