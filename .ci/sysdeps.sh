@@ -6,6 +6,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+[ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)                 # the DNS SRV discovery tests
 command -v chromium >/dev/null 2>&1 || need+=(chromium)            # the dashboard's browser test
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

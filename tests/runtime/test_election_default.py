@@ -25,7 +25,8 @@ from covey.runtime import Agent, AgentConfig
 from covey.runtime.control.client import ClientError
 from covey.runtime.control.server import ControlError
 from covey.runtime.localcluster import AgentProcess, LocalCluster, free_port, wait_until
-from tests.runtime.test_election import agreed_leader, leaders, names
+
+from .test_election import agreed_leader, leaders, names
 
 TIMEOUT = 60.0
 

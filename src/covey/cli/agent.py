@@ -69,6 +69,25 @@ def agent(
             "--join", help="HOST:PORT of a member to join through; repeatable.", show_default=False
         ),
     ] = None,
+    srv: Annotated[
+        str | None,
+        typer.Option(
+            help="DNS SRV name whose targets are joined as seeds, e.g. _covey._udp.prod.example "
+            "(env COVEY_SRV).",
+            show_default=False,
+        ),
+    ] = None,
+    srv_resolver: Annotated[
+        str | None,
+        typer.Option(
+            help="IP[:PORT] of the DNS server asked for --srv (default: the system's resolver).",
+            show_default=False,
+        ),
+    ] = None,
+    srv_interval: Annotated[
+        float | None,
+        typer.Option(help="Seconds between two SRV resolutions (default 30).", show_default=False),
+    ] = None,
     key_file: Annotated[
         Path | None,
         typer.Option(
@@ -321,57 +340,17 @@ def agent(
     Example (loopback only):
     covey agent --name a --cluster demo --bind 127.0.0.1:7946 --interface 127.0.0.1 --key-file key
     """
+    # Every option is a setting of the same name, but for the switches below.
+    flags: dict[str, object] = dict(locals())
+    for switch in ("config", "no_multicast", "no_election"):
+        del flags[switch]
+    flags["multicast"] = False if no_multicast else multicast
+    flags["election"] = False if no_election else None
+    for on in ("plaintext", "versions_count_failed", "two_node", "strict_permissions"):
+        flags[on] = True if flags[on] else None  # a switch left off: the other sources say
     from covey.runtime.config.model import ConfigError
     from covey.runtime.config.sources import build_config, read_env, read_toml
 
-    flags: dict[str, object] = {
-        "name": name,
-        "cluster": cluster,
-        "bind": bind,
-        "advertise": advertise,
-        "interface": interface,
-        "multicast": False if no_multicast else multicast,
-        "join": join,
-        "key_file": key_file,
-        "data_dir": data_dir,
-        "http": http,
-        "control": control,
-        "rpc": rpc,
-        "tag": tag,
-        "plaintext": True if plaintext else None,
-        "probe_interval": probe_interval,
-        "probe_timeout": probe_timeout,
-        "gossip_interval": gossip_interval,
-        "reap_failed_after": reap_failed_after,
-        "reconnect_max": reconnect_max,
-        "log_level": log_level,
-        "log_format": log_format,
-        "local_version": local_version,
-        "version_file": version_file,
-        "fact": fact,
-        "export_dir": export_dir,
-        "export_command": export_command,
-        "event_handler": event_handler,
-        "action_handler": action_handler,
-        "versions_count_failed": True if versions_count_failed else None,
-        "election": False if no_election else None,
-        "expected_votes": expected_votes,
-        "election_bootstrap": election_bootstrap,
-        "two_node": True if two_node else None,
-        "election_heartbeat": election_heartbeat,
-        "fence_command": fence_command,
-        "heartbeat_disk": heartbeat_disk,
-        "deliveries": deliveries,
-        "scheduler": scheduler,
-        "delivery_handler": delivery_handler,
-        "delivery_deadline": delivery_deadline,
-        "notify": notify,
-        "notify_secret": notify_secret,
-        "trace_buffer": trace_buffer,
-        "collector": collector,
-        "http_token_file": http_token_file,
-        "strict_permissions": True if strict_permissions else None,
-    }
     try:
         if no_multicast and multicast:
             raise ConfigError("multicast", "--multicast and --no-multicast exclude each other")

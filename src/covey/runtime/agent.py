@@ -48,6 +48,7 @@ from covey.runtime.features.election import ElectionFeature
 from covey.runtime.features.health import HealthFeature
 from covey.runtime.features.keys import KeysFeature
 from covey.runtime.features.shared import SharedStateFeature
+from covey.runtime.features.srv import SrvDiscoveryFeature
 from covey.runtime.features.traces import TracesFeature
 from covey.runtime.identity import advertised, load_identity, save_identity
 from covey.runtime.name_conflict import on_name_conflict
@@ -132,6 +133,7 @@ class Agent(AgentQueries):
             self.traces,
             self.health,
             keys,
+            SrvDiscoveryFeature(config),
         )
         self.facts = shared.facts
         self.settings = shared.settings

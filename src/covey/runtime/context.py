@@ -5,8 +5,9 @@ A feature (:class:`covey.runtime.features.base.Feature`) never holds the
 offers exactly this:
 
 * ``call(fn)`` — run ``fn(now)`` against the core and send what it produced (the driver's
-  :meth:`~covey.runtime.driver.CoreDriver.call`); ``written(timeout)`` — wait until its
-  durable effects are written; ``now()`` — the core's clock;
+  :meth:`~covey.runtime.driver.CoreDriver.call`); ``join(addresses)`` — contact join
+  seeds; ``written(timeout)`` — wait until its durable effects are written; ``now()`` —
+  the core's clock;
 * ``spawn(coro)`` — a task under the agent's TaskGroup (cancelled at shutdown);
 * ``publish(event)`` / ``subscribe()`` — the agent's :class:`~covey.runtime.events.EventHub`;
   ``wait_for(predicate, timeout)`` re-checks a condition after every event;
@@ -17,10 +18,10 @@ offers exactly this:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from covey.core import MemberInfo, Node, NodeStatistics
+from covey.core import Address, MemberInfo, Node, NodeStatistics
 from covey.core.plugin import MemberDirectory
 from covey.runtime.config.model import AgentConfig
 from covey.runtime.events import AgentEvent, EventHub, Subscription
@@ -73,6 +74,15 @@ class AgentContext:
         if self._driver.closed:
             raise RuntimeError("agent is not running")
         return self._driver.call(fn)
+
+    def join(self, addresses: Sequence[Address]) -> None:
+        """Contact ``addresses`` as join seeds (the path of ``covey join`` and ``--join``).
+
+        Raises:
+            RuntimeError: the agent is not running any more.
+        """
+        seeds = tuple(addresses)
+        self.call(lambda now: self._node.join(seeds, now=now))
 
     def now(self) -> float:
         """The monotonic clock the core runs on."""

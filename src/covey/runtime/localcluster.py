@@ -239,14 +239,16 @@ class LocalCluster:
         wait: bool = True,
         timeout: float = 30.0,
         label: str | None = None,
+        port: int | None = None,
     ) -> AgentProcess:
-        """Start one agent; by default wait until its control socket answers.
+        """Start one agent (on ``port``, default a free one); by default wait until its
+        control socket answers.
 
         ``label`` (default ``name``) names its log, its control socket and its entry in
         :attr:`agents`: two agents may then be started under one ``--name``.
         """
         label = label or name
-        port = free_port()
+        port = port or free_port()
         log = self.workdir / f"{label}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("COVEY_")}
         with log.open("ab") as fh:

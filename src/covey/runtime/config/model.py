@@ -19,6 +19,7 @@ from covey.core import Address
 from covey.core import ConfigError as CoreConfigError
 from covey.core.config import check_tags
 from covey.core.crypto.fernet import FernetKey
+from covey.runtime.config.srv import check_srv
 
 #: Default multicast group of the discovery beacons (organisation-local scope, RFC 2365).
 DEFAULT_GROUP = "239.192.77.1"
@@ -73,6 +74,9 @@ class AgentConfig:
             a multicast group selects broadcast. ``None``: 239.192.77.1:7947.
         discovery: False disables multicast/broadcast discovery (``--no-multicast``).
         join: static (host, port) seeds contacted by TCP push-pull at start.
+        srv / srv_resolver / srv_interval: DNS SRV name whose targets are joined as seeds,
+            the (IP, port) of the DNS server to ask (None: the system's resolver), and
+            the seconds between two resolutions (errors retry sooner).
         key_file: file of Fernet keys, one per line, the first one encrypts.
         keys: the keys themselves (read from ``key_file``, or given directly by API users).
         plaintext: explicit opt-in to unencrypted traffic (no keys at all).
@@ -145,6 +149,9 @@ class AgentConfig:
     multicast: Address | None = None
     discovery: bool = True
     join: tuple[Address, ...] = ()
+    srv: str | None = None
+    srv_resolver: Address | None = None
+    srv_interval: float = 30.0
     key_file: Path | None = None
     keys: tuple[bytes, ...] = ()
     plaintext: bool = False
@@ -208,6 +215,9 @@ class AgentConfig:
         if self.multicast is not None:
             check_address("multicast", self.multicast, allow_zero_port=False)
             check_ipv4("multicast", self.multicast[0])
+        srv_problem = check_srv(self.srv, self.srv_resolver, self.srv_interval)
+        if srv_problem is not None:
+            raise ConfigError(*srv_problem)
         for name in self.interfaces:
             if not name:
                 raise ConfigError("interface", "empty interface name")

@@ -10,7 +10,7 @@ the reasons, while
   (``bad_key``: the sender has a key we lack, or we have the wrong one), or because they
   belong to another cluster (``foreign_cluster``);
 * the node has been alone for :data:`ALONE_AFTER` seconds although it expects peers
-  (static ``--join`` seeds, or expected votes above 1: configured with
+  (static ``--join`` seeds, ``--srv``, or expected votes above 1: configured with
   ``--expected-votes``, or tracked, i.e. it has seen peers alive before); then also, for each
   discovery interface that heard nothing from another node (not even a frame it had to
   drop) for as long: "no beacon heard on interface X", which tells a dead interface
@@ -75,7 +75,7 @@ class HealthFeature(Feature):
         votes = self.config.expected_votes
         if self._expected is not None:
             votes = self._expected()
-        return bool(self.config.join) or (votes is not None and votes > 1)
+        return bool(self.config.join or self.config.srv) or (votes is not None and votes > 1)
 
     def start(self, ctx: AgentContext) -> None:
         """Sample every few seconds while the agent runs (an idle agent wakes for it
