@@ -166,6 +166,14 @@ def test_wrong_key_stays_out_and_is_counted(cluster: LocalCluster) -> None:
     a = cluster.spawn("a")
     cluster.spawn("b")
     wait_until(lambda: cluster.converged(["a", "b"]), CONVERGE, what="convergence")
+
+    def settled(agent: AgentProcess) -> bool:
+        # Past its fast start: no beacon of its own for 2 s (a settled node sends none).
+        last = agent.client().info()["interfaces"]["interfaces"][0]["last_out"]
+        return last is not None and time.time() - last > 2.0
+
+    # The case that once looked healthy: a cluster so quiet the newcomer hears nothing.
+    wait_until(lambda: settled(a) and settled(cluster.agents["b"]), CONVERGE, what="settled")
     intruder = cluster.spawn("intruder", key_file=cluster.new_key_file("other.key"))
     # Its beacons reach a (same group port) but cannot be opened: counted as bad_key.
     wait_until(

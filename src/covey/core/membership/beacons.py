@@ -66,6 +66,8 @@ class Beacons:
         self._merge = merge
         self._step = 0
         self._next: float | None = None
+        #: No answer to an unopened frame before this time (see answer_unopened).
+        self._unopened_after = 0.0
 
     def start(self, now: float) -> None:
         """Begin beaconing: the first fast beacon is due at once."""
@@ -161,3 +163,17 @@ class Beacons:
                 local.node_id, local.name, local.address, BeaconState.READY, local.incarnation
             )
             self._outbox.send(b.address, [encode_message_bytes(ready)], now, piggyback=False)
+
+    def answer_unopened(self, now: float) -> None:
+        """A frame came that no key of ours opens (``bad_key``): answer with a beacon on
+        the group, at most once per beacon interval, and from about eight members in all.
+
+        A settled cluster sends no beacons, so a node started with the wrong key would
+        hear nothing at all and look like a healthy node alone; hearing frames it cannot
+        open is what tells it (and its health) that its key is wrong.
+        """
+        if not self._syncer.joined or now < self._unopened_after:
+            return
+        self._unopened_after = now + self._config.beacon_interval
+        if self._rng.random() * self._table.live_count < 8:
+            self._outbox.send(None, [encode_message_bytes(self.message())], now, piggyback=False)

@@ -119,6 +119,8 @@ class Inbound:
         self._counters.bytes_received += len(data)
         decoded = self._open(data, FrameType.DATAGRAM, self._config.max_datagram, now)
         if isinstance(decoded, DropReason):
+            if decoded is DropReason.BAD_KEY:
+                self._beacons.answer_unopened(now)  # tell a mis-keyed node it is one
             return decoded
         sender, msgs = decoded
         # A lost member speaks: its failed record comes back first (see .lost), so that
