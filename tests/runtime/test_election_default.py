@@ -19,13 +19,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 
 from covey.runtime import Agent, AgentConfig
 from covey.runtime.control.client import ClientError
 from covey.runtime.control.server import ControlError
-from covey.runtime.localcluster import AgentProcess, LocalCluster, free_port, wait_until
+from covey.runtime.localcluster import AgentProcess, LocalCluster, wait_until
 
+from .configs import config_factory
 from .test_election import agreed_leader, leaders, names
 
 TIMEOUT = 60.0
@@ -99,25 +99,13 @@ async def until(check: Callable[[], bool], timeout: float = TIMEOUT) -> None:
 
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., AgentConfig]:
-    key = Fernet.generate_key()
-    group_port = free_port()
-
-    def make(name: str, **kw: object) -> AgentConfig:
-        base: dict[str, object] = {
-            "name": name,
-            "cluster": "tracked",
-            "bind": ("127.0.0.1", free_port()),
-            "interfaces": ("127.0.0.1",),
-            "multicast": ("239.192.77.6", group_port),
-            "keys": (key,),
-            "control": tmp_path / f"{name}.sock",
-            "data_dir": tmp_path / name,
-            "election_heartbeat": 0.05,
-        }
-        base.update(kw)
-        return AgentConfig(**base)  # type: ignore[arg-type]
-
-    return make
+    return config_factory(
+        "tracked",
+        "239.192.77.6",
+        control=lambda name, _: tmp_path / f"{name}.sock",
+        data_dir=lambda name, _: tmp_path / name,
+        election_heartbeat=0.05,
+    )
 
 
 async def test_stable_after_the_bootstrap_window_a_leave_lowers_and_a_restart_keeps_it(

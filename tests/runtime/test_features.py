@@ -12,34 +12,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
 
 from covey.runtime import Agent, AgentConfig, ClientError, ControlClient
 from covey.runtime.control.server import ControlError
-from covey.runtime.localcluster import free_port
+
+from .configs import config_factory
 
 TIMEOUT = 30.0
 
 
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., AgentConfig]:
-    key = Fernet.generate_key()
-    group_port = free_port()
-
-    def make(name: str, **kw: object) -> AgentConfig:
-        base: dict[str, object] = {
-            "name": name,
-            "cluster": "features",
-            "bind": ("127.0.0.1", free_port()),
-            "interfaces": ("127.0.0.1",),
-            "multicast": ("239.192.77.2", group_port),
-            "keys": (key,),
-            "control": Path(f"/tmp/covey-test-feat-{name}-{group_port}.sock"),
-        }
-        base.update(kw)
-        return AgentConfig(**base)  # type: ignore[arg-type]
-
-    return make
+    return config_factory(
+        "features",
+        control=lambda name, port: Path(f"/tmp/covey-test-feat-{name}-{port}.sock"),
+    )
 
 
 async def test_facades_and_their_flat_names_agree(make_config: Callable[..., AgentConfig]) -> None:

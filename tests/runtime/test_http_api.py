@@ -24,6 +24,8 @@ from covey.runtime import Agent, AgentConfig
 from covey.runtime.http.app import INDEX_KEY
 from covey.runtime.localcluster import free_port
 
+from .configs import config_factory
+
 TIMEOUT = 30.0
 TOKEN = secrets.token_urlsafe(24)
 
@@ -51,25 +53,12 @@ def call(
 
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., AgentConfig]:
-    key = Fernet.generate_key()
-    group_port = free_port()
-
-    def make(name: str, **kw: object) -> AgentConfig:
-        base: dict[str, object] = {
-            "name": name,
-            "cluster": "http",
-            "bind": ("127.0.0.1", free_port()),
-            "interfaces": ("127.0.0.1",),
-            "multicast": ("239.192.77.2", group_port),
-            "keys": (key,),
-            "control": tmp_path / f"{name}.sock",
-            "http": ("127.0.0.1", free_port()),
-            "http_token": TOKEN,
-        }
-        base.update(kw)
-        return AgentConfig(**base)  # type: ignore[arg-type]
-
-    return make
+    return config_factory(
+        "http",
+        control=lambda name, _: tmp_path / f"{name}.sock",
+        http=lambda *_: ("127.0.0.1", free_port()),
+        http_token=TOKEN,
+    )
 
 
 @pytest.fixture

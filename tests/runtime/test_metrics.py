@@ -20,29 +20,19 @@ from covey.runtime import Agent, AgentConfig
 from covey.runtime.http.metrics import CONTENT_TYPE, AgentCollector, LoopLag, Metrics
 from covey.runtime.localcluster import free_port
 
+from .configs import config_factory
+
 TIMEOUT = 30.0
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 @pytest.fixture
 def make_config(tmp_path: Path) -> Callable[..., AgentConfig]:
-    key = Fernet.generate_key()
-    group_port = free_port()
-
-    def make(name: str, **kw: object) -> AgentConfig:
-        base: dict[str, object] = {
-            "name": name,
-            "cluster": "metrics",
-            "bind": ("127.0.0.1", free_port()),
-            "interfaces": ("127.0.0.1",),
-            "multicast": ("239.192.77.1", group_port),
-            "keys": (key,),
-            "control": Path(f"/tmp/covey-test-{name}-{group_port}.sock"),
-        }
-        base.update(kw)
-        return AgentConfig(**base)  # type: ignore[arg-type]
-
-    return make
+    return config_factory(
+        "metrics",
+        "239.192.77.1",
+        control=lambda name, port: Path(f"/tmp/covey-test-{name}-{port}.sock"),
+    )
 
 
 @pytest.fixture
