@@ -24,6 +24,8 @@ import time
 from functools import cache
 from pathlib import Path
 
+import psutil
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 BIN = Path(sys.executable).parent
 BLOCK = re.compile(r"(<!-- (runnable|demo-transcript) -->\n)?```(sh|text)\n(.*?)```", re.S)
@@ -45,17 +47,14 @@ def _env() -> dict[str, str]:
 
 def _session_pids(sid: int) -> list[int]:
     """Processes (not zombies) still in session ``sid``."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    out = []
+    for p in psutil.process_iter():
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            pids.append(int(entry.name))
-    return pids
+            if os.getsid(p.pid) == sid and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p.pid)
+        except (OSError, psutil.Error):
+            continue  # gone meanwhile
+    return out
 
 
 def test_the_runnable_blocks_pass(tmp_path: Path) -> None:
