@@ -52,7 +52,8 @@ def _cleanup_leftovers() -> Iterator[None]:
 def make_lab(
     request: pytest.FixtureRequest,
 ) -> Iterator[Callable[..., tuple[Lab, LabCluster, Faults]]]:
-    """``make_lab(hosts, agent_args=(), record=True)`` → (lab, cluster, faults), torn down.
+    """``make_lab(hosts, agent_args=(), record=True, ipv6=False)`` → (lab, cluster, faults),
+    torn down.
 
     When the test fails, every agent's log tail and the active faults are printed; with
     ``COVEY_LAB_KEEP=1`` the work directory (logs, ``*.events.jsonl``) is kept and named.
@@ -64,10 +65,16 @@ def make_lab(
     workdir = Path(tempfile.mkdtemp(prefix="cvylab-"))
 
     def make(
-        hosts: int = 5, *, agent_args: tuple[str, ...] = (), record: bool = True
+        hosts: int = 5,
+        *,
+        agent_args: tuple[str, ...] = (),
+        record: bool = True,
+        ipv6: bool = False,
     ) -> tuple[Lab, LabCluster, Faults]:
-        lab = Lab(hosts)
-        cluster = LabCluster(lab, workdir=workdir / lab.name, agent_args=agent_args, record=record)
+        lab = Lab(hosts, ipv6=ipv6)
+        cluster = LabCluster(
+            lab, workdir=workdir / lab.name, agent_args=agent_args, record=record, ipv6=ipv6
+        )
         made.append((lab, cluster))
         return lab, cluster, Faults(lab)
 

@@ -66,3 +66,18 @@ def test_static_join_when_multicast_is_blocked(make_lab):
     converge(cluster, [h.name for h in lab.hosts])
     # The beacons were sent and dropped: the cluster did not form by multicast.
     assert all(faults.dropped(h) > 0 for h in lab.hosts)
+
+
+def test_ipv6_multicast_discovery_across_hosts(make_lab):
+    """Three agents bound to IPv6 addresses, no --join, find each other by beacons on an
+    IPv6 multicast group (site-local ff15::), the interface chosen by name."""
+    lab, cluster, _ = make_lab(3, ipv6=True)
+    cluster.start_all(["--multicast", "[ff15::c0ee]:7947"])
+    took = converge(cluster, [h.name for h in lab.hosts])
+    print(f"IPv6 multicast discovery of 3 hosts: {took:.1f} s after all answered")
+    for agent in cluster.agents.values():
+        info = agent.client().info()
+        assert info["discovery"]["mode"] == "multicast"
+        assert info["discovery"]["interfaces"] == [f"eth0={agent.host.addr6}"]
+        addresses = {m["name"]: m["address"] for m in agent.client().members()}
+        assert addresses == {h.name: f"[{h.addr6}]:7946" for h in lab.hosts}

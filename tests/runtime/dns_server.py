@@ -15,6 +15,8 @@ DNSMASQ = Path("/usr/sbin/dnsmasq")
 MISSING = "dnsmasq not installed (.ci/sysdeps.sh installs dnsmasq-base)"
 #: The SRV name the tests publish.
 SRV_NAME = "_covey._udp.test"
+#: The name SRV records point at when a test asks for a named target (A and AAAA).
+TARGET_NAME = "agents.covey.test"
 START_TIMEOUT = 10.0
 
 
@@ -40,8 +42,11 @@ class DnsServer:
     on the same port.
     """
 
-    def __init__(self, directory: Path, port: int | None = None) -> None:
+    def __init__(self, directory: Path, port: int | None = None, target: str = "127.0.0.1") -> None:
         self.directory = directory
+        #: What the records point at: an IP literal, or the name ``TARGET_NAME`` whose
+        #: address records (A 127.0.0.1 and AAAA ::1) the server also holds.
+        self.target = target
         self.port = port or free_udp_port()
         self.ports: list[int] = []
         self.proc: subprocess.Popen[bytes] | None = None
@@ -68,7 +73,8 @@ class DnsServer:
             "--no-hosts",
             "--conf-file=/dev/null",  # never the host's /etc/dnsmasq.conf
             f"--pid-file={self.directory / 'dnsmasq.pid'}",
-            *(f"--srv-host={SRV_NAME},127.0.0.1,{p}" for p in self.ports),
+            f"--host-record={TARGET_NAME},127.0.0.1,::1",
+            *(f"--srv-host={SRV_NAME},{self.target},{p}" for p in self.ports),
         ]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)

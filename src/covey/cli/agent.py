@@ -32,7 +32,8 @@ def agent(
     bind: Annotated[
         str | None,
         typer.Option(
-            help="HOST:PORT for UDP and TCP (env COVEY_BIND; default: 0.0.0.0:7946).",
+            help="HOST:PORT for UDP and TCP, [IPV6]:PORT for IPv6, [::] for every IPv6 address "
+            "(env COVEY_BIND; default: 0.0.0.0:7946).",
             show_default=False,
         ),
     ] = None,
@@ -47,15 +48,16 @@ def agent(
         list[str] | None,
         typer.Option(
             "--interface",
-            help="Interface name or IPv4 address for discovery beacons; repeatable "
-            "(default: every non-loopback IPv4 interface that is up).",
+            help="Interface name or address for discovery beacons; repeatable "
+            "(default: every non-loopback interface that is up, by the group's IP family).",
             show_default=False,
         ),
     ] = None,
     multicast: Annotated[
         str | None,
         typer.Option(
-            help="GROUP:PORT of discovery beacons; a broadcast address selects broadcast "
+            help="GROUP:PORT of discovery beacons; a broadcast address selects broadcast, "
+            "[ff15::…]:PORT an IPv6 group "
             "(default: 239.192.77.1:7947, shared by every agent on a host).",
             show_default=False,
         ),

@@ -26,7 +26,14 @@ from covey.core.member import MemberInfo
 from covey.core.membership.node import Node
 from covey.core.membership.stats import NodeStatistics
 from covey.core.plugin import Extension, ExtensionEvent, ExtensionMessage
-from covey.core.types import Address, BeaconState, DropReason, MemberState, Rng
+from covey.core.types import (
+    Address,
+    BeaconState,
+    DropReason,
+    MemberState,
+    Rng,
+    format_address,
+)
 from covey.core.wire.frame import MAX_DATAGRAM, MAX_STREAM_FRAME, STREAM_PREFIX_LEN
 from covey.core.wire.messages import MalformedMessage, MessageTypes
 
@@ -67,4 +74,5 @@ __all__ = [
     "StreamRequest",
     "TraceOp",
     "TraceRecord",
+    "format_address",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from covey.core.types import Address, BeaconState, MemberState
+from covey.core.types import Address, BeaconState, MemberState, format_address
 
 
 @dataclass(slots=True)
@@ -70,7 +70,7 @@ class MemberInfo:
         return {
             "name": self.name,
             "id": self.node_id.hex(),
-            "address": f"{self.address[0]}:{self.address[1]}",
+            "address": format_address(self.address),
             "state": self.state.label,
             "incarnation": self.incarnation,
             "tags": dict(self.tags),

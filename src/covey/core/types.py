@@ -12,6 +12,12 @@ T = TypeVar("T")
 Address = tuple[str, int]
 
 
+def format_address(address: Address) -> str:
+    """``HOST:PORT`` as people and parsers read it: ``[HOST]:PORT`` for an IPv6 host."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class Rng(Protocol):
     """The randomness a core needs; ``random.Random`` satisfies it.
 

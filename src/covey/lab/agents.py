@@ -78,7 +78,9 @@ class LabAgent:
 
     @property
     def address(self) -> str:
-        """``ADDR:PORT`` of the agent."""
+        """``ADDR:PORT`` of the agent (``[ADDR6]:PORT`` in an IPv6 cluster)."""
+        if self.cluster.ipv6 and self.host.addr6 is not None:
+            return f"[{self.host.addr6}]:{PORT}"
         return f"{self.host.addr}:{PORT}"
 
     @property
@@ -200,6 +202,8 @@ class LabCluster:
         agent_args: extra arguments for every agent.
         record: run a :class:`Recorder` on every agent.
         name: the cluster name.
+        ipv6: agents bind their host's IPv6 address (the lab must have been made with
+            ``ipv6=True``).
     """
 
     def __init__(
@@ -210,8 +214,10 @@ class LabCluster:
         agent_args: Sequence[str] = (),
         record: bool = False,
         name: str = "lab",
+        ipv6: bool = False,
     ) -> None:
         self.lab = lab
+        self.ipv6 = ipv6
         self._own_dir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="cvylab-")) if workdir is None else workdir
         self.workdir.mkdir(parents=True, exist_ok=True)

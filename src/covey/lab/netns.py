@@ -13,6 +13,10 @@ namespace, so nothing of the lab is visible in (or routable from) the namespace 
 runs in; the test talks to agents through unix sockets, which are file-system objects.
 Multicast snooping is off on the bridge, so a multicast datagram reaches every port.
 
+A lab made with ``ipv6=True`` also gives every host ``fd77::<i>/64`` on ``eth0`` (no
+duplicate-address detection, so the address works at once); IPv6 multicast needs no route
+of its own (the kernel puts ``ff00::/8`` on every multicast-capable link).
+
 Teardown is belt and braces, because a leaked namespace outlives the test run: every
 namespace created is recorded in a process-wide registry; :meth:`Lab.close` kills whatever
 still runs inside the lab's namespaces (``ip netns pids``: every such process is ours, since
@@ -39,6 +43,8 @@ PREFIX = "cvy-"
 RUN_ID = secrets.token_hex(3)
 #: The private subnet of lab hosts (exists only inside the lab's namespaces).
 SUBNET = "10.77.0"
+#: The IPv6 prefix of lab hosts made with ``ipv6=True`` (a unique-local /64).
+SUBNET6 = "fd77::"
 
 _registry_lock = threading.Lock()
 _open_labs: list[Lab] = []
@@ -126,6 +132,7 @@ class Host:
         ns: its network namespace.
         addr: its IPv4 address on ``eth0``.
         dev: the interface name inside the namespace (``eth0``).
+        addr6: its IPv6 address on ``eth0`` (a lab made with ``ipv6=True``), else None.
     """
 
     index: int
@@ -133,6 +140,7 @@ class Host:
     ns: str
     addr: str
     dev: str = "eth0"
+    addr6: str | None = None
 
     def argv(self, *command: str) -> list[str]:
         """``command`` run inside this host's namespace."""
@@ -145,15 +153,23 @@ class Lab:
     Args:
         hosts: number of hosts (1..200).
         tag: a short label inside the namespace names (default: random).
+        ipv6: give every host an IPv6 address too (``fd77::<i>``).
     """
 
-    def __init__(self, hosts: int, *, tag: str | None = None) -> None:
+    def __init__(self, hosts: int, *, tag: str | None = None, ipv6: bool = False) -> None:
         if not 1 <= hosts <= 200:
             raise ValueError("hosts must be 1..200")
         self.name = f"{PREFIX}{RUN_ID}-{tag or secrets.token_hex(2)}"
         self.switch = f"{self.name}-sw"
         self.hosts = [
-            Host(i, f"h{i}", f"{self.name}-h{i}", f"{SUBNET}.{i}") for i in range(1, hosts + 1)
+            Host(
+                i,
+                f"h{i}",
+                f"{self.name}-h{i}",
+                f"{SUBNET}.{i}",
+                addr6=f"{SUBNET6}{i:x}" if ipv6 else None,
+            )
+            for i in range(1, hosts + 1)
         ]
         self.namespaces: list[str] = []
         self.closed = False
@@ -199,6 +215,8 @@ class Lab:
             run([*hn, "addr", "add", f"{h.addr}/24", "brd", self.broadcast, "dev", h.dev])
             run([*hn, "link", "set", h.dev, "up"])
             run([*hn, "route", "add", "224.0.0.0/4", "dev", h.dev])
+            if h.addr6 is not None:
+                run([*hn, "-6", "addr", "add", f"{h.addr6}/64", "dev", h.dev, "nodad"])
 
     def routes(self, host: Host) -> list[str]:
         """The IPv4 routing table of ``host`` (one route per line)."""

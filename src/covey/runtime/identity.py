@@ -9,7 +9,7 @@ import uuid
 from pathlib import Path
 
 from covey.core import Address
-from covey.runtime.config.model import AgentConfig, ConfigError
+from covey.runtime.config.model import AgentConfig, ConfigError, is_wildcard
 from covey.runtime.net.interfaces import DiscoveryPlan
 
 log = logging.getLogger("covey.agent")
@@ -17,15 +17,22 @@ log = logging.getLogger("covey.agent")
 
 def advertised(config: AgentConfig, plan: DiscoveryPlan) -> Address:
     """The address peers reach us at: ``advertise``, the bind address, or the first
-    discovery interface's when bound to 0.0.0.0."""
+    discovery interface's of the bind's family when bound to a wildcard (``0.0.0.0``,
+    ``::``; an IPv6 link-local address is never advertised: it needs a scope id)."""
     if config.advertise is not None:
         return config.advertise
     host, port = config.bind
-    if host not in ("0.0.0.0", ""):
+    if not is_wildcard(host):
         return (host, port)
-    if plan.interfaces:
-        return (plan.interfaces[0].address, port)
-    raise ConfigError("advertise", "needed when bind is 0.0.0.0 and discovery is off")
+    ipv6 = host == "::"
+    for iface in plan.interfaces:
+        if iface.ipv6 == ipv6 and not (ipv6 and iface.address.startswith("fe80:")):
+            return (iface.address, port)
+    raise ConfigError(
+        "advertise",
+        f"needed when bind is {host or '0.0.0.0'} and no discovery interface of that family "
+        "has a routable address",
+    )
 
 
 def load_identity(data_dir: Path | None) -> tuple[bytes, int]:

@@ -3,6 +3,10 @@
 Every agent binds a free 127.0.0.1 port, sends beacons only through the loopback interface
 (``--interface 127.0.0.1``) to a shared multicast group port, and keeps its control socket
 and log in one temporary directory. Processes are always stopped by their PID.
+
+With ``host="::1"`` the agents bind IPv6 loopback instead; loopback carries no IPv6
+multicast, so they start with ``--no-multicast`` and find each other through the
+``--join`` the caller passes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from covey.core import format_address
 from covey.core.crypto.fernet import generate_key
 from covey.runtime.config.model import DEFAULT_GROUP
 from covey.runtime.control.client import ClientError, ControlClient
@@ -44,22 +49,23 @@ def free_port(host: str = "127.0.0.1") -> int:
     and the agent then fails with "Address already in use".
     """
     low = _ephemeral_low()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     if low > 11000:
         for _ in range(200):
             port = random.randrange(10000, low)
             try:
-                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                with socket.socket(family, socket.SOCK_STREAM) as tcp:
                     tcp.bind((host, port))
-                    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                    with socket.socket(family, socket.SOCK_DGRAM) as udp:
                         udp.bind((host, port))
             except OSError:
                 continue
             return port
     for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+        with socket.socket(family, socket.SOCK_STREAM) as tcp:
             tcp.bind((host, 0))
             port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
                 try:
                     udp.bind((host, port))
                 except OSError:
@@ -92,9 +98,16 @@ class AgentProcess:
     """One ``covey agent`` child process."""
 
     def __init__(
-        self, name: str, port: int, proc: subprocess.Popen[bytes], control: Path, log: Path
+        self,
+        name: str,
+        port: int,
+        proc: subprocess.Popen[bytes],
+        control: Path,
+        log: Path,
+        host: str = "127.0.0.1",
     ):
         self.name = name
+        self.host = host
         self.port = port
         self.proc = proc
         self.control = control
@@ -107,8 +120,8 @@ class AgentProcess:
 
     @property
     def address(self) -> str:
-        """``127.0.0.1:PORT``."""
-        return f"127.0.0.1:{self.port}"
+        """``127.0.0.1:PORT`` (``[::1]:PORT`` on IPv6)."""
+        return format_address((self.host, self.port))
 
     def running(self) -> bool:
         """True while the process has not exited."""
@@ -165,6 +178,8 @@ class LocalCluster:
         cluster: the cluster name.
         group_port: the shared multicast port (default: a free one).
         agent_args: extra arguments for every agent (timings...).
+        host: the loopback address every agent binds: ``127.0.0.1``, or ``::1`` (then
+            without multicast: pass ``--join``).
     """
 
     def __init__(
@@ -174,12 +189,14 @@ class LocalCluster:
         cluster: str = "demo",
         group_port: int | None = None,
         agent_args: Sequence[str] = (),
+        host: str = "127.0.0.1",
     ) -> None:
+        self.host = host
         self._own_dir = workdir is None
         self.workdir = Path(tempfile.mkdtemp(prefix="covey-")) if workdir is None else workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cluster = cluster
-        self.group_port = group_port or free_port()
+        self.group_port = group_port or free_port(host)
         self.agent_args = list(agent_args)
         self.key_file = self.new_key_file("cluster.key")
         self.agents: dict[str, AgentProcess] = {}
@@ -213,14 +230,8 @@ class LocalCluster:
             "--cluster",
             cluster or self.cluster,
             "--bind",
-            f"127.0.0.1:{port}",
-            "--interface",
-            "127.0.0.1",
-            *(
-                ()
-                if "--no-multicast" in extra or "--multicast" in extra
-                else ("--multicast", f"{DEFAULT_GROUP}:{self.group_port}")
-            ),
+            format_address((self.host, port)),
+            *self._discovery_args(extra),
             "--key-file",
             str(key_file or self.key_file),
             "--control",
@@ -228,6 +239,13 @@ class LocalCluster:
             *self.agent_args,
             *extra,
         ]
+
+    def _discovery_args(self, extra: Sequence[str]) -> tuple[str, ...]:
+        if "--no-multicast" in extra or "--multicast" in extra:
+            return ("--interface", self.host)
+        if ":" in self.host:
+            return ("--no-multicast",)
+        return ("--interface", self.host, "--multicast", f"{DEFAULT_GROUP}:{self.group_port}")
 
     def spawn(
         self,
@@ -248,7 +266,7 @@ class LocalCluster:
         :attr:`agents`: two agents may then be started under one ``--name``.
         """
         label = label or name
-        port = port or free_port()
+        port = port or free_port(self.host)
         log = self.workdir / f"{label}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("COVEY_")}
         with log.open("ab") as fh:
@@ -261,7 +279,7 @@ class LocalCluster:
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        agent = AgentProcess(name, port, proc, self.workdir / f"{label}.sock", log)
+        agent = AgentProcess(name, port, proc, self.workdir / f"{label}.sock", log, self.host)
         self.agents[label] = agent
         if wait:
             self.wait_ready(agent, timeout)

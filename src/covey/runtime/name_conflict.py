@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from covey.core import NameConflict
+from covey.core import NameConflict, format_address
 
 if TYPE_CHECKING:
     from covey.runtime.agent import Agent
@@ -25,7 +25,7 @@ EXIT_NAME_TAKEN = 2
 
 def on_name_conflict(agent: Agent, event: NameConflict) -> None:
     """Count, log and, when this agent is the newer claimant, stop it (status 2)."""
-    holder = f"node {event.holder.hex()} at {event.holder_address[0]}:{event.holder_address[1]}"
+    holder = f"node {event.holder.hex()} at {format_address(event.holder_address)}"
     agent.counters["name_conflict"] += 1
     if event.refused:
         log.error(

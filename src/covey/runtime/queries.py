@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Self
 
-from covey.core import Address, MemberInfo, MemberState, Node, NodeStatistics
+from covey.core import Address, MemberInfo, MemberState, Node, NodeStatistics, format_address
 from covey.core.state.facts.capability import FactsEvent
 from covey.runtime.config.model import AgentConfig, ConfigError
 from covey.runtime.context import wait_on_hub
@@ -126,14 +126,14 @@ class AgentQueries:
         """The start-up log line: who, where, and every endpoint an operator may use."""
         c = self.config
         parts = [
-            f"agent {c.name} ({self.node_id.hex()}) serving on {self.address[0]}:{self.address[1]}",
+            f"agent {c.name} ({self.node_id.hex()}) serving on {format_address(self.address)}",
             f"cluster {c.cluster}",
             f"control {c.control_path}",
         ]
         if c.http is not None:
-            parts.append(f"http http://{c.http[0]}:{c.http[1]}/ui/")
+            parts.append(f"http http://{format_address(c.http)}/ui/")
         if c.rpc is not None:
-            parts.append(f"rpc {c.rpc[0]}:{c.rpc[1]}")
+            parts.append(f"rpc {format_address(c.rpc)}")
         return ", ".join(parts)
 
     def runtime_counters(self) -> dict[str, int]:

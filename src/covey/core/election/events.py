@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from covey.core.plugin import ExtensionEvent
-from covey.core.types import Address
+from covey.core.types import Address, format_address
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ class FenceDecision(ExtensionEvent):
             "event": "fence",
             "node": self.node,
             "id": self.node_id.hex(),
-            "address": f"{self.address[0]}:{self.address[1]}",
+            "address": format_address(self.address),
             "incarnation": self.incarnation,
             "term": self.term,
         }

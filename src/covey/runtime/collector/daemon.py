@@ -30,7 +30,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from covey.runtime.collector.server import Collector, format_address
+from covey.core import format_address
+from covey.runtime.collector.server import Collector
 from covey.runtime.collector.store import StoreError, TraceStore
 
 log = logging.getLogger("covey.collector")
@@ -231,7 +232,7 @@ async def _serve(
         store.close()
         # asyncio's message repeats the address: the system's reason is enough.
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
-        ready(f"error: cannot listen on {format_address(*bind)}: {reason}")
+        ready(f"error: cannot listen on {format_address(bind)}: {reason}")
         return 2
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

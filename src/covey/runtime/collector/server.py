@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from covey.core import format_address
 from covey.runtime.collector import views
 from covey.runtime.collector.records import RecordError, check_batch
 from covey.runtime.collector.store import StoreError, TraceStore
@@ -61,11 +62,6 @@ _PLAIN = LineCodec()
 
 class RequestError(Exception):
     """A request was refused; the message goes back to the sender."""
-
-
-def format_address(host: str, port: int) -> str:
-    """``HOST:PORT``, with brackets around an IPv6 host."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _number(request: dict[str, Any], name: str, default: float | None, high: float) -> Any:
@@ -132,7 +128,7 @@ class Collector:
             self._connection, host, port, limit=LINE_LIMIT, reuse_address=True
         )
         bound = self._server.sockets[0].getsockname()
-        self.address = format_address(bound[0], bound[1])
+        self.address = format_address((bound[0], bound[1]))
         return self.address
 
     def request_stop(self) -> None:

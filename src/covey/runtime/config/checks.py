@@ -1,5 +1,6 @@
 """The settings of the features, checked when an :class:`~.model.AgentConfig` is built:
-shared state (versions, facts, exporters), the election, deliveries and traces.
+shared state (versions, facts, exporters), the election, deliveries and traces; and that
+the agent's addresses are of one IP family.
 
 Kept apart from :mod:`covey.runtime.config.model`, which holds the record and the
 membership and network settings; each check raises :class:`~.model.ConfigError` naming
@@ -8,6 +9,7 @@ the field.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -121,3 +123,32 @@ def check_traces(c: AgentConfig) -> None:
             raise ConfigError("collector", "needs the cluster key (traces are sealed with it)")
         if c.trace_buffer == 0:
             raise ConfigError("collector", "needs tracing on (--trace-buffer above 0)")
+
+
+def _family(host: str) -> int | None:
+    """4 or 6 for an IP literal (or a wildcard), None for a host name."""
+    if host in ("0.0.0.0", ""):
+        return 4
+    try:
+        return ipaddress.ip_address(host).version
+    except ValueError:
+        return None
+
+
+def check_families(c: AgentConfig) -> None:
+    """The agent's one UDP socket speaks the bind address's family: an advertised or
+    joined address of the other family could never be reached (host names are resolved
+    later, by the family of the socket)."""
+    bind = _family(c.bind[0])
+    if bind is None:
+        return
+    named = [("advertise", c.advertise)] if c.advertise is not None else []
+    named += [("join", addr) for addr in c.join]
+    for fname, (host, _) in named:
+        family = _family(host)
+        if family is not None and family != bind:
+            raise ConfigError(
+                fname,
+                f"{host} is an IPv{family} address but bind {c.bind[0] or '0.0.0.0'} is "
+                f"IPv{bind} (bind [::] or an IPv6 address for an IPv6 cluster)",
+            )

@@ -214,7 +214,7 @@ class AgentConfig:
             check_address("join", addr, allow_zero_port=False)
         if self.multicast is not None:
             check_address("multicast", self.multicast, allow_zero_port=False)
-            check_ipv4("multicast", self.multicast[0])
+            check_group("multicast", self.multicast[0])
         srv_problem = check_srv(self.srv, self.srv_resolver, self.srv_interval)
         if srv_problem is not None:
             raise ConfigError(*srv_problem)
@@ -267,6 +267,7 @@ class AgentConfig:
         checks.check_shared_state(self)
         checks.check_deliveries(self)
         checks.check_traces(self)
+        checks.check_families(self)
         _check_port_clashes(self)
 
     @property
@@ -317,7 +318,12 @@ def _check_port_clashes(c: AgentConfig) -> None:
 
 
 def _is_wildcard(host: str) -> bool:
-    return host in ("0.0.0.0", "")
+    return is_wildcard(host)
+
+
+def is_wildcard(host: str) -> bool:
+    """``host`` binds every address (IPv4's ``0.0.0.0``, IPv6's ``::``, or empty)."""
+    return host in ("0.0.0.0", "::", "")
 
 
 def check_ipv4(fname: str, host: str) -> ipaddress.IPv4Address:
@@ -325,6 +331,18 @@ def check_ipv4(fname: str, host: str) -> ipaddress.IPv4Address:
         return ipaddress.IPv4Address(host)
     except ValueError:
         raise ConfigError(fname, f"{host!r} is not an IPv4 address") from None
+
+
+def check_group(fname: str, host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """A beacon destination: any IPv4 address (a multicast group or a broadcast address),
+    or an IPv6 multicast group (IPv6 has no broadcast)."""
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise ConfigError(fname, f"{host!r} is not an IP address") from None
+    if addr.version == 6 and not addr.is_multicast:
+        raise ConfigError(fname, f"{host} is not an IPv6 multicast group (ff00::/8)")
+    return addr
 
 
 def check_address(fname: str, addr: Address, *, allow_zero_port: bool) -> None:

@@ -23,6 +23,7 @@ from covey.runtime.config.model import (
     ENV_PREFIX,
     AgentConfig,
     ConfigError,
+    check_group,
     check_ipv4,
 )
 
@@ -34,12 +35,7 @@ def parse_address(fname: str, value: object, default_port: int | None = None) ->
     if isinstance(value, list | tuple) and len(value) == 2:
         host, port = value
     elif isinstance(value, str):
-        host, sep, port_text = value.strip().rpartition(":")
-        if not sep:
-            if default_port is None:
-                raise ConfigError(fname, f"{value!r} is not HOST:PORT")
-            host, port_text = value.strip(), str(default_port)
-        host = host.strip("[]")
+        host, port_text = _split_host_port(fname, value.strip(), default_port)
         try:
             port = int(port_text)
         except ValueError:
@@ -51,6 +47,30 @@ def parse_address(fname: str, value: object, default_port: int | None = None) ->
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
         raise ConfigError(fname, "port must be 1..65535")
     return (host, port)
+
+
+def _split_host_port(fname: str, text: str, default_port: int | None) -> tuple[str, str]:
+    """(host, port text) of ``HOST:PORT``, ``[IPV6]:PORT``, or a bare host when a default
+    port is given (a bare IPv6 address too: its colons are not a port)."""
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep:
+            raise ConfigError(fname, f"{text!r} has no closing ']'")
+        if rest.startswith(":"):
+            return host, rest[1:]
+        if rest or default_port is None:
+            raise ConfigError(fname, f"{text!r} is not [HOST]:PORT")
+        return host, str(default_port)
+    if text.count(":") > 1:
+        if default_port is None:
+            raise ConfigError(fname, f"{text!r}: write an IPv6 address with a port as [HOST]:PORT")
+        return text, str(default_port)
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        if default_port is None:
+            raise ConfigError(fname, f"{text!r} is not HOST:PORT")
+        return text, str(default_port)
+    return host, port_text
 
 
 def _as_list(value: object) -> list[Any]:
@@ -134,6 +154,11 @@ def _parse_multicast(fname: str, value: object) -> tuple[bool, Address | None]:
         return False, None
     if isinstance(value, str) and ":" not in value:
         return True, (check_ipv4(fname, value).compressed, 0)  # port filled in below
+    if isinstance(value, str) and (
+        (not value.startswith("[") and value.count(":") > 1) or value.strip().endswith("]")
+    ):
+        bare = value.strip().strip("[]")
+        return True, (check_group(fname, bare).compressed, 0)  # a bare IPv6 group, no port
     return True, parse_address(fname, value)
 
 

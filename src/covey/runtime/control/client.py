@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from covey.core import Address
+from covey.core import Address, format_address
 from covey.runtime.config.model import ConfigError
 from covey.runtime.control.server import ControlError, LineCodec, SealedCodec
 
@@ -60,7 +60,7 @@ class ControlClient:
             assert self.rpc is not None
             return socket.create_connection(self.rpc, timeout=self.timeout)
         except OSError as exc:
-            where = self.path if self.rpc is None else f"{self.rpc[0]}:{self.rpc[1]}"
+            where = self.path if self.rpc is None else format_address(self.rpc)
             raise ClientError(f"cannot reach the agent at {where}: {exc.strerror or exc}") from None
 
     def _decode(self, line: bytes) -> Any:

@@ -33,7 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from covey.core import Extension
+from covey.core import Extension, format_address
 from covey.core.effects import Effect
 from covey.core.election.election import (
     Election,
@@ -270,7 +270,7 @@ class ElectionFeature(Feature):
             "COVEY_EVENT": "fence",
             "COVEY_FENCE_NODE": d.node,
             "COVEY_FENCE_ID": d.node_id.hex(),
-            "COVEY_FENCE_ADDRESS": f"{d.address[0]}:{d.address[1]}",
+            "COVEY_FENCE_ADDRESS": format_address(d.address),
             "COVEY_FENCE_INCARNATION": str(d.incarnation),
             "COVEY_TERM": str(d.term),
             "COVEY_LEADER": self.config.name,

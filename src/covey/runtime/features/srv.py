@@ -5,8 +5,9 @@ Where multicast cannot reach (seed 004), an operator publishes one SRV record pe
 with ``--srv _covey._udp.prod.example``. :class:`SrvDiscoveryFeature` resolves the name at
 start and every ``srv_interval`` seconds with dnspython's asyncio resolver (never
 blocking the event loop, each resolution bounded in time), turns each record into a
-``host:port`` address (an IP target as it is, a name through its A records, taken from
-the answer's additional section when the server sent them) and hands the addresses it
+``host:port`` address (an IP target as it is, a name through its A records — AAAA for
+an agent bound to an IPv6 address —, taken from the answer's additional section when
+the server sent them; targets of the other family are left out) and hands the addresses it
 had not seen in the previous answer to the core as join seeds — the path of ``covey
 join`` and ``--join``, so the core retries them until one answers.
 
@@ -29,7 +30,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from covey.core import Address
+from covey.core import Address, format_address
 from covey.runtime.config.model import AgentConfig
 from covey.runtime.features.base import Feature
 
@@ -132,9 +133,13 @@ class SrvDiscoveryFeature(Feature):
         resolver = self._resolver
         resolver.timeout = resolver.lifetime = lifetime
         answer = await resolver.resolve(self.config.srv, "SRV", lifetime=lifetime)
+        # Targets become addresses of the agent's own family: its one UDP socket speaks
+        # nothing else (AAAA records for an agent bound to an IPv6 address).
+        ipv6 = ":" in self.config.bind[0]
+        rdtype = "AAAA" if ipv6 else "A"
         glue: dict[str, list[str]] = {}
         for rrset in answer.response.additional:
-            if rrset.rdtype == dns.rdatatype.A:
+            if rrset.rdtype == dns.rdatatype.from_text(rdtype):
                 name = rrset.name.to_text(omit_final_dot=True).lower()
                 glue.setdefault(name, []).extend(r.address for r in rrset)
         records = sorted(answer, key=lambda r: (r.priority, -r.weight))
@@ -144,11 +149,11 @@ class SrvDiscoveryFeature(Feature):
             if host == "":  # "." : the service is decidedly not available (RFC 2782)
                 continue
             if _is_ip(host):
-                ips = [host]
+                ips = [host] if (":" in host) == ipv6 else []
             elif host.lower() in glue:
                 ips = glue[host.lower()]
             else:
-                a = await resolver.resolve(host, "A", lifetime=lifetime)
+                a = await resolver.resolve(host, rdtype, lifetime=lifetime)
                 ips = [r.address for r in a]
             for ip in ips:
                 if (ip, rec.port) not in out:
@@ -170,7 +175,7 @@ class SrvDiscoveryFeature(Feature):
             "interval": self.config.srv_interval,
             "last_ok": None if self.last_ok is None else round(self.last_ok, 3),
             "last_error": self.last_error,
-            "targets": [f"{h}:{p}" for h, p in self.targets],
+            "targets": [format_address(t) for t in self.targets],
             "contacted": self.contacted,
             "resolutions": self.resolutions,
             "failures": self.failures,
@@ -178,7 +183,7 @@ class SrvDiscoveryFeature(Feature):
 
 
 def _resolver_text(addr: Address | None) -> str:
-    return "system" if addr is None else f"{addr[0]}:{addr[1]}"
+    return "system" if addr is None else format_address(addr)
 
 
 def _is_ip(host: str) -> bool:

@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from covey.core import Address, MemberState
+from covey.core import Address, MemberState, format_address
 from covey.runtime.config.model import AgentConfig
 from covey.runtime.config.sources import parse_address
 from covey.runtime.control.server import ControlError
@@ -220,7 +220,7 @@ class TracesFeature(Feature):
             "buffer": self.config.trace_buffer,
             "held": len(self.buffer),
             "seq": self.buffer.seq,
-            "collector": None if c is None else f"{c[0]}:{c[1]}",
+            "collector": None if c is None else format_address(c),
             "connected": bool(link and link.connected),
             "acked": self.buffer.acked,
             "sent": 0 if link is None else link.sent,

@@ -26,7 +26,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
-from covey.core import Address
+from covey.core import Address, format_address
 from covey.runtime.net.limits import DEFAULT_IDLE_TIMEOUT, PortGuard
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ class GuardedSite(web.BaseSite):
     @property
     def name(self) -> str:
         """The site's URL."""
-        return f"http://{self._address[0]}:{self._address[1]}"
+        return f"http://{format_address(self._address)}"
 
     async def start(self) -> None:
         """Bind and serve."""

@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from covey.core import Address
+from covey.core import Address, format_address
 from covey.core.types import DropReason
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class Sendto(Protocol):
 
 
 def _addr(a: Address) -> str:
-    return f"{a[0]}:{a[1]}"
+    return format_address(a)
 
 
 def _wall(mono: float | None, offset: float) -> float | None:
@@ -124,7 +124,7 @@ class InterfaceCounters:
     def __init__(self, name: str, address: str, netmask: str, mode: str) -> None:
         self.name = name
         self.address = address
-        self.network = ipaddress.IPv4Network(f"{address}/{netmask}", strict=False)
+        self.network = ipaddress.ip_network(f"{address}/{netmask}", strict=False)
         self.mode = mode
         self.beacons_out = 0
         self.beacons_in = 0
@@ -309,7 +309,7 @@ class NetCounters:
         found = self._sources.get(addr[0])
         if found is None:
             try:
-                ip = ipaddress.IPv4Address(addr[0])
+                ip = ipaddress.ip_address(addr[0])
             except ValueError:
                 return self.interfaces[0]
             found = next((i for i in self.interfaces if ip in i.network), self.interfaces[0])

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import cast
 
 from covey.core import MAX_STREAM_FRAME, STREAM_PREFIX_LEN, Address
-from covey.runtime.net.interfaces import DiscoveryPlan
+from covey.runtime.net.interfaces import DiscoveryPlan, Interface
 
 log = logging.getLogger("covey.transport")
 
@@ -67,17 +67,29 @@ class UdpProtocol(asyncio.DatagramProtocol):
         log.debug("%s socket error: %s", self._label, exc)
 
 
-def _udp_socket() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+def family_of(host: str) -> socket.AddressFamily:
+    """AF_INET6 for an IPv6 literal (or ``::``), AF_INET otherwise."""
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _udp_socket(family: socket.AddressFamily = socket.AF_INET) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
     sock.setblocking(False)
     return sock
 
 
 def unicast_socket(bind: Address) -> socket.socket:
-    """The agent's own UDP socket (no SO_REUSEPORT: two agents must not share a port)."""
-    sock = _udp_socket()
+    """The agent's own UDP socket (no SO_REUSEPORT: two agents must not share a port).
+
+    Of the bind address's family; bound to ``::`` it is IPv6 only (IPV6_V6ONLY), so an
+    IPv6 cluster never meets IPv4 peers as mapped ``::ffff:`` addresses.
+    """
+    family = family_of(bind[0])
+    sock = _udp_socket(family)
     try:
-        if bind[0] in ("0.0.0.0", ""):
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        elif bind[0] in ("0.0.0.0", ""):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
         sock.bind(bind)
@@ -97,6 +109,16 @@ def discovery_receive_sockets(plan: DiscoveryPlan) -> list[socket.socket]:
                 out.append(sock)
                 _share_port(sock)
                 sock.bind((addr, plan.port))
+        elif plan.interfaces and family_of(plan.group) == socket.AF_INET6:
+            sock = _udp_socket(socket.AF_INET6)
+            out.append(sock)
+            _share_port(sock)
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((plan.group, plan.port))
+            group = socket.inet_pton(socket.AF_INET6, plan.group)
+            for iface in plan.interfaces:
+                mreq = group + struct.pack("@I", iface.index)
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
         elif plan.interfaces:
             sock = _udp_socket()
             out.append(sock)
@@ -118,6 +140,9 @@ def discovery_send_sockets(plan: DiscoveryPlan) -> list[tuple[socket.socket, Add
     out: list[tuple[socket.socket, Address]] = []
     try:
         for iface, dest in plan.destinations():
+            if iface.ipv6:
+                out.append((_ipv6_sender(iface), (dest, plan.port)))
+                continue
             sock = _udp_socket()
             out.append((sock, (dest, plan.port)))
             if plan.broadcast:
@@ -136,6 +161,21 @@ def discovery_send_sockets(plan: DiscoveryPlan) -> list[tuple[socket.socket, Add
             sock.close()
         raise
     return out
+
+
+def _ipv6_sender(iface: Interface) -> socket.socket:
+    """A socket that sends to an IPv6 group through ``iface`` alone (by its index)."""
+    sock = _udp_socket(socket.AF_INET6)
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, iface.index)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
+        # A link-local source needs its scope; any other address binds as it is.
+        sock.bind((iface.address, 0, 0, iface.index if iface.address.startswith("fe80:") else 0))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def _share_port(sock: socket.socket) -> None:

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from covey.core import Address
+from covey.core import Address, format_address
 from covey.runtime.control.client import ClientError, open_answer
 from covey.runtime.control.server import SealedCodec
 from covey.runtime.traces.records import TraceBuffer
@@ -67,7 +67,7 @@ class Connection:
                 line = await self._reader.readline()
         except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
             await self.close()
-            raise LinkError(f"collector {self.address[0]}:{self.address[1]}: {exc!r}") from None
+            raise LinkError(f"collector {format_address(self.address)}: {exc!r}") from None
         if not line:
             await self.close()
             raise LinkError("the collector closed the connection")
