@@ -131,6 +131,13 @@ def agent(
     plaintext: Annotated[
         bool, typer.Option("--plaintext", help="Send and accept unencrypted traffic (no key file).")
     ] = False,
+    local_channel: Annotated[
+        bool,
+        typer.Option(
+            "--local-channel",
+            help="Talk to agents of this host over unix sockets, not loopback UDP/TCP.",
+        ),
+    ] = False,
     probe_interval: Annotated[
         float | None,
         typer.Option(help="Seconds between probes (default: 1.0).", show_default=False),
@@ -348,7 +355,13 @@ def agent(
         del flags[switch]
     flags["multicast"] = False if no_multicast else multicast
     flags["election"] = False if no_election else None
-    for on in ("plaintext", "versions_count_failed", "two_node", "strict_permissions"):
+    for on in (
+        "plaintext",
+        "local_channel",
+        "versions_count_failed",
+        "two_node",
+        "strict_permissions",
+    ):
         flags[on] = True if flags[on] else None  # a switch left off: the other sources say
     from covey.runtime.config.model import ConfigError
     from covey.runtime.config.sources import build_config, read_env, read_toml

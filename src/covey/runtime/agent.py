@@ -32,13 +32,12 @@ from typing import Any
 
 from covey.core import (
     Address,
-    CoreConfig,
     Keyring,
     NameConflict,
     Node,
 )
 from covey.core.effects import Effect
-from covey.runtime.config.model import RECONNECT_FIRST, AgentConfig, ConfigError
+from covey.runtime.config.model import AgentConfig
 from covey.runtime.context import AgentContext
 from covey.runtime.driver import CoreDriver
 from covey.runtime.events import AgentEvent, EventHub
@@ -47,10 +46,11 @@ from covey.runtime.features.deliveries.feature import DeliveriesFeature
 from covey.runtime.features.election import ElectionFeature
 from covey.runtime.features.health import HealthFeature
 from covey.runtime.features.keys import KeysFeature
+from covey.runtime.features.local_channel import LocalChannelFeature
 from covey.runtime.features.shared import SharedStateFeature
 from covey.runtime.features.srv import SrvDiscoveryFeature
 from covey.runtime.features.traces import TracesFeature
-from covey.runtime.identity import advertised, load_identity, save_identity
+from covey.runtime.identity import advertised, core_config, load_identity, save_identity
 from covey.runtime.name_conflict import on_name_conflict
 from covey.runtime.net.endpoints import UdpEndpoints, open_udp
 from covey.runtime.net.interface_stats import NetCounters
@@ -116,7 +116,8 @@ class Agent(AgentQueries):
         }
         #: inode of the control socket we created (so we never unlink another agent's)
         self.control_inode: int | None = None
-        self.node = Node(self._core_config(), self._keyring(), rng=self._rng, now=time.monotonic())
+        core = core_config(config, self.node_id, self.address)
+        self.node = Node(core, self._keyring(), rng=self._rng, now=time.monotonic())
         #: Per-interface beacons, drops and peers (``covey info``, ``/v1/interfaces``).
         self.net = NetCounters(self.plan, self.address, self.node.member)
         shared = SharedStateFeature(config, self.node_id)
@@ -134,7 +135,9 @@ class Agent(AgentQueries):
             self.health,
             keys,
             SrvDiscoveryFeature(config),
+            local := LocalChannelFeature(config, self.address),
         )
+        self.local_channel = local.channel
         self.facts = shared.facts
         self.settings = shared.settings
         self.actions = shared.actions
@@ -165,26 +168,6 @@ class Agent(AgentQueries):
     def http_routes(self) -> Sequence[HttpRoute]:
         """The features' HTTP routes (for the HTTP app)."""
         return [route for feature in self.features for route in feature.http_routes()]
-
-    def _core_config(self) -> CoreConfig:
-        c = self.config
-        try:
-            return CoreConfig(
-                node_id=self.node_id,
-                name=c.name,
-                cluster=c.cluster,
-                address=self.address,
-                tags=dict(c.tags),
-                probe_interval=c.probe_interval,
-                probe_timeout=c.probe_timeout,
-                gossip_interval=c.gossip_interval,
-                reap_failed_after=c.reap_failed_after,
-                reconnect_interval=RECONNECT_FIRST,
-                reconnect_max=c.reconnect_max,
-            )
-        except ValueError as exc:
-            field, _, msg = str(exc).partition(": ")
-            raise ConfigError(field, msg) from None
 
     def _keyring(self) -> Keyring:
         # The stored keyring (keys installed or promoted cluster-wide) wins over the key
@@ -253,6 +236,7 @@ class Agent(AgentQueries):
                     clock_leap=self.config.clock_leap,
                     effect_writers=self._effect_writers,
                     counters=self.counters,
+                    exchange=None if self.local_channel is None else self.local_channel.exchange,
                 )
                 self._udp.attach(self._driver.datagram_received)
                 ctx = AgentContext(self.config, self.node, self.hub, self._spawn, self._driver)
@@ -279,18 +263,20 @@ class Agent(AgentQueries):
         try:
             # TCP first: it is what fails when the port is taken by another agent.
             guard = self.ports["stream"]
+            accept = self._spawn_handler(
+                lambda r, w: serve_stream(self._stream_handler, guard, c.idle_timeout, r, w), guard
+            )
             self._stream_server = await asyncio.start_server(
-                self._spawn_handler(
-                    lambda r, w: serve_stream(self._stream_handler, guard, c.idle_timeout, r, w),
-                    guard,
-                ),
+                accept,
                 c.bind[0],
                 c.bind[1],
                 reuse_address=True,
                 start_serving=False,
             )
             self._servers.append(self._stream_server)
-            self._udp = await open_udp(c.bind, self.plan, self.net)
+            if self.local_channel is not None:
+                await self.local_channel.open(accept)  # the same port guard and handler as TCP
+            self._udp = await open_udp(c.bind, self.plan, self.net, self.local_channel)
             self._transports.extend(self._udp.transports)
             from covey.runtime.control.server import start_control_servers
 

@@ -25,34 +25,21 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from covey.core import Address, Datagram, Event, Node, StreamRequest
+from covey.core import Address, Datagram, Node, StreamRequest
 from covey.core.effects import Effect
 from covey.runtime.events import AgentEvent, ClockLeap, EffectFailed
 from covey.runtime.net.interface_stats import Received, Sendto
-from covey.runtime.net.transport import StreamFrameError, exchange
+from covey.runtime.net.transport import StreamFrameError
+from covey.runtime.net.transport import exchange as tcp_exchange
+from covey.runtime.steps import EffectWriter, Step, write_all
 
 log = logging.getLogger("covey.driver")
 
 Spawn = Callable[[Coroutine[Any, Any, None]], object]
-EffectWriter = Callable[[Effect], None]
+Exchange = Callable[[Address, bytes, float], Coroutine[Any, Any, bytes]]
 T = TypeVar("T")
-
-
-@dataclass(eq=False)
-class _Step:
-    """What one call into the core produced, waiting for its effects to be durable."""
-
-    at: float
-    datagrams: list[Datagram]
-    streams: list[StreamRequest]
-    events: list[Event | AgentEvent]
-    #: False while its effects are being written (a step with none is ready at once).
-    ready: bool = True
-    #: Set once the step went out (only made for an inbound stream that must wait).
-    sent: asyncio.Future[None] | None = field(default=None)
 
 
 class CoreDriver:
@@ -74,6 +61,7 @@ class CoreDriver:
             with a lost write better than with a node that stops talking.
         counters: where the runtime counters go (default: a new ``Counter``; the agent
             passes its own, which its ports' guards share).
+        exchange: makes one outgoing stream exchange (default: TCP; or the local channel's).
     """
 
     def __init__(
@@ -88,6 +76,7 @@ class CoreDriver:
         clock_leap: float,
         effect_writers: Mapping[type[Effect], EffectWriter] | None = None,
         counters: Counter[str] | None = None,
+        exchange: Exchange | None = None,
     ) -> None:
         self.node = node
         self.loop = asyncio.get_running_loop()
@@ -96,10 +85,11 @@ class CoreDriver:
         self._spawn = spawn
         self._publish = publish
         self._stream_timeout = stream_timeout
+        self._exchange = exchange or tcp_exchange
         self._clock_leap = clock_leap
         self._effect_writers = dict(effect_writers or {})
         #: Steps waiting (FIFO) for their effects, or for an earlier step's, to be written.
-        self._held: deque[_Step] = deque()
+        self._held: deque[Step] = deque()
         self._writer: ThreadPoolExecutor | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_when: float | None = None
@@ -256,13 +246,13 @@ class CoreDriver:
             log.warning("wall clock leapt by %+.1f s (timers are unaffected)", delta)
             self._publish(ClockLeap(now, delta))
 
-    def _pump(self, now: float) -> _Step | None:
+    def _pump(self, now: float) -> Step | None:
         """Collect one step's output; send it now, or hold it (returned) behind its writes."""
         node = self.node
         writes = [
             (w, e) for e in node.effects_to_apply() if (w := self._effect_writers.get(type(e)))
         ]
-        step = _Step(
+        step = Step(
             now,
             list(node.datagrams_to_send(now=now)),
             list(node.streams_to_open(now=now)),
@@ -277,17 +267,17 @@ class CoreDriver:
             step.ready = False
             if self._writer is None:
                 self._writer = ThreadPoolExecutor(1, thread_name_prefix="covey-effects")
-            done = self._writer.submit(_write_all, writes)
+            done = self._writer.submit(write_all, writes)
             done.add_done_callback(lambda f: self._written_threadsafe(step, f))
         return step
 
-    def _written_threadsafe(self, step: _Step, done: Future[list[tuple[Effect, str]]]) -> None:
+    def _written_threadsafe(self, step: Step, done: Future[list[tuple[Effect, str]]]) -> None:
         """(writer thread) Hand the finished writes back to the loop."""
         # RuntimeError: the loop is closed, nothing is left to send.
         with contextlib.suppress(RuntimeError):
             self.loop.call_soon_threadsafe(self._written, step, done.result())
 
-    def _written(self, step: _Step, failed: list[tuple[Effect, str]]) -> None:
+    def _written(self, step: Step, failed: list[tuple[Effect, str]]) -> None:
         """(loop) A step's effects are durable: release every ready step at the head.
 
         A failed write is published as :class:`EffectFailed` ahead of the step's own
@@ -304,7 +294,7 @@ class CoreDriver:
             if head.sent is not None and not head.sent.done():
                 head.sent.set_result(None)
 
-    def _release(self, step: _Step) -> None:
+    def _release(self, step: Step) -> None:
         """Send one step's datagrams, start its streams and publish its events."""
         try:
             for dgram in step.datagrams:
@@ -353,7 +343,7 @@ class CoreDriver:
             if self.drop and req.address in self.drop:
                 await asyncio.sleep(self._stream_timeout)  # a cut network: no answer
                 raise TimeoutError("dropped by rule")
-            reply = await exchange(req.address, req.data, self._stream_timeout)
+            reply = await self._exchange(req.address, req.data, self._stream_timeout)
         except ConnectionRefusedError:
             refused = True
             self.counters["stream_refused"] += 1
@@ -385,15 +375,3 @@ class CoreDriver:
     def _internal_error(self, what: str, *args: object) -> None:
         self.counters["internal_error"] += 1
         log.exception("internal error handling " + what, *args)
-
-
-def _write_all(writes: list[tuple[EffectWriter, Effect]]) -> list[tuple[Effect, str]]:
-    """(writer thread) Carry out one step's effects in order; returns the failed ones."""
-    failed = []
-    for writer, effect in writes:
-        try:
-            writer(effect)
-        except Exception as exc:
-            failed.append((effect, str(exc)))
-            log.exception("writing %s failed", type(effect).__name__)
-    return failed

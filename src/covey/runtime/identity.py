@@ -1,4 +1,5 @@
-"""Who an agent is across restarts: its node id and incarnation, and the address it advertises."""
+"""Who an agent is across restarts — its node id and incarnation —, the address it
+advertises, and the core's settings made of them."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import os
 import uuid
 from pathlib import Path
 
-from covey.core import Address
-from covey.runtime.config.model import AgentConfig, ConfigError, is_wildcard
+from covey.core import Address, CoreConfig
+from covey.runtime.config.model import RECONNECT_FIRST, AgentConfig, ConfigError, is_wildcard
 from covey.runtime.net.interfaces import DiscoveryPlan
 
 log = logging.getLogger("covey.agent")
@@ -33,6 +34,28 @@ def advertised(config: AgentConfig, plan: DiscoveryPlan) -> Address:
         f"needed when bind is {host or '0.0.0.0'} and no discovery interface of that family "
         "has a routable address",
     )
+
+
+def core_config(config: AgentConfig, node_id: bytes, address: Address) -> CoreConfig:
+    """The protocol core's settings for an agent of ``config`` (raises ConfigError)."""
+    c = config
+    try:
+        return CoreConfig(
+            node_id=node_id,
+            name=c.name,
+            cluster=c.cluster,
+            address=address,
+            tags=dict(c.tags),
+            probe_interval=c.probe_interval,
+            probe_timeout=c.probe_timeout,
+            gossip_interval=c.gossip_interval,
+            reap_failed_after=c.reap_failed_after,
+            reconnect_interval=RECONNECT_FIRST,
+            reconnect_max=c.reconnect_max,
+        )
+    except ValueError as exc:
+        field, _, msg = str(exc).partition(": ")
+        raise ConfigError(field, msg) from None
 
 
 def load_identity(data_dir: Path | None) -> tuple[bytes, int]:

@@ -80,6 +80,8 @@ class AgentConfig:
         key_file: file of Fernet keys, one per line, the first one encrypts.
         keys: the keys themselves (read from ``key_file``, or given directly by API users).
         plaintext: explicit opt-in to unencrypted traffic (no keys at all).
+        local_channel: talk to agents of the same host over unix sockets
+            (:mod:`covey.runtime.net.local_channel`) instead of UDP/TCP.
         data_dir: directory for the node's persistent identity and the control socket.
         http: (host, port) of the HTTP status API, or None.
         control: path of the local control socket (default: ``<data_dir>/covey.sock``, else
@@ -155,6 +157,7 @@ class AgentConfig:
     key_file: Path | None = None
     keys: tuple[bytes, ...] = ()
     plaintext: bool = False
+    local_channel: bool = False
     data_dir: Path | None = None
     http: Address | None = None
     control: Path | None = None

@@ -240,6 +240,7 @@ _SETTINGS: dict[str, tuple[str, Parser]] = {
     "srv_interval": ("srv_interval", _parse_float),
     "key_file": ("key_file", _parse_path),
     "plaintext": ("plaintext", _parse_bool),
+    "local_channel": ("local_channel", _parse_bool),
     "data_dir": ("data_dir", _parse_path),
     "http": ("http", parse_address),
     "control": ("control", _parse_path),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
 
 from covey.core import Address
 from covey.runtime.net.interface_stats import NetCounters, Receive, Sendto
@@ -22,6 +23,15 @@ from covey.runtime.net.transport import (
     discovery_send_sockets,
     unicast_socket,
 )
+
+if TYPE_CHECKING:
+    from covey.runtime.net.local_channel import LocalChannel
+
+
+class Handled(Protocol):
+    """What hands received datagrams to ``handler`` (a UDP protocol, the local channel)."""
+
+    handler: Any
 
 
 @dataclass
@@ -40,7 +50,7 @@ class UdpEndpoints:
     unicast: Sendto
     senders: list[tuple[Sendto, Address]]
     transports: list[asyncio.DatagramTransport]
-    protocols: list[tuple[UdpProtocol, str, int]]
+    protocols: list[tuple[Handled, str, int]]
 
     def attach(self, handler: Receive) -> None:
         """From now on every socket hands its datagrams to ``handler`` (the driver's
@@ -49,15 +59,19 @@ class UdpEndpoints:
             proto.handler = self.net.receiver(handler, label, index)
 
 
-async def open_udp(bind: Address, plan: DiscoveryPlan, net: NetCounters) -> UdpEndpoints:
-    """Bind the unicast socket on ``bind`` and the discovery sockets of ``plan``.
+async def open_udp(
+    bind: Address, plan: DiscoveryPlan, net: NetCounters, local: LocalChannel | None = None
+) -> UdpEndpoints:
+    """Bind the unicast socket on ``bind`` and the discovery sockets of ``plan``; with an
+    opened ``local`` channel, unicast goes through it to the peers of this host (counted
+    as unicast either way) and what it receives is handled as unicast.
 
     Raises:
         OSError: a socket could not be bound (those already bound are closed).
     """
     loop = asyncio.get_running_loop()
     transports: list[asyncio.DatagramTransport] = []
-    protocols: list[tuple[UdpProtocol, str, int]] = []
+    protocols: list[tuple[Handled, str, int]] = []
 
     async def endpoint(sock: socket.socket, label: str, index: int = 0) -> Sendto:
         proto = UdpProtocol(label)
@@ -67,7 +81,10 @@ async def open_udp(bind: Address, plan: DiscoveryPlan, net: NetCounters) -> UdpE
         return transport
 
     try:
-        unicast = net.sender(await endpoint(unicast_socket(bind), "unicast"))
+        udp: Sendto = await endpoint(unicast_socket(bind), "unicast")
+        unicast = net.sender(udp if local is None else local.wrap(udp))
+        if local is not None:
+            protocols.append((local, "unicast", 0))
         for sock in discovery_receive_sockets(plan):
             await endpoint(sock, "discovery")
         senders = []
