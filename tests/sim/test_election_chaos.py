@@ -7,12 +7,13 @@ crashes, restarts, host losses, pauses and clock jumps, with the invariants of
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 
 import pytest
 
 from covey.core.election.election import Election, ElectionConfig
-from covey.sim.election_chaos import ChaosRun, run_chaos
+from covey.sim.election_chaos import ChaosRun, run_chaos, run_seed
 
 SEEDS = int(os.environ.get("COVEY_CHAOS_SEEDS", "100"))
 HOURS = 0.5
@@ -21,8 +22,13 @@ HOURS = 0.5
 def test_invariants_hold_over_many_seeds() -> None:
     violations = []
     checks = fences = 0
-    for seed in range(SEEDS):
-        r = run_chaos(seed, HOURS)
+    # Seeds are independent and CPU-bound: one worker per core (the same seeds, the
+    # same results; only the wall time halves on CI's two cores).
+    workers = max(1, min(4, len(os.sched_getaffinity(0))))
+    # Spawned, not forked: a fork would copy whatever locks the test process's threads hold.
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        results = pool.map(run_seed, [(s, HOURS) for s in range(SEEDS)], chunksize=5)
+    for r in results:
         checks += r.liveness_checks
         fences += r.fences
         violations += r.violations

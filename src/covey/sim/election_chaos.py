@@ -313,3 +313,10 @@ def run_many(
             progress(r)
         out.append(r)
     return out
+
+
+def run_seed(args: tuple[int, float]) -> ChaosResult:
+    """``run_chaos(seed, hours)`` of one (seed, hours) pair: what a worker pool maps (a
+    function of this module, so a spawned worker finds it by name)."""
+    seed, hours = args
+    return run_chaos(seed, hours)
