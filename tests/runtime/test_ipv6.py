@@ -8,11 +8,8 @@ each other through ``--join``; IPv6 multicast discovery is tested in a lab names
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from covey.runtime.control.client import http_get
 from covey.runtime.localcluster import AgentProcess, LocalCluster, free_port, wait_until
 from covey.runtime.net.interfaces import Interface, list_interfaces6, plan_discovery
 
+from .collector_helpers import covey
 from .dns_server import DNSMASQ, MISSING, SRV_NAME, TARGET_NAME, DnsServer
 
 CONVERGE = 60.0
@@ -98,27 +96,16 @@ def test_ipv6_addresses_take_brackets_with_a_port() -> None:
         parse_address("join", "[::1]7946")
 
 
-def _covey(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COVEY_")}
-    return subprocess.run(
-        [sys.executable, "-m", "covey", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-
-
 def test_an_address_of_the_other_family_is_a_configuration_error(tmp_path: Path) -> None:
     key = tmp_path / "k"
     key.write_bytes(generate_key() + b"\n")
     key.chmod(0o600)
-    mixed = _covey(
+    mixed = covey(
         "agent", "--bind", "[::1]:17946", "--join", "127.0.0.1:7946", "--key-file", str(key)
     )
     assert mixed.returncode == 2
     assert "join: 127.0.0.1 is an IPv4 address but bind ::1 is IPv6" in mixed.stderr
-    unicast = _covey("agent", "--multicast", "[fd00::2]:7947", "--key-file", str(key))
+    unicast = covey("agent", "--multicast", "[fd00::2]:7947", "--key-file", str(key))
     assert unicast.returncode == 2
     assert "multicast: fd00::2 is not an IPv6 multicast group" in unicast.stderr
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from covey.core import Address, format_address
 from covey.runtime.net.interface_stats import Sendto
-from covey.runtime.net.transport import RECV_BUFFER, exchange, frame_stream, read_frame
+from covey.runtime.net.transport import RECV_BUFFER, converse, exchange
 
 log = logging.getLogger("covey.transport")
 
@@ -303,23 +303,17 @@ class LocalChannel:
         now = time.monotonic()
         if self._server is None or address == self.own or not self._usable(path, now):
             return await exchange(address, data, timeout)
+        deadline = asyncio.get_running_loop().time() + timeout  # the whole exchange
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout_at(deadline):
                 reader, writer = await asyncio.open_unix_connection(path)
         except (FileNotFoundError, ConnectionRefusedError):
             self._fail(path, now)
             self.counters["stream_fallbacks"] += 1
             return await exchange(address, data, timeout)
         self.counters["streams_out"] += 1
-        try:
-            async with asyncio.timeout(timeout):
-                writer.write(frame_stream(data))
-                await writer.drain()
-                return await read_frame(reader)
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+        async with asyncio.timeout_at(deadline):
+            return await converse(reader, writer, data)
 
     def info(self) -> dict[str, object]:
         """What ``covey info`` shows under ``local_channel``."""

@@ -209,11 +209,18 @@ async def exchange(address: Address, data: bytes, timeout: float) -> bytes:
     """
     async with asyncio.timeout(timeout):
         reader, writer = await asyncio.open_connection(address[0], address[1])
-        try:
-            writer.write(frame_stream(data))
-            await writer.drain()
-            return await read_frame(reader)
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+        return await converse(reader, writer, data)
+
+
+async def converse(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes
+) -> bytes:
+    """On an open connection: send one frame, read the reply frame, close (TCP or unix)."""
+    try:
+        writer.write(frame_stream(data))
+        await writer.drain()
+        return await read_frame(reader)
+    finally:
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
