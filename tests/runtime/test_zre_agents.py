@@ -135,3 +135,35 @@ async def test_mutated_beacons_in_only_22_byte_beacons_out() -> None:
     assert emitted[-1][20:] == b"\x00\x00"
     refused = sum(v for k, v in counters.items() if k.startswith("beacon_"))
     assert refused > 5000 and counters["beacons_in"] >= 1, counters
+
+
+async def test_control_operations_refuse_clearly() -> None:
+    """With ZRE off the operations say so; with it on, bad requests are refused, not raised."""
+    from covey.cli.render import event_line
+    from covey.runtime.control.codec import ControlError
+    from covey.runtime.control.server import handle_request
+
+    async with Agent(make_config("off", zre=False)) as off, Agent(make_config("on")) as on:
+        assert handle_request(off, {"op": "zre_peers"}) == []
+        assert "zre" not in off.info()
+        for agent, request, says in [
+            (off, {"op": "zre_shout", "group": "chat", "content": "x"}, "ZRE mode is off"),
+            (on, {"op": "zre_shout", "group": "", "content": "x"}, '"group" must be text'),
+            (on, {"op": "zre_shout", "group": "chat", "content": [1]}, '"content" must be'),
+            (on, {"op": "zre_whisper", "peer": "nobody", "content": "x"}, "no ZRE peer"),
+            (on, {"op": "zre_whisper", "content": "x"}, '"peer" must be'),
+        ]:
+            try:
+                handle_request(agent, request)
+            except ControlError as exc:
+                assert says in str(exc), (request, exc)
+            else:
+                raise AssertionError(f"{request} was not refused")
+        assert handle_request(on, {"op": "zre_join", "group": "ops"}) == {"joined": True}
+        assert handle_request(on, {"op": "zre_shout", "group": "ops", "content": "x"}) == {
+            "group": "ops",
+            "peers": 0,
+        }
+    # A SHOUT's text is shown as text by covey monitor, never read as markup.
+    line = event_line({"event": "zre-shout", "time": 0, "content": ["[bold]hi[/]"]})
+    assert "\\[bold]" in line
