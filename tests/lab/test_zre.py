@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -58,10 +60,14 @@ def _zre_peers(agent: LabAgent) -> dict[str, dict]:
     return {m["name"]: m for m in agent.client().members() if m.get("kind") == "zre"}
 
 
-def _covey_saw(cluster: LabCluster, kind: str, name: str, timeout: float = FIND_S):
+def _covey_saw(
+    cluster: LabCluster, kind: str, name: str, since: float = 0.0, timeout: float = FIND_S
+):
+    """The first ``kind`` event about ``name`` covey reported at or after ``since``."""
     assert cluster.recorder is not None
     hit = cluster.recorder.wait_for(
-        lambda _o, e: e.get("event") == kind and e.get("name") == name, timeout
+        lambda _o, e: e.get("event") == kind and e.get("name") == name and e["time"] >= since,
+        timeout,
     )
     assert hit is not None, f"covey never reported {kind} of {name}"
     return hit[1]
@@ -91,9 +97,15 @@ def test_enter_shout_whisper_and_graceful_exits(site):
     # Foreign members are listed, never counted: the SWIM table has covey alone.
     assert agent.client().info()["stats"]["members"] == {"alive": 1}
 
-    # SHOUT covey -> pyre, and pyre -> covey.
-    sent = agent.client().request("zre_shout", group="chat", content=["hello pyre"])
-    assert sent["peers"] == 2
+    # SHOUT covey -> pyre (by the CLI), and pyre -> covey.
+    shout_cli = [sys.executable, "-m", "covey", "zre", "shout", "--control", str(agent.control)]
+    proc = subprocess.run(
+        [*shout_cli, "chat", "hello pyre"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and "shouted to 2 peer(s) in chat" in proc.stdout, proc
     got = p1.wait_for(lambda e: e["event"] == "SHOUT", FIND_S)
     assert got is not None and got["content"] == ["hello pyre"] and got["group"] == "chat"
     p1.command("shout chat hello covey")
@@ -107,8 +119,9 @@ def test_enter_shout_whisper_and_graceful_exits(site):
     assert _covey_saw(cluster, "zre-whisper", "pyre2")["content"] == ["back at you"]
 
     # pyre's own stop: its port-0 beacon, covey lists it as left at once.
+    stopped_at = time.time()
     p1.stop()
-    left = _covey_saw(cluster, "zre-exit", "pyre1")
+    left = _covey_saw(cluster, "zre-exit", "pyre1", since=stopped_at)
     assert left["reason"] == "left"
     assert "pyre1" not in _zre_peers(agent)
 
@@ -116,7 +129,9 @@ def test_enter_shout_whisper_and_graceful_exits(site):
     sent_at = time.time()
     assert agent.pid is not None
     os.kill(agent.pid, signal.SIGTERM)
-    gone = p2.wait_for(lambda e: e["event"] == "EXIT" and e["name"] == "h1", FIND_S)
+    gone = p2.wait_for(
+        lambda e: e["event"] == "EXIT" and e["name"] == "h1" and e["t"] >= sent_at, FIND_S
+    )
     assert gone is not None, "pyre2 never saw covey EXIT"
     took = gone["t"] - sent_at
     print(f"covey SIGTERM -> pyre EXIT: {took:.3f} s")
@@ -144,7 +159,7 @@ def test_crashes_are_seen(site):
 
     killed_at = time.time()
     victim.kill()
-    exit_ = _covey_saw(cluster, "zre-exit", "victim")
+    exit_ = _covey_saw(cluster, "zre-exit", "victim", since=killed_at)
     took = exit_["time"] - killed_at
     print(f"pyre SIGKILL -> gone on covey: {took:.3f} s ({exit_['reason']})")
     assert exit_["reason"] == "expired"
@@ -155,7 +170,9 @@ def test_crashes_are_seen(site):
     killed_at = time.time()
     agent.kill()
     limit = 30.0 if full else PYRE_EXPIRED
-    gone = watcher.wait_for(lambda e: e["event"] == "EXIT" and e["name"] == "h1", limit + 15)
+    gone = watcher.wait_for(
+        lambda e: e["event"] == "EXIT" and e["name"] == "h1" and e["t"] >= killed_at, limit + 15
+    )
     assert gone is not None, "pyre never expired the killed covey node"
     took = gone["t"] - killed_at
     print(f"covey SIGKILL -> pyre EXIT: {took:.3f} s (pyre expiry {limit:g} s)")

@@ -168,3 +168,15 @@ def test_a_new_uuid_on_the_same_endpoint_replaces_the_old() -> None:
     t.beacon(Beacon(b"\x44" * 16, 5000), "127.0.0.1", 1.0)
     _, events = _drain(t)
     assert events == [ZreExit(1.0, PEER, "pyre1", "restarted")]
+
+
+def test_beacons_go_to_each_interface_broadcast_or_to_pyres_loopback_group() -> None:
+    from covey.runtime.net.interfaces import Interface
+    from covey.runtime.zre.transport import LOOPBACK_GROUP, destinations
+
+    eth = Interface("eth0", "10.77.0.3", "255.255.255.0", up=True, loopback=False)
+    lo = Interface("lo", "127.0.0.1", "255.0.0.0", up=True, loopback=True)
+    assert destinations([eth, lo], 5670) == [
+        (eth, "10.77.0.255", 5670),
+        (lo, LOOPBACK_GROUP, 5670),
+    ]

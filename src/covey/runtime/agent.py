@@ -278,6 +278,8 @@ class Agent(AgentQueries):
                 await self.local_channel.open(accept)  # the same port guard and handler as TCP
             self._udp = await open_udp(c.bind, self.plan, self.net, self.local_channel)
             self._transports.extend(self._udp.transports)
+            for feature in self.features:
+                feature.bind()
             from covey.runtime.control.server import start_control_servers
 
             servers, self.control_inode = await start_control_servers(self, self._spawn_handler)

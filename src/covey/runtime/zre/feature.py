@@ -152,9 +152,12 @@ class ZreFeature(Feature):
             "X-COVEY-ID": self.node_id.hex(),
         }
 
-    def start(self, ctx: AgentContext) -> None:
-        """Open the ZRE sockets (pyzmq is imported here) and begin beaconing."""
-        self.ctx = ctx
+    def bind(self) -> None:
+        """Open the ZRE sockets (pyzmq is imported here), before the agent announces itself.
+
+        Raises:
+            OSError: the ZRE port or a mailbox port cannot be bound (the message says which).
+        """
         if not self.config.zre:
             return
         from covey.runtime.zre.transport import ZreTransport
@@ -168,6 +171,12 @@ class ZreFeature(Feature):
             self.config.zre_port,
             self._publish,
         )
+
+    def start(self, ctx: AgentContext) -> None:
+        """Begin beaconing and reading (the events go to the agent's stream from now on)."""
+        self.ctx = ctx
+        if self.transport is None:
+            return
         log.info(
             "zre: node %s on port %d, mailbox %s, groups %s",
             self.node_id.hex(),
@@ -190,7 +199,7 @@ class ZreFeature(Feature):
     def stop(self) -> None:
         """The port-0 beacon (peers see us EXIT at once), then every socket closed."""
         if self.transport is not None:
-            self.transport.close()
+            self.transport.close(announce=self.ctx is not None)
 
     def control_ops(self) -> Mapping[str, ControlHandler]:
         api = self.api

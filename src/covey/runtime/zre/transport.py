@@ -82,18 +82,27 @@ class ZreTransport:
         self.publish = publish
         #: Datagrams and messages in and out, and drops by reason.
         self.counters: Counter[str] = Counter()
+        self._closed = False
+        self._dealers: dict[bytes, zmq.Socket[bytes]] = {}
+        try:
+            self._udp = self._open_udp()
+        except OSError as exc:
+            raise OSError(exc.errno, f"zre: cannot bind UDP port {port}: {exc.strerror}") from None
         self._ctx = zmq.Context()
         self._actx = zmq.asyncio.Context.shadow(self._ctx.underlying)
         self._router = self._actx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         self._router.setsockopt(zmq.ROUTER_HANDOVER, 1)
         host = interfaces[0].address if len(interfaces) == 1 else "*"
-        self.mailbox_port = self._router.bind_to_random_port(f"tcp://{host}")
+        try:
+            self.mailbox_port = self._router.bind_to_random_port(f"tcp://{host}")
+        except zmq.ZMQError as exc:
+            self._router.close(linger=0)
+            self._ctx.term()
+            self._udp.close()
+            raise OSError(exc.errno, f"zre: cannot bind a mailbox on {host}: {exc}") from None
         endpoint = f"tcp://{interfaces[0].address}:{self.mailbox_port}"
         self.table = PeerTable(uuid, name, endpoint, headers, groups)
-        self._dealers: dict[bytes, zmq.Socket[bytes]] = {}
-        self._udp = self._open_udp()
-        self._closed = False
 
     def _open_udp(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
@@ -247,12 +256,13 @@ class ZreTransport:
 
     # ------------------------------------------------------------------ ending
 
-    def close(self) -> None:
-        """Say we leave (a port-0 beacon, twice against a lost datagram), close everything."""
+    def close(self, announce: bool = True) -> None:
+        """Say we leave (a port-0 beacon, twice against a lost datagram; not when
+        ``announce`` is False: we never beaconed), then close every socket."""
         if self._closed:
             return
         self._closed = True
-        for _ in range(2):
+        for _ in range(2 if announce else 0):
             self._send_beacon(Beacon(self.uuid, 0))
         for dealer in self._dealers.values():
             dealer.close(linger=0)
