@@ -167,3 +167,23 @@ async def test_control_operations_refuse_clearly() -> None:
     # A SHOUT's text is shown as text by covey monitor, never read as markup.
     line = event_line({"event": "zre-shout", "time": 0, "content": ["[bold]hi[/]"]})
     assert "\\[bold]" in line
+
+
+def test_zre_settings_are_checked_naming_the_field() -> None:
+    import pytest
+
+    from covey.runtime.config.model import ConfigError
+
+    for settings, says in [
+        ({"zre_port": 0}, "zre_port: must be 1..65535"),
+        ({"zre_groups": ("",)}, "zre_group: '' must be text of 1 to 255 bytes"),
+        ({"zre_groups": ("g" * 256,)}, "zre_group: "),
+        ({"discovery": False}, "zre: beacons on the discovery interfaces"),
+        ({"bind": ("::1", free_port())}, "zre: ZRE beacons are IPv4"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            make_config("x", **settings)
+        assert str(err.value).startswith(says), (settings, err.value)
+    port = free_port()
+    with pytest.raises(ConfigError, match=r"zre_port: port \d+ is already covey's own"):
+        make_config("x", bind=("127.0.0.1", port), zre_port=port)

@@ -131,7 +131,8 @@ class ZreFeature(Feature):
     def __init__(self, config: AgentConfig, node_id: bytes, interfaces: tuple[Interface, ...]):
         self.config = config
         self.node_id = node_id
-        self.interfaces = interfaces
+        # RFC 36 beacons are IPv4 (an IPv6 agent is refused --zre at configuration).
+        self.interfaces = tuple(i for i in interfaces if not i.ipv6)
         self.transport: ZreTransport | None = None
         self.ctx: AgentContext | None = None
         self.callbacks: list[Callable[[ZreReceived], None]] = []
