@@ -12,6 +12,7 @@ import asyncio
 import random
 import socket
 import time
+from pathlib import Path
 
 from covey.runtime.agent import Agent
 from covey.runtime.localcluster import free_port
@@ -184,6 +185,8 @@ def test_zre_settings_are_checked_naming_the_field() -> None:
         with pytest.raises(ConfigError) as err:
             make_config("x", **settings)
         assert str(err.value).startswith(says), (settings, err.value)
+    with pytest.raises(ConfigError, match="name: a ZRE name holds at most 255 bytes"):
+        make_config("é" * 200, control=Path("/tmp/unused.sock"))  # 200 characters, 400 bytes
     port = free_port()
     with pytest.raises(ConfigError, match=r"zre_port: port \d+ is already covey's own"):
         make_config("x", bind=("127.0.0.1", port), zre_port=port)

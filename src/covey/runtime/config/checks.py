@@ -168,5 +168,7 @@ def check_zre(c: AgentConfig) -> None:
         )
     if c.zre and port in (c.bind[1], c.multicast_group[1]):
         raise ConfigError("zre_port", f"port {port} is already covey's own")
+    if c.zre and len(c.name.encode()) > 255:
+        raise ConfigError("name", "a ZRE name holds at most 255 bytes (UTF-8) with --zre")
     if c.zre and _family(c.bind[0]) == 6:
         raise ConfigError("zre", "ZRE beacons are IPv4 (RFC 36): bind an IPv4 address")

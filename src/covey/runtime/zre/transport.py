@@ -140,11 +140,15 @@ class ZreTransport:
             next_beacon = 0.0
             while True:
                 now = time.monotonic()
-                if now >= next_beacon:
-                    self._send_beacon(Beacon(self.uuid, self.mailbox_port))
-                    next_beacon = now + BEACON_INTERVAL
-                self.table.tick(now)
-                self.flush()
+                try:
+                    if now >= next_beacon:
+                        self._send_beacon(Beacon(self.uuid, self.mailbox_port))
+                        next_beacon = now + BEACON_INTERVAL
+                    self.table.tick(now)
+                    self.flush()
+                except Exception:  # a bug here must not end the agent: say it, go on
+                    self.counters["internal_error"] += 1
+                    log.exception("zre: tick failed")
                 await asyncio.sleep(TICK)
         finally:
             inbox.cancel()
@@ -174,7 +178,11 @@ class ZreTransport:
             except OSError:
                 self.counters["beacon_recv_error"] += 1
                 return
-            self.receive_beacon(data, ip, time.monotonic())
+            try:
+                self.receive_beacon(data, ip, time.monotonic())
+            except Exception:
+                self.counters["internal_error"] += 1
+                log.exception("zre: handling a beacon failed")
 
     def receive_beacon(self, data: bytes, ip: str, now: float) -> None:
         """One datagram from ``ip`` on the ZRE port: a beacon, or dropped and counted."""
@@ -189,8 +197,15 @@ class ZreTransport:
 
     async def _read_inbox(self) -> None:
         while True:
-            frames = await self._router.recv_multipart()
-            self.receive_frames(frames, time.monotonic())
+            try:
+                frames = await self._router.recv_multipart()
+                self.receive_frames(frames, time.monotonic())
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never silently: the inbox would stop for good
+                self.counters["internal_error"] += 1
+                log.exception("zre: reading the mailbox failed")
+                await asyncio.sleep(TICK)
 
     def receive_frames(self, frames: list[bytes], now: float) -> None:
         """One ROUTER message (identity frame first): to the table, or dropped and counted."""
@@ -246,7 +261,14 @@ class ZreTransport:
             self.counters["send_no_mailbox"] += 1
             return
         try:
-            dealer.send_multipart(m.encode(action.message), flags=zmq.NOBLOCK)
+            frames = m.encode(action.message)
+        except ValueError as exc:  # a field that does not fit: never sent, counted
+            self.counters["encode_error"] += 1
+            what = action.message.command
+            log.warning("zre: %s to %s not sent: %s", what, action.uuid.hex(), exc)
+            return
+        try:
+            dealer.send_multipart(frames, flags=zmq.NOBLOCK)
             self.counters["messages_out"] += 1
         except zmq.Again:
             # The peer takes nothing more (its queue is full): drop it, as pyre does.
