@@ -103,6 +103,8 @@ def test_bad_flags_env_and_key_file(tmp_path: Path, key_file: Path) -> None:
         ([*base[:-2]], {"COVEY_BIND": "nowhere"}, "bind: 'nowhere' is not HOST:PORT"),
         ([*base, "--probe-timeout", "3"], {}, "probe-timeout: must be shorter"),
         ([*base, "--tag", "novalue"], {}, "tag: 'novalue' is not KEY=VALUE"),
+        ([*base, "--zre", "--zre-port", "70000"], {}, "zre_port: must be 1..65535"),
+        ([*base, "--zre", "--no-multicast"], {}, "zre: beacons on the discovery interfaces"),
     ]
     for args, env, message in cases:
         proc = covey(*args, env=env)

@@ -90,6 +90,16 @@ def agent(
         float | None,
         typer.Option(help="Seconds between two SRV resolutions (default 30).", show_default=False),
     ] = None,
+    zre: Annotated[
+        bool, typer.Option("--zre", help="Also be a ZRE v2 node beside Zyre/pyre peers.")
+    ] = False,
+    zre_port: Annotated[
+        int | None, typer.Option(help="UDP port of ZRE beacons (default 5670).", show_default=False)
+    ] = None,
+    zre_group: Annotated[
+        list[str] | None,
+        typer.Option("--zre-group", help="ZRE group to JOIN; repeatable.", show_default=False),
+    ] = None,
     key_file: Annotated[
         Path | None,
         typer.Option(
@@ -361,6 +371,7 @@ def agent(
         "versions_count_failed",
         "two_node",
         "strict_permissions",
+        "zre",
     ):
         flags[on] = True if flags[on] else None  # a switch left off: the other sources say
     from covey.runtime.config.model import ConfigError

@@ -25,6 +25,7 @@ from covey.cli import deliver as deliver
 from covey.cli import trace as trace
 from covey.cli import collector as collector
 from covey.cli import install as install
+from covey.cli import zre as zre
 
 # isort: on
 

@@ -7,6 +7,7 @@ import json
 import time
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -121,6 +122,7 @@ def event_line(e: dict[str, Any]) -> str:
         return f"{t} [{style}]{kind:<17}[/] {m['name']} {m['address']} inc {m['incarnation']}"
     if kind == "trace":
         return f"{t} [bright_black]trace {e['op']} {e['node']}: {e['detail']}[/]"
-    return f"{t} [magenta]{kind}[/] " + json.dumps(
-        {k: v for k, v in e.items() if k not in ("event", "time")}
+    # Escaped: a foreign peer's text (a ZRE SHOUT) must not be taken for markup.
+    return f"{t} [magenta]{escape(kind)}[/] " + escape(
+        json.dumps({k: v for k, v in e.items() if k not in ("event", "time")})
     )

@@ -248,6 +248,29 @@ class Lab:
         self.close()
 
 
+class LoopbackLab(Lab):
+    """One host whose only interface is ``lo`` (127.0.0.1), with multicast on it.
+
+    For peers that cannot be confined to loopback in the caller's namespace (pyre picks
+    its own interface and falls back to multicast on 225.25.25.25 only when it finds no
+    other): ``lo`` gets the MULTICAST flag and the route ``224.0.0.0/4 dev lo src
+    127.0.0.1``, so multicast sent without a chosen interface stays on loopback. The route
+    is what pyre needs: without it its ``IP_ADD_MEMBERSHIP`` on ``INADDR_ANY`` fails
+    (ENODEV) and its beacons have no way out; two pyre nodes met without the flag, which
+    is set anyway, as issue 17 gives it.
+    """
+
+    def __init__(self, *, tag: str | None = None) -> None:
+        super().__init__(1, tag=tag)
+
+    def _build(self) -> None:
+        h = self.hosts[0]
+        self.hosts = [Host(1, h.name, h.ns, "127.0.0.1", "lo")]
+        self._add_ns(h.ns)
+        run(["ip", "-n", h.ns, "link", "set", "lo", "multicast", "on"])
+        run(["ip", "-n", h.ns, "route", "add", "224.0.0.0/4", "dev", "lo", "src", "127.0.0.1"])
+
+
 @atexit.register
 def _close_open_labs() -> None:
     with _registry_lock:

@@ -30,12 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
-from covey.core import (
-    Address,
-    Keyring,
-    NameConflict,
-    Node,
-)
+from covey.core import Address, Keyring, NameConflict, Node
 from covey.core.effects import Effect
 from covey.runtime.config.model import AgentConfig
 from covey.runtime.context import AgentContext
@@ -59,6 +54,7 @@ from covey.runtime.net.limits import PortGuard, closing, port_cap
 from covey.runtime.net.stream_port import StreamHandler, serve_stream
 from covey.runtime.queries import AgentQueries
 from covey.runtime.stores.keyring_file import starting_keys
+from covey.runtime.zre.feature import ZreFeature
 
 log = logging.getLogger("covey.agent")
 
@@ -70,7 +66,7 @@ class Agent(AgentQueries):
     """A running covey node: sockets, protocol core, control endpoints and event stream.
 
     Its features are facades: ``agent.facts``, ``agent.settings``, ``agent.actions``,
-    ``agent.election``, ``agent.deliveries`` (the flat names — ``set_fact``,
+    ``agent.election``, ``agent.deliveries``, ``agent.zre`` (the flat names — ``set_fact``,
     ``run_action``, ``names``... — delegate to them).
 
     Args:
@@ -126,6 +122,7 @@ class Agent(AgentQueries):
         self.traces = TracesFeature(config, self.node_id)
         self.health = HealthFeature(config, self.net, election.expected_votes)
         keys = KeysFeature(config, self.node.keyring, shared.runtime)
+        zre = ZreFeature(config, self.node_id, self.plan.interfaces)
         #: Every feature of this agent, in the order their capabilities are added.
         self.features: tuple[Feature, ...] = (
             shared,
@@ -136,6 +133,7 @@ class Agent(AgentQueries):
             keys,
             SrvDiscoveryFeature(config),
             local := LocalChannelFeature(config, self.address),
+            zre,
         )
         self.local_channel = local.channel
         self.facts = shared.facts
@@ -145,6 +143,8 @@ class Agent(AgentQueries):
         self.deliveries = deliveries.api
         #: This member's keyring and the cluster-wide key operations (``covey keys``).
         self.keys = keys.api
+        #: ZRE mode (``--zre``): the foreign ZRE peers, SHOUT and WHISPER.
+        self.zre = zre.api
         self._effect_writers: dict[type[Effect], EffectWriter] = {}
         ops: dict[str, ControlHandler] = {}
         for feature in self.features:
@@ -278,6 +278,8 @@ class Agent(AgentQueries):
                 await self.local_channel.open(accept)  # the same port guard and handler as TCP
             self._udp = await open_udp(c.bind, self.plan, self.net, self.local_channel)
             self._transports.extend(self._udp.transports)
+            for feature in self.features:
+                feature.bind()
             from covey.runtime.control.server import start_control_servers
 
             servers, self.control_inode = await start_control_servers(self, self._spawn_handler)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from covey.runtime.net.interface_stats import NetCounters
     from covey.runtime.net.interfaces import DiscoveryPlan
     from covey.runtime.net.limits import PortGuard
+    from covey.runtime.zre.feature import ZreAPI
 
 _STATES = {s.label: s for s in MemberState}
 
@@ -52,6 +53,7 @@ class AgentQueries:
         settings: SettingsAPI
         actions: ActionsAPI
         election: ElectionAPI
+        zre: ZreAPI
         features: tuple[Feature, ...]
 
         @property
@@ -71,6 +73,13 @@ class AgentQueries:
     def members(self) -> list[MemberInfo]:
         """Every member this node knows (itself included), sorted by name."""
         return sorted(self.node.members(), key=lambda m: (m.name, m.node_id))
+
+    def member_listing(self) -> list[dict[str, object]]:
+        """What ``covey members`` lists: covey's members (``MemberInfo.to_json()``), then
+        the foreign ZRE peers in the same shape with ``kind: zre`` (``--zre``). The
+        foreign ones are only listed here: :meth:`members`, quorum, election and shared
+        state know covey members alone."""
+        return [m.to_json() for m in self.members()] + self.zre.peers()
 
     def member(self, name_or_id: str | bytes) -> MemberInfo | None:
         """The member with this name (or 16-byte id / hex id), if known."""

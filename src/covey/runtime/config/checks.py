@@ -152,3 +152,23 @@ def check_families(c: AgentConfig) -> None:
                 f"{host} is an IPv{family} address but bind {c.bind[0] or '0.0.0.0'} is "
                 f"IPv{bind} (bind [::] or an IPv6 address for an IPv6 cluster)",
             )
+
+
+def check_zre(c: AgentConfig) -> None:
+    """ZRE mode: a port, groups that fit a ZRE string, and interfaces to beacon on."""
+    port = c.zre_port
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError("zre_port", "must be 1..65535")
+    for group in c.zre_groups:
+        if not isinstance(group, str) or not group or len(group.encode()) > 255:
+            raise ConfigError("zre_group", f"{group!r} must be text of 1 to 255 bytes")
+    if c.zre and not c.discovery:
+        raise ConfigError(
+            "zre", "beacons on the discovery interfaces: it cannot be combined with --no-multicast"
+        )
+    if c.zre and port in (c.bind[1], c.multicast_group[1]):
+        raise ConfigError("zre_port", f"port {port} is already covey's own")
+    if c.zre and len(c.name.encode()) > 255:
+        raise ConfigError("name", "a ZRE name holds at most 255 bytes (UTF-8) with --zre")
+    if c.zre and _family(c.bind[0]) == 6:
+        raise ConfigError("zre", "ZRE beacons are IPv4 (RFC 36): bind an IPv4 address")

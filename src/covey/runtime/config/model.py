@@ -77,6 +77,9 @@ class AgentConfig:
         srv / srv_resolver / srv_interval: DNS SRV name whose targets are joined as seeds,
             the (IP, port) of the DNS server to ask (None: the system's resolver), and
             the seconds between two resolutions (errors retry sooner).
+        zre / zre_port / zre_groups: ZRE mode (``--zre``): also a ZRE v2 node beside Zyre
+            and pyre peers, beaconing on UDP ``zre_port`` (5670) over the discovery
+            interfaces and JOINing ``zre_groups`` (see runtime/zre/feature.py).
         key_file: file of Fernet keys, one per line, the first one encrypts.
         keys: the keys themselves (read from ``key_file``, or given directly by API users).
         plaintext: explicit opt-in to unencrypted traffic (no keys at all).
@@ -154,6 +157,9 @@ class AgentConfig:
     srv: str | None = None
     srv_resolver: Address | None = None
     srv_interval: float = 30.0
+    zre: bool = False
+    zre_port: int = 5670
+    zre_groups: tuple[str, ...] = ()
     key_file: Path | None = None
     keys: tuple[bytes, ...] = ()
     plaintext: bool = False
@@ -271,6 +277,7 @@ class AgentConfig:
         checks.check_deliveries(self)
         checks.check_traces(self)
         checks.check_families(self)
+        checks.check_zre(self)
         _check_port_clashes(self)
 
     @property

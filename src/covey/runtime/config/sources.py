@@ -238,6 +238,9 @@ _SETTINGS: dict[str, tuple[str, Parser]] = {
     "srv": ("srv", _parse_str),
     "srv_resolver": ("srv_resolver", lambda f, v: parse_address(f, v, 53)),
     "srv_interval": ("srv_interval", _parse_float),
+    "zre": ("zre", _parse_bool),
+    "zre_port": ("zre_port", lambda f, v: _parse_int(f, v)),
+    "zre_group": ("zre_groups", lambda f, v: tuple(_parse_str(f, x) for x in _as_list(v))),
     "key_file": ("key_file", _parse_path),
     "plaintext": ("plaintext", _parse_bool),
     "local_channel": ("local_channel", _parse_bool),
@@ -293,6 +296,7 @@ _ALIASES = {
     "tags": "tag",
     "facts": "fact",
     "event_handlers": "event_handler",
+    "zre_groups": "zre_group",
 }
 
 #: Settings whose sources are merged key by key rather than replaced.

@@ -295,7 +295,7 @@ def handle_request(agent: Agent, request: object) -> object:
     if not agent.ready and op != "info":
         raise ControlError("agent is shutting down")
     if op == "members":
-        return [m.to_json() for m in agent.members()]
+        return agent.member_listing()
     if op == "self":
         return agent.local().to_json()
     if op == "info":

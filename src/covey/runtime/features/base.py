@@ -15,6 +15,9 @@ A :class:`Feature` object bundles
 * the writers of the durable effects its capabilities hand out
   (:meth:`Feature.effect_writers`, ``{Effect type: writer}``; run on the driver's writer
   thread before the step's datagrams leave);
+* the sockets it listens on, opened by :meth:`Feature.bind` while the agent binds its own
+  (before anything is announced: a port that cannot be bound fails the start as covey's
+  own would, with everything bound so far closed);
 * its background work, begun by :meth:`Feature.start` (after :meth:`Feature.prepare`,
   which comes just before the core starts) with the agent's public
   :class:`~covey.runtime.context.AgentContext`, and ended by :meth:`Feature.stop`.
@@ -78,6 +81,9 @@ class Feature:
     def info(self) -> Mapping[str, object]:
         """What ``covey info`` shows of this feature under its name (nothing: left out)."""
         return {}
+
+    def bind(self) -> None:
+        """While the agent binds its sockets: open the feature's own (raise ``OSError``)."""
 
     def prepare(self, ctx: AgentContext) -> None:
         """Just before the core starts: listen to events from the very first (no calls

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from covey.runtime.agent import Agent
 
 STATES = ("alive", "suspect", "failed", "left")
-#: One member, as ``covey members --json`` shows it.
+#: One member, as ``covey members --json`` shows it (``kind: zre`` marks a foreign ZRE peer).
 MEMBER = obj(
     {
         "name": STR,
@@ -38,7 +38,8 @@ MEMBER = obj(
         "state": enum(*STATES),
         "incarnation": INT,
         "tags": mapping(STR),
-    }
+    },
+    {"kind": enum("zre")},
 )
 HEALTH = obj(
     {
@@ -131,7 +132,7 @@ def core_routes(agent: Agent) -> list[Route]:
 
     async def members(request: web.Request) -> web.Response:
         state = request.query.get("state")
-        shown = [m.to_json() for m in agent.members()]
+        shown = agent.member_listing()
         if state:
             shown = [m for m in shown if m["state"] == state]
         return json_response(shown)
