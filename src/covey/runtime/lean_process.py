@@ -77,7 +77,12 @@ def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--config-fd" or not argv[2].isdigit():
         sys.stderr.write("covey.agentd is started by `covey agent`, not by hand\n")
         return 2
-    config = _read_config(int(argv[2]))
+    return run_lean(_read_config(int(argv[2])))
+
+
+def run_lean(config: AgentConfig) -> int:
+    """Run the agent in this process until it stops; its exit status. Errors found while
+    starting (an interface, the identity file, a port taken) are one line on stderr."""
     from covey.runtime.process import run_agent
 
     try:

@@ -19,6 +19,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import total_ordering
 
+#: The well-known fact that carries a node's software version (kept here, with the
+#: parser, so that the CLI can check a version fact without loading the capability).
+VERSION_KEY = "covey.version"
 #: Most dotted components a version may have.
 MAX_COMPONENTS = 8
 #: Most digits of one component.

@@ -19,6 +19,7 @@ from covey.core import Address
 from covey.core import ConfigError as CoreConfigError
 from covey.core.config import check_tags
 from covey.core.crypto.fernet import FernetKey
+from covey.runtime.config.errors import ConfigError as ConfigError  # re-exported
 from covey.runtime.config.srv import check_srv
 
 #: Default multicast group of the discovery beacons (organisation-local scope, RFC 2365).
@@ -32,14 +33,6 @@ DEFAULT_BEACON_PORT = 7947
 ENV_PREFIX = "COVEY_"
 #: Longest path a unix socket address can hold on Linux (sun_path minus the final NUL).
 _UNIX_PATH_MAX = 107
-
-
-class ConfigError(ValueError):
-    """A configuration value is wrong; ``str(err)`` is ``"<field>: <what is wrong>"``."""
-
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,13 +10,14 @@ the key file and returns a validated :class:`AgentConfig`, raising :class:`Confi
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from covey.core import Address
 from covey.core.crypto.fernet import FernetKey
+from covey.runtime.config.items import as_list as _as_list
+from covey.runtime.config.items import parse_tags as parse_tags  # re-exported
 from covey.runtime.config.model import (
     DEFAULT_BEACON_PORT,
     DEFAULT_PORT,
@@ -73,14 +74,6 @@ def _split_host_port(fname: str, text: str, default_port: int | None) -> tuple[s
     return host, port_text
 
 
-def _as_list(value: object) -> list[Any]:
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, list | tuple):
-        return list(value)
-    return [value]
-
-
 def _parse_bool(fname: str, value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -127,26 +120,6 @@ def _parse_str(fname: str, value: object) -> str:
     if not isinstance(value, str):
         raise ConfigError(fname, f"{value!r} is not text")
     return value
-
-
-def parse_tags(fname: str, value: object) -> dict[str, str]:
-    """Parse a tag table, or ``KEY=VALUE`` items (a list, or comma-separated text)."""
-    if isinstance(value, Mapping):
-        out: dict[str, str] = {}
-        for k, v in value.items():
-            if not isinstance(k, str) or not isinstance(v, str):
-                raise ConfigError(fname, "keys and values must be text")
-            out[k] = v
-        return out
-    out = {}
-    for item in _as_list(value):
-        if not isinstance(item, str) or "=" not in item:
-            raise ConfigError(fname, f"{item!r} is not KEY=VALUE")
-        k, _, v = item.partition("=")
-        if not k:
-            raise ConfigError(fname, f"{item!r} has an empty key")
-        out[k] = v
-    return out
 
 
 def _parse_multicast(fname: str, value: object) -> tuple[bool, Address | None]:
@@ -314,6 +287,8 @@ def read_toml(path: Path) -> dict[str, object]:
     A relative path in it (``key_file = "cluster.key"``) is relative to the file's own
     directory, not to where the agent happens to be started.
     """
+    import tomllib  # only with --config: 4 ms of every start otherwise
+
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)

@@ -8,11 +8,16 @@ import json
 import socket
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from covey.core import Address, format_address
-from covey.runtime.config.model import ConfigError
-from covey.runtime.control.server import ControlError, LineCodec, SealedCodec
+# Only what a plain unix-socket request needs is imported here, so that the CLI's common
+# commands start fast: not the server (asyncio), the configuration model or the cipher
+# (both load the protocol core); those come with --rpc, --config or a key file.
+from covey.runtime.config.errors import ConfigError
+from covey.runtime.control.codec import ControlError, LineCodec
+
+if TYPE_CHECKING:
+    from covey.core import Address
 
 
 class ClientError(Exception):
@@ -44,7 +49,11 @@ class ControlClient:
         self.path = None if path is None else Path(path)
         self.rpc = rpc
         self.timeout = timeout
-        self._codec: LineCodec = SealedCodec(keys) if rpc is not None and keys else LineCodec()
+        self._codec: LineCodec = LineCodec()
+        if rpc is not None and keys:
+            from covey.runtime.control.codec import SealedCodec
+
+            self._codec = SealedCodec(keys)
 
     def _connect(self) -> socket.socket:
         try:
@@ -60,7 +69,13 @@ class ControlClient:
             assert self.rpc is not None
             return socket.create_connection(self.rpc, timeout=self.timeout)
         except OSError as exc:
-            where = self.path if self.rpc is None else format_address(self.rpc)
+            # Written out rather than covey.core.format_address: importing anything in
+            # covey.core loads the core package, which a plain `covey members` must not pay.
+            if self.rpc is None:
+                where = str(self.path)
+            else:
+                host, port = self.rpc
+                where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
             raise ClientError(f"cannot reach the agent at {where}: {exc.strerror or exc}") from None
 
     def _decode(self, line: bytes) -> Any:
@@ -235,9 +250,9 @@ def connect(
         ConfigError: ``rpc`` or the key file is wrong.
         ClientError: no local agent could be designated.
     """
-    from covey.runtime.config.sources import load_keys, parse_address
-
     if rpc is not None:
+        from covey.runtime.config.sources import load_keys, parse_address
+
         if key_file is None and environ.get("COVEY_KEY_FILE"):
             key_file = Path(environ["COVEY_KEY_FILE"])
         if key_file is None:

@@ -12,8 +12,6 @@ import json
 import time
 from typing import Any
 
-from covey.core.crypto.fernet import InvalidToken, MultiKey
-
 #: Seconds a sealed RPC line stays acceptable.
 RPC_TTL = 60
 
@@ -81,6 +79,10 @@ class SealedCodec(LineCodec):
     """JSON lines sealed as Fernet tokens with the cluster keys (the RPC endpoint)."""
 
     def __init__(self, keys: list[bytes], *, ttl: int = RPC_TTL) -> None:
+        # Imported here: the CLI's plain unix-socket client never loads the cipher (nor,
+        # through covey.core, the protocol core).
+        from covey.core.crypto.fernet import MultiKey
+
         super().__init__()
         self._fernet = MultiKey(keys)
         self._ttl = ttl
@@ -93,6 +95,8 @@ class SealedCodec(LineCodec):
 
     def decode(self, line: bytes) -> Any:
         """Open one token line; raises ControlError when it is forged, old or replayed."""
+        from covey.core.crypto.fernet import InvalidToken
+
         token = line.strip()
         try:
             plain = self._fernet.decrypt_at_time(token, self._ttl, int(time.time()))

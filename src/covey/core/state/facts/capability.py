@@ -57,7 +57,7 @@ from covey.core.state.messages import (
     check_key,
     check_value,
 )
-from covey.core.state.versions import VersionError, lowest_version, parse_version
+from covey.core.state.versions import VERSION_KEY, VersionError, lowest_version, parse_version
 from covey.core.types import MemberState
 
 if TYPE_CHECKING:
@@ -75,9 +75,6 @@ __all__ = [
     "Restored",
     "SaveFact",
 ]
-
-#: The well-known fact that carries a node's software version.
-VERSION_KEY = "covey.version"
 
 
 class Facts(Extension):
