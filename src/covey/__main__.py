@@ -1,5 +1,5 @@
 """``python -m covey``: the same as the ``covey`` command."""
 
-from covey.cli.app import main
+from covey.cli import main
 
 main()

@@ -310,15 +310,17 @@ def test_monitor_streams_events(cluster: LocalCluster) -> None:
             mon.wait()
 
 
-def test_agent_runs_as_a_lean_process_under_the_same_pid(cluster: LocalCluster) -> None:
-    """`covey agent` re-executes itself without the CLI stack; PID and output stay."""
+def test_agent_runs_lean_under_the_same_pid(cluster: LocalCluster) -> None:
+    """`covey agent` parses its options without Typer (covey.cli.quick) and runs the agent
+    in the same process, without the CLI stack; PID and output stay."""
     a = cluster.spawn("lean")
     cmdline = Path(f"/proc/{a.proc.pid}/cmdline").read_bytes().split(b"\0")
-    assert b"covey.agentd" in cmdline
+    assert b"agent" in cmdline and b"covey.agentd" not in cmdline
     # It never speaks TLS: the stdlib OpenSSL binding stays out of its memory, and so
-    # does cffi (PyCryptodome runs on ctypes there).
+    # does cffi (PyCryptodome runs on ctypes there); Typer's pydantic never came in.
     maps = Path(f"/proc/{a.proc.pid}/maps").read_text()
     assert "/_ssl." not in maps and "_cffi_backend" not in maps
+    assert "pydantic_core" not in maps
     assert b"lean" in cmdline  # the agent's name stays visible in ps
     # The configuration (with the keys) never travels on the command line.
     key = cluster.key_file.read_bytes().strip()

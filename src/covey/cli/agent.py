@@ -5,15 +5,12 @@ TOML file, then defaults. A bad value prints one line naming the field (``covey:
 error: bind: port must be 1..65535``) and exits with status 2; nothing is started.
 """
 
-from __future__ import annotations
-
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from covey.cli.options import EXIT_CONFIG, _fail, app
+from covey.cli.options import app
 
 
 @app.command(no_args_is_help=False)
@@ -359,42 +356,11 @@ def agent(
     Example (loopback only):
     covey agent --name a --cluster demo --bind 127.0.0.1:7946 --interface 127.0.0.1 --key-file key
     """
-    # Every option is a setting of the same name, but for the switches below.
-    flags: dict[str, object] = dict(locals())
-    for switch in ("config", "no_multicast", "no_election"):
-        del flags[switch]
-    flags["multicast"] = False if no_multicast else multicast
-    flags["election"] = False if no_election else None
-    for on in (
-        "plaintext",
-        "local_channel",
-        "versions_count_failed",
-        "two_node",
-        "strict_permissions",
-        "zre",
-    ):
-        flags[on] = True if flags[on] else None  # a switch left off: the other sources say
-    from covey.runtime.config.model import ConfigError
-    from covey.runtime.config.sources import build_config, read_env, read_toml
+    options = dict(locals())  # every option is a setting of the same name, but switches
+    from covey.cli.agent_start import start
+    from covey.cli.target import CommandExit
 
     try:
-        if no_multicast and multicast:
-            raise ConfigError("multicast", "--multicast and --no-multicast exclude each other")
-        file_settings = read_toml(config) if config is not None else {}
-        env_settings = read_env(os.environ)
-        cfg = build_config(file_settings, env_settings, flags)
-        from dataclasses import replace
-
-        from covey.runtime.config.model import ReloadSources
-
-        given = {k: v for k, v in flags.items() if v is not None}
-        cfg = replace(cfg, reload_from=ReloadSources(config, env_settings, given))
-        from covey.runtime.lean_process import exec_agent
-
-        # The long-running agent leaves the CLI's modules behind; it reports interface and
-        # identity errors itself, in the same one-line form, before binding anything.
-        exec_agent(cfg)
-    except ConfigError as exc:
-        raise _fail(f"config error: {exc}", EXIT_CONFIG) from None
-    except OSError as exc:
-        raise _fail(f"cannot start: {exc}") from None
+        start(options, in_process=False)
+    except CommandExit as exc:
+        raise typer.Exit(exc.code) from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from covey.cli.options import app
+from covey.cli.quick import format_alias
 
 # The command groups, imported in the order their commands appear in ``--help``.
 # isort: off
@@ -29,30 +30,7 @@ from covey.cli import zre as zre
 
 # isort: on
 
-__all__ = ["app", "main"]
-
-
-def format_alias(args: list[str]) -> list[str]:
-    """``--format json`` (Serf's spelling) as ``--json``; ``--format text``/``table`` as
-    nothing (the default output)."""
-    out: list[str] = []
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        value = None
-        if arg == "--format" and i + 1 < len(args):
-            value, i = args[i + 1], i + 2
-        elif arg.startswith("--format="):
-            value, i = arg.split("=", 1)[1], i + 1
-        else:
-            out.append(arg)
-            i += 1
-            continue
-        if value == "json":
-            out.append("--json")
-        elif value not in ("text", "table"):
-            out += ["--format", value]  # click reports it
-    return out
+__all__ = ["app", "format_alias", "main"]
 
 
 def main() -> None:

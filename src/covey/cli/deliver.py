@@ -10,8 +10,6 @@ Stages and payloads the agent would refuse are refused here first, with exit sta
 so is what the agent refuses (K larger than the cluster, a store that waits).
 """
 
-from __future__ import annotations
-
 import base64
 import sys
 import time

@@ -11,14 +11,13 @@
 They reach a running agent like ``covey members`` (``--control``, ``--name``, ``--rpc``).
 """
 
-from __future__ import annotations
-
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from covey.cli import queries
 from covey.cli.options import (
     EXIT_CONFIG,
     HttpOpt,
@@ -45,23 +44,7 @@ def names(
     target: Target,
 ) -> None:
     """Show the cluster, its leader, whether it is stable, this node, the term and the mode."""
-    result = target.query(http, "/v1/names", "names")
-    if json_:
-        _print_json(result)
-        return
-    stable = "stable" if result.get("stable") else "not stable"
-    _plain(f"cluster  {result['cluster']}")
-    _plain(f"leader   {result.get('leader') or '-'} ({stable})")
-    _plain(f"node     {result['node']} ({result.get('role', '?')})")
-    _plain(f"term     {result['term']}")
-    if "expected_votes" in result:
-        rule = result.get("expected_rule", "configured")
-        _plain(f"expected {result['expected_votes']} ({rule}), quorum {result.get('quorum')}")
-    mode = result.get("mode", "normal")
-    why = result.get("panic_reason")
-    _plain(f"mode     {mode}" + (f": {why}" if why else ""))
-    for p in result.get("partitioned") or []:
-        _plain(f"partitioned (alive on the heartbeat disk, not fenced): {p}")
+    queries.names(target, http=http, json_=json_)
 
 
 @agent_command(app)

@@ -12,13 +12,11 @@ They reach a running agent like ``covey members`` (``--control``, ``--name``, ``
 Values the agent would refuse are refused here first, with exit status 2.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
+from covey.cli import queries
 from covey.cli.options import (
     EXIT_CONFIG,
     HttpOpt,
@@ -30,7 +28,6 @@ from covey.cli.options import (
     _request,
     agent_command,
     app,
-    console,
 )
 
 registry_app = typer.Typer(help="Cluster-wide registry address (seed 003).", no_args_is_help=True)
@@ -57,18 +54,7 @@ def facts(
     target: Target,
 ) -> None:
     """Show the facts of every live node (or of NODE)."""
-    path = "/v1/facts" + (f"?node={node}" if node else "")
-    result = target.query(http, path, "facts", node=node)
-    if node is not None and not result:
-        raise _fail(f"no live node {node!r} (see covey members)")
-    if json_:
-        _print_json(result)
-        return
-    table = Table("node", "key", "value")
-    for n, kv in sorted(result.items()):
-        for k, v in sorted(kv.items()):
-            table.add_row(n, k, v)
-    console.print(table)
+    queries.facts(target, node=node, http=http, json_=json_)
 
 
 @agent_command(app, "set")
@@ -79,16 +65,7 @@ def set_fact(
     target: Target,
 ) -> None:
     """Publish a fact of this node (spread to every node)."""
-    from covey.core.state.facts.capability import VERSION_KEY
-    from covey.core.state.messages import check_key, check_value
-    from covey.core.state.versions import parse_version
-
-    _check(check_key, key)
-    _check(check_value, value)
-    if key == VERSION_KEY:
-        _check(parse_version, value)
-    result = target.request("fact_set", key=key, value=value)
-    _plain(f"{key}={value}" + ("" if result["changed"] else " (unchanged)"))
+    queries.set_fact(target, key=key, value=value)
 
 
 @agent_command(app, "unset")
@@ -110,14 +87,7 @@ def versions(
     target: Target,
 ) -> None:
     """Show this node's version, every live node's, and the lowest."""
-    result = target.query(http, "/v1/versions", "versions")
-    if json_:
-        _print_json(result)
-        return
-    _plain(f"local_version  {result['local'] or '-'}")
-    _plain(f"lowest_version {result['lowest'] or '- (unknown)'}")
-    for n, v in result["nodes"].items():
-        _plain(f"  {n:<20} {v or '-'}")
+    queries.versions(target, http=http, json_=json_)
 
 
 @agent_command(app)

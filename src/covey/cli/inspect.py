@@ -1,25 +1,13 @@
 """Inspecting and steering a running agent: members, info, tags, leave, monitor."""
 
-from __future__ import annotations
-
 import json
 import sys
 from typing import Annotated
 
 import typer
 
-from covey.cli.options import (
-    EXIT_CONFIG,
-    HttpOpt,
-    JsonOpt,
-    Target,
-    _fail,
-    _print_json,
-    agent_command,
-    app,
-    console,
-)
-from covey.cli.render import event_line, info_table, members_table
+from covey.cli import queries
+from covey.cli.options import HttpOpt, JsonOpt, Target, _fail, agent_command, app, console
 
 
 @agent_command(app)
@@ -47,31 +35,7 @@ def members(
     target: Target,
 ) -> None:
     """List the members a running agent knows."""
-    import re
-
-    states = ("alive", "suspect", "failed", "left")
-    if state is not None and state not in states:
-        raise _fail(f"state: {state!r} is not one of {', '.join(states)}", EXIT_CONFIG)
-    wanted: list[tuple[str, re.Pattern[str]]] = []
-    for item in tag or []:
-        key, sep, pattern = item.partition("=")
-        if not sep or not key:
-            raise _fail(f"tag: {item!r} is not KEY=REGEX", EXIT_CONFIG)
-        try:
-            wanted.append((key, re.compile(pattern)))
-        except re.error as exc:
-            raise _fail(
-                f"tag: {pattern!r} is not a regular expression: {exc}", EXIT_CONFIG
-            ) from None
-    result = target.query(http, "/v1/members", "members")
-    if state:
-        result = [m for m in result if m["state"] == state]
-    for key, rx in wanted:
-        result = [m for m in result if rx.fullmatch(m["tags"].get(key, "")) and key in m["tags"]]
-    if json_:
-        _print_json(result)
-    else:
-        console.print(members_table(result))
+    queries.members(target, http=http, state=state, tag=tag, json_=json_)
 
 
 @agent_command(app)
@@ -81,11 +45,7 @@ def info(
     target: Target,
 ) -> None:
     """Show a running agent's own record, traffic counters and dropped frames per reason."""
-    result = target.request("info")
-    if json_:
-        _print_json(result)
-        return
-    console.print(info_table(result))
+    queries.info(target, json_=json_)
 
 
 @agent_command(app)
@@ -103,26 +63,7 @@ def tags(
     target: Target,
 ) -> None:
     """Change a running agent's tags (the change is gossiped to every member)."""
-    from covey.runtime.config.model import ConfigError
-    from covey.runtime.config.sources import parse_tags
-
-    try:
-        to_set = parse_tags("set", set_ or [])
-    except ConfigError as exc:
-        raise _fail(str(exc), EXIT_CONFIG) from None
-    from covey.runtime.control.client import ClientError
-
-    try:
-        result = target.client().request("tags", set=to_set, delete=list(delete or []))
-    except ClientError as exc:
-        # Tags the agent refuses (too large) are bad input like a malformed KEY=VALUE: 2.
-        bad_input = str(exc).startswith("tags:")
-        raise _fail(str(exc), EXIT_CONFIG if bad_input else 1) from None
-    if json_:
-        _print_json(result["tags"])
-    else:
-        for k, v in sorted(result["tags"].items()):
-            console.print(f"{k}={v}", markup=False, highlight=False)
+    queries.tags(target, set_=set_, delete=delete, json_=json_)
 
 
 @agent_command(app)
@@ -131,8 +72,7 @@ def leave(
     target: Target,
 ) -> None:
     """Make a running agent leave the cluster gracefully and stop."""
-    target.request("leave")
-    console.print("leaving")
+    queries.leave(target)
 
 
 @agent_command(app)
@@ -151,6 +91,8 @@ def monitor(
                 sys.stdout.write(json.dumps(event, sort_keys=True) + "\n")
                 sys.stdout.flush()
             else:
+                from covey.cli.render import event_line
+
                 console.print(event_line(event), highlight=False)
     except ClientError as exc:
         raise _fail(str(exc)) from None

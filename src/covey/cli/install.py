@@ -1,8 +1,6 @@
 """Files for installing covey as a service: ``covey unit``, ``covey example-config`` and
 ``covey man`` (the man page, made from the CLI itself so it always matches it)."""
 
-from __future__ import annotations
-
 import datetime
 import shutil
 import sys

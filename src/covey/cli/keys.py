@@ -16,8 +16,6 @@ control socket (or ``--rpc``, sealed), never over HTTP. The rotation procedure i
 docs/operations.md.
 """
 
-from __future__ import annotations
-
 from typing import Annotated, Any
 
 import typer

@@ -6,20 +6,46 @@ them in the order they appear in ``--help``. Nothing here imports a command modu
 there is no import cycle.
 """
 
-from __future__ import annotations
-
 import functools
 import inspect
-import json
-import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
+
+from covey.cli.target import (
+    EXIT_CONFIG,
+    EXIT_UNREACHABLE,
+    CommandExit,
+    Target,
+    console,
+    plain,
+    print_json,
+    send_request,
+)
+
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_UNREACHABLE",
+    "ConfigOpt",
+    "ControlOpt",
+    "DataDirOpt",
+    "HttpOpt",
+    "JsonOpt",
+    "KeyFileOpt",
+    "NameOpt",
+    "RpcOpt",
+    "Target",
+    "_fail",
+    "_plain",
+    "_print_json",
+    "_request",
+    "agent_command",
+    "app",
+    "console",
+]
 
 app = typer.Typer(
     name="covey",
@@ -31,7 +57,6 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
-console = Console()
 
 
 def _print_version(value: bool) -> None:
@@ -55,10 +80,6 @@ def _root(
     ] = False,
 ) -> None:
     """The options of ``covey`` itself (``--version``); the help is the app's."""
-
-
-EXIT_CONFIG = 2
-EXIT_UNREACHABLE = 1
 
 
 # ---------------------------------------------------------------- shared option types
@@ -117,88 +138,11 @@ def _fail(message: str, code: int = EXIT_UNREACHABLE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _client(
-    control: Path | None,
-    name: str | None,
-    rpc: str | None,
-    key_file: Path | None,
-    data_dir: Path | None = None,
-    config: Path | None = None,
-) -> Any:
-    from covey.runtime.config.model import ConfigError
-    from covey.runtime.control.client import ClientError, connect
-
-    try:
-        return connect(
-            control=control,
-            name=name,
-            rpc=rpc,
-            key_file=key_file,
-            environ=os.environ,
-            data_dir=data_dir,
-            config=config,
-        )
-    except ConfigError as exc:
-        raise _fail(f"config error: {exc}", EXIT_CONFIG) from None
-    except ClientError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _request(client: Any, op: str, **args: object) -> Any:
-    from covey.runtime.control.client import ClientError
-
-    try:
-        return client.request(op, **args)
-    except ClientError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _query(
-    http: str | None,
-    path: str,
-    control: Path | None,
-    name: str | None,
-    rpc: str | None,
-    key_file: Path | None,
-    op: str,
-    **args: object,
-) -> Any:
-    """Ask a running agent: ``GET path`` on its HTTP API, or ``op`` on its control socket."""
-    if http is not None:
-        from covey.runtime.control.client import ClientError, http_get
-
-        try:
-            return http_get(http, path)
-        except ClientError as exc:
-            raise _fail(str(exc)) from None
-    return _request(_client(control, name, rpc, key_file), op, **args)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """The running agent a command talks to (``--control``, ``--data-dir``, ``--config``,
-    ``--name``, ``--rpc``)."""
-
-    control: Path | None
-    data_dir: Path | None
-    config: Path | None
-    name: str | None
-    rpc: str | None
-    key_file: Path | None
-
-    def client(self) -> Any:
-        """A connected control client; a clear one-line error and exit status if none."""
-        return _client(self.control, self.name, self.rpc, self.key_file, self.data_dir, self.config)
-
-    def request(self, op: str, **args: object) -> Any:
-        """One control request; its result."""
-        return _request(self.client(), op, **args)
-
-    def query(self, http: str | None, path: str, op: str, **args: object) -> Any:
-        """``GET path`` on the agent's HTTP API when ``http`` is given, else ``op``."""
-        if http is None:
-            return _request(self.client(), op, **args)
-        return _query(http, path, self.control, self.name, self.rpc, self.key_file, op, **args)
+#: One control request; its result, or a one-line error (``CommandExit``, which
+#: :func:`agent_command` turns into ``typer.Exit``).
+_request = send_request
+_plain = plain
+_print_json = print_json
 
 
 _TARGET_OPTIONS = (
@@ -231,7 +175,10 @@ def agent_command(typer_app: typer.Typer, command_name: str | None = None) -> Ca
         @functools.wraps(func)
         def command(**kw: Any) -> Any:
             target = Target(*(kw.pop(n) for n, _ in _TARGET_OPTIONS))
-            return func(target=target, **kw)
+            try:
+                return func(target=target, **kw)
+            except CommandExit as exc:  # from the Typer-free helpers (covey.cli.target)
+                raise typer.Exit(exc.code) from None
 
         # Typer reads the parameters from __signature__: the wrapper shows the command's
         # own options plus the shared target options.
@@ -240,12 +187,3 @@ def agent_command(typer_app: typer.Typer, command_name: str | None = None) -> Ca
         return func
 
     return register
-
-
-def _plain(text: str) -> None:
-    """Print text as is: no rich markup, no highlighting, no wrapping."""
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-def _print_json(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=True) + "\n")

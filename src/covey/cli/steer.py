@@ -1,8 +1,6 @@
 """Commands that steer a running agent as Serf's do: ``covey join``, ``covey reload``,
 ``covey force-leave``, ``covey rtt``."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """Commands that need no agent: keygen, demo."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated
 

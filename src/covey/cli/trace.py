@@ -7,8 +7,6 @@ They reach a running agent like ``covey members`` (``--control``, ``--name``, ``
 The record fields and the collector are described in docs/traces.md.
 """
 
-from __future__ import annotations
-
 import json
 import sys
 import time
