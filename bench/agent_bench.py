@@ -466,6 +466,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--covey", default=os.path.join(os.path.dirname(sys.executable), "covey"), help="covey CLI"
     )
+    ap.add_argument(
+        "--startup",
+        action="store_true",
+        help="then run bench/startup_bench.py with the same --nodes (start-up, the CLI, "
+        "join from launch and idle cost, covey beside Serf and kinship)",
+    )
     args = ap.parse_args(argv)
     if min(args.nodes) < 4:
         ap.error("--nodes: need at least 4 agents (seed, leaver, frozen/killed, survivors)")
@@ -567,6 +573,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         log(f"wrote {args.out}")
     log(f"done in {meta['elapsed_s']} s; snmp UDP OutDatagrams now {udp_out_datagrams()}")
+    if args.startup:
+        import startup_bench
+
+        out = [] if args.out is None else ["--out", args.out.replace(".json", "-startup.json")]
+        return startup_bench.main(["--nodes", *map(str, args.nodes), *out])
     return 0
 
 

@@ -74,7 +74,15 @@ class CoveyCluster:
     system = "covey"
 
     def __init__(
-        self, reg: ProcessRegistry, n: int, workdir: str, *, covey: str, deadline_s: float
+        self,
+        reg: ProcessRegistry,
+        n: int,
+        workdir: str,
+        *,
+        covey: str | list[str],
+        deadline_s: float,
+        env: dict[str, str] | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         from cryptography.fernet import Fernet
 
@@ -82,6 +90,8 @@ class CoveyCluster:
         self.n = n
         self.dir = workdir
         self.covey = covey
+        self.env = env
+        self.extra = extra
         self.deadline_s = deadline_s
         self.cluster = f"bench-{os.getpid()}-{os.urandom(3).hex()}"
         self.names = [f"c{i}" for i in range(n)]
@@ -105,7 +115,7 @@ class CoveyCluster:
 
     def _argv(self, i: int) -> list[str]:
         argv = [
-            self.covey,
+            *([self.covey] if isinstance(self.covey, str) else self.covey),
             "agent",
             "--name",
             self.names[i],
@@ -126,10 +136,10 @@ class CoveyCluster:
         ]
         if i > 0:
             argv += ["--join", f"127.0.0.1:{self.ports[0]}"]
-        return argv
+        return [*argv, *self.extra]
 
     def _spawn(self, i: int) -> None:
-        proc = self.reg.spawn(self._argv(i), cwd=self.dir)
+        proc = self.reg.spawn(self._argv(i), cwd=self.dir, env=self.env)
         self.procs.append(proc)
         assert proc.stdout is not None
         start_reader(proc.stdout, lambda t, ln, i=i: self._on_line(i, t, ln), log=self.logs[i])
@@ -197,11 +207,16 @@ class CoveyCluster:
                 if isinstance(member, dict) and kind in _STATE_OF_EVENT:
                     self._record_member(i, t, _STATE_OF_EVENT[kind], member)
 
-    def start(self) -> None:
-        """Start the seed, wait until its control socket serves, then the others at once."""
+    def start(self, *, at_once: bool = False) -> None:
+        """Start the seed, wait until its control socket serves, then the others at once
+        (``at_once``: every agent at once, the seed too)."""
         self.t_start = time.time()
         for i in range(self.n):
             self.hub.record(i, self.t_start, "alive", self.names[i])  # an agent knows itself
+        if at_once:
+            for i in range(self.n):
+                self._spawn(i)
+            return
         self._spawn(0)
         self.hub.wait(
             lambda: self.monitor_at[0] is not None or self.procs[0].poll() is not None,

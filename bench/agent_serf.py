@@ -168,11 +168,16 @@ class SerfCluster:
         assert proc.stdout is not None
         start_reader(proc.stdout, lambda t, ln, i=i: self._on_line(i, t, ln), log=self.logs[i])
 
-    def start(self) -> None:
-        """Start the seed, wait until it serves, then start the others at once."""
+    def start(self, *, at_once: bool = False) -> None:
+        """Start the seed, wait until it serves, then start the others at once
+        (``at_once``: every agent at once, the seed too)."""
         self.t_start = time.time()
         for i in range(self.n):
             self.hub.record(i, self.t_start, "alive", self.names[i])  # an agent knows itself
+        if at_once:
+            for i in range(self.n):
+                self._spawn(i)
+            return
         self._spawn(0)
         self.hub.wait(
             lambda: self.ready_at[0] is not None or self.procs[0].poll() is not None,
