@@ -99,3 +99,27 @@ def test_a_paused_node_longer_than_suspicion_is_failed_then_recovers() -> None:
     assert all_see(sim, host, MemberState.FAILED)
     assert sim.run_until_true(sim.converged, timeout=60.0) is not None
     assert state_of(sim.hosts["n0"], host) is MemberState.ALIVE
+
+
+def test_a_failure_verdict_from_a_healed_partition_is_checked_not_taken() -> None:
+    """When a partition heals soon after each side failed the other, the far side's failed
+    verdicts are still being gossiped, and they reach members that have been talking to
+    the accused all along. Taken as they come, they fail a healthy member on its own side
+    until it refutes (without the check, 10 of these 60 runs did); checked by a ping
+    first, none does."""
+    false_failures = []
+    near, far = ["n0", "n1", "n2"], ["n3", "n4", "n5"]
+    for split in (6.0, 8.0, 10.0):  # the heal comes while the verdicts are fresh
+        for seed in range(21, 41):
+            sim = build(6, seed=seed)
+            assert sim.run_until_true(sim.converged, timeout=30.0) is not None
+            sim.network.partition(near, far)
+            sim.run_for(split)
+            healed = sim.now
+            sim.network.heal()
+            assert sim.run_until_true(sim.converged, timeout=60.0) is not None
+            for t, observer, subject in failed_verdicts(sim):
+                same_side = {observer, subject} <= set(near) or {observer, subject} <= set(far)
+                if t >= healed and same_side:
+                    false_failures.append((split, seed, observer, subject, t - healed))
+    assert not false_failures

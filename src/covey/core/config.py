@@ -35,6 +35,8 @@ class CoreConfig:
         tags: initial key/value metadata (at most :data:`TAGS_LIMIT` octets encoded).
         probe_interval: seconds between probes of one member.
         probe_timeout: seconds to wait for a direct ack before indirect probes.
+        tcp_check_after: seconds without an ack before the target's TCP port is tried (a
+            refused connection proves the process gone); at most ``probe_timeout``.
         indirect_checks: members asked to probe on our behalf.
         gossip_interval: seconds between gossip rounds while there is news to spread.
         gossip_nodes: members each gossip round sends to.
@@ -67,6 +69,7 @@ class CoreConfig:
     tags: dict[str, str] = field(default_factory=dict)
     probe_interval: float = 1.0
     probe_timeout: float = 0.5
+    tcp_check_after: float = 0.1
     indirect_checks: int = 3
     gossip_interval: float = 0.2
     gossip_nodes: int = 3
@@ -101,6 +104,7 @@ class CoreConfig:
         for fname in (
             "probe_interval",
             "probe_timeout",
+            "tcp_check_after",
             "gossip_interval",
             "push_pull_interval",
             "beacon_interval",
@@ -113,6 +117,8 @@ class CoreConfig:
                 raise ConfigError(f"{fname}: must be positive")
         if self.probe_timeout >= self.probe_interval:
             raise ConfigError("probe_timeout: must be shorter than probe_interval")
+        if self.tcp_check_after > self.probe_timeout:
+            raise ConfigError("tcp_check_after: must not be longer than probe_timeout")
         for fname in (
             "indirect_checks",
             "gossip_nodes",

@@ -24,6 +24,9 @@ class Member:
     #: Whether the id sits in the node's probe order (a flag here, not a set per node:
     #: simulations keep N^2 member records, so every object per record counts).
     in_probe_order: bool = False
+    #: When we last opened an authenticated datagram from it: a failed verdict from
+    #: another node about a member we heard from lately is checked, not taken.
+    heard_at: float = float("-inf")
 
     def snapshot(self) -> MemberInfo:
         """Return an immutable copy for callers."""

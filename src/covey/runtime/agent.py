@@ -238,7 +238,7 @@ class Agent(AgentQueries):
                     counters=self.counters,
                     exchange=None if self.local_channel is None else self.local_channel.exchange,
                 )
-                self._udp.attach(self._driver.datagram_received)
+                self._udp.attach(self._driver.datagram_received, self._driver.datagram_refused)
                 ctx = AgentContext(self.config, self.node, self.hub, self._spawn, self._driver)
                 for feature in self.features:
                     feature.prepare(ctx)

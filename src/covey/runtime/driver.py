@@ -133,6 +133,18 @@ class CoreDriver:
             return "internal_error"
         return got if isinstance(got, bytes) else got.value
 
+    def datagram_refused(self, addr: Address) -> None:
+        """The kernel refused a datagram we sent to ``addr`` (ICMP port unreachable)."""
+        if self.closed:
+            return
+        self.counters["udp_refused"] += 1
+        try:
+            now = self.now()
+            self.node.unreachable(addr, now=now)
+            self._pump(now)
+        except Exception:
+            self._internal_error("refusal from %s:%d", *addr)
+
     async def handle_stream(self, frame: bytes, addr: Address) -> bytes | None:
         """Answer one inbound TCP request frame. Never raises.
 

@@ -7,7 +7,8 @@ After each input a host's outputs are collected and turned into future events th
 the :class:`Network`. All randomness flows from the seed, so a run replays exactly.
 
 Host failure modes: *crashed* (the process is gone but the host answers: streams are
-refused, like a killed agent on a live machine), *down* (no answer at all, like a lost
+refused and datagrams come back as ICMP port unreachable, like a killed agent on a live
+machine), *down* (no answer at all, like a lost
 host), *paused* (a stalled process: inputs queue up and are handled on resume).
 """
 
@@ -21,8 +22,8 @@ from typing import Any
 
 from covey.core import CoreConfig, Extension, Keyring, MemberState, Node
 from covey.core.effects import Effect
-from covey.core.member import Member
 from covey.core.types import Address
+from covey.sim.bootstrap import bootstrap
 from covey.sim.hosts import EventListener, HostState, SimHost
 from covey.sim.network import LinkModel, Network
 
@@ -33,7 +34,7 @@ STREAM_TIMEOUT = 2.0
 #: Inputs a paused host keeps queued, like a socket receive buffer; more are dropped.
 BACKLOG_LIMIT = 2000
 
-_TIMER, _DGRAM, _STREAM_REQ, _STREAM_RESP, _CALL = range(5)
+_TIMER, _DGRAM, _STREAM_REQ, _STREAM_RESP, _CALL, _UNREACH = range(6)
 
 
 class Simulation:
@@ -128,41 +129,9 @@ class Simulation:
         self._flush(host)
 
     def bootstrap(self, n: int) -> list[SimHost]:
-        """Create ``n`` started nodes whose tables already hold every other node alive.
-
-        This is the state the protocol converges to (the convergence tests check it up to
-        500 nodes); building it directly lets benchmarks start from a large converged
-        cluster without replaying N joins. Records share their immutable parts, since a
-        10,000-node run holds 10^8 of them.
-        """
-        hosts = [self.add_node(start=False) for _ in range(n)]
-        shared_tags: dict[str, str] = {}
-        for h in hosts:
-            h.node.start(now=self.now)
-            table = h.node.table
-            order = h.node._probe_order
-            for o in hosts:
-                if o is h:
-                    continue
-                nid = o.config.node_id
-                table.members[nid] = Member(
-                    nid,
-                    o.name,
-                    o.address,
-                    0,
-                    MemberState.ALIVE,
-                    self.now,
-                    shared_tags,
-                    in_probe_order=True,
-                )
-                order.append(nid)
-            table.live_count = n
-            h.node.rng.shuffle(order)
-            h.node.joined = True
-            h.node.gossip.clear()
-            h.node.pop_events()
-            self._flush(h)
-        return hosts
+        """Create ``n`` started nodes whose tables already hold every other node alive
+        (see :func:`covey.sim.bootstrap.bootstrap`)."""
+        return bootstrap(self, n)
 
     def crash(self, name: str) -> None:
         """Kill the process: the host still answers, so connections are refused."""
@@ -292,6 +261,12 @@ class Simulation:
                 host.received += 1
                 host.node.receive_datagram(args[2], args[1], now=self.now)
                 self._flush(host)
+            elif host.state is HostState.CRASHED:
+                self._port_unreachable(host, args[1])
+        elif kind == _UNREACH:
+            if host.state is HostState.RUNNING and host.node is args[1]:
+                host.node.unreachable(args[2], now=self.now)
+                self._flush(host)
         elif kind == _STREAM_REQ:
             self._serve_stream(host, args[1], args[2], args[3])
         elif kind == _STREAM_RESP:
@@ -303,6 +278,13 @@ class Simulation:
             else:
                 node.stream_reply(rid, data, now=self.now)
             self._flush(host)
+
+    def _port_unreachable(self, host: SimHost, sender: Address) -> None:
+        """A datagram reached a crashed process's port: the host answers with ICMP."""
+        back = self.by_address.get(sender)
+        if back is not None:
+            for delay in self.network.datagram_delays(host.name, back.name)[:1]:
+                self._push(self.now + delay, _UNREACH, (back, back.node, host.address))
 
     def _serve_stream(self, server: SimHost, client: SimHost, node: Node, req: Any) -> None:
         back = self.network.stream_delay(server.name, client.name)

@@ -57,6 +57,8 @@ from covey.core.wire.messages import (
     UnknownMessage,
 )
 
+_LIVE = (MemberState.ALIVE, MemberState.SUSPECT)
+
 
 class Inbound:
     """Opens what one node receives and hands each message to its owner.
@@ -129,6 +131,8 @@ class Inbound:
         for msg in msgs:
             self._dispatch(msg, addr, sender, now)
         m = self._table.members.get(sender)
+        if m is not None:
+            m.heard_at = now
         if m is not None and m.state is MemberState.SUSPECT:
             self._tell_suspect(m, addr, now)
         elif m is not None and m.state is MemberState.FAILED:
@@ -195,6 +199,18 @@ class Inbound:
         pending = self._outbox.finish_stream(request_id)
         if pending is not None:
             self._syncer.on_failed(pending, refused=refused, now=now)
+
+    def unreachable(self, addr: Address, now: float) -> None:
+        """The kernel refused a datagram we sent to ``addr`` (ICMP port unreachable).
+
+        Not proof by itself (ICMP is easy to forge, and the member may have moved):
+        a live member at that address gets its TCP port checked at once.
+        """
+        self._counters.unreachable += 1
+        for m in self._table.members.values():
+            if m.address == addr and m.state in _LIVE and m.node_id != self._node_id:
+                self._prober.check(m, now)
+                return
 
     # ------------------------------------------------------------ open, dispatch
 
@@ -296,10 +312,28 @@ class Inbound:
                         self._syncer.want_sync_with(m, now)
         elif isinstance(msg, Suspect):
             accepted = self._table.apply_suspect(msg, now)
+        elif self._heard_lately(msg, now):
+            return
         else:
             accepted = self._table.apply_dead(msg, now)
         if accepted:
             self._gossip.queue(msg.node_id, msg, now, bulk=bulk)
+
+    def _heard_lately(self, msg: Dead, now: float) -> bool:
+        """A failed verdict from another node about a member we heard from lately, at the
+        incarnation we know: ping it first (the prober takes the verdict if it stays
+        silent). The verdict may come from the far side of a partition that just healed,
+        where the member was unreachable while it was talking to us all along."""
+        if msg.left or msg.sender == self._node_id:
+            return False
+        m = self._table.get(msg.node_id)
+        if m is None or m.state not in _LIVE or m.incarnation != msg.incarnation:
+            return False
+        if now - m.heard_at >= self._config.suspicion_mult * self._config.probe_interval:
+            return False
+        self._counters.verdicts_checked += 1
+        self._prober.verify(m, msg.incarnation, now)
+        return True
 
     def _refute(self, msg: Alive | Suspect | Dead, now: float) -> bool:
         """Refute a wrong view of ourselves; True if we did."""

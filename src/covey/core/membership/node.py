@@ -92,9 +92,8 @@ class Node:
         self.table.sink = self._on_table_event
         self.names = NameClaims(config, self.table, self.emit)  # (sets table.on_conflict)
 
-        # The components. The prober and the syncer draw from the rng as they are built,
-        # in this order. Those built before the inbound path reach its merge, and the
-        # prober the syncer, through the lambdas (bound once everything exists).
+        # The components (the prober and the syncer draw from the rng as they are built, in
+        # this order); lambdas reach those built later (bound once everything exists).
         self._outbox = Outbox(config, keyring, self.gossip, self.table, self.counters)
         self._prober = Prober(
             config,
@@ -103,7 +102,7 @@ class Node:
             rng,
             self._outbox,
             now=now,
-            suspect=lambda msg, at: self._inbound.merge(msg, at),
+            merge=lambda msg, at: self._inbound.merge(msg, at),
             want_sync=lambda m, at: self._syncer.want_sync_with(m, at),
             trace=self._trace,
             counters=self.counters,
@@ -188,11 +187,6 @@ class Node:
     def seeds(self) -> list[Address]:
         """The static seed addresses given to :meth:`join`."""
         return self._syncer.seeds
-
-    @property
-    def _probe_order(self) -> list[bytes]:
-        # The simulator's bootstrap fills the probe order of a converged cluster directly.
-        return self._prober.order
 
     def pending_streams(self) -> int:
         """Stream requests handed out and not yet finished."""
@@ -321,6 +315,10 @@ class Node:
     def stream_failed(self, request_id: int, *, refused: bool, now: float) -> None:
         """Finish a stream request that could not complete; ``refused`` if actively refused."""
         self._inbound.stream_failed(request_id, refused, now)
+
+    def unreachable(self, addr: Address, *, now: float) -> None:
+        """Report a datagram to ``addr`` that the kernel refused (ICMP port unreachable)."""
+        self._inbound.unreachable(addr, now)
 
     # ------------------------------------------------------------------ outbound
 

@@ -1,10 +1,18 @@
 """Failure detection: SWIM probes, indirect probes through k members, Lifeguard nacks.
 
 Each probe interval (stretched by the local health score) the node pings the next member
-of a shuffled round-robin order. Without an ack by the probe timeout it asks k random
-members to ping the target for it (ping-req) and asks the IO layer for a TCP ping as well;
-a refused TCP connection is proof the process is gone. Without any ack by the end of the
-interval the target becomes suspect.
+of a shuffled round-robin order. Without an ack after ``tcp_check_after`` (0.1 s) it asks
+the IO layer for a TCP ping: a refused connection is proof the process is gone, so a
+killed agent on a live host is failed within a round trip of its first unanswered ping,
+not at the probe timeout. Without an ack by the probe timeout it asks k random members to
+ping the target for it (ping-req). Without any ack by the end of the interval the target
+becomes suspect.
+
+Two more checks use the same TCP ping: :meth:`Prober.check` when the kernel reports a
+datagram to a member refused (ICMP port unreachable: nothing listens on its UDP port),
+and :meth:`Prober.verify` when another node declares failed a member we heard from
+lately (see :meth:`~.inbound.Inbound.merge`): the verdict is taken only if the member
+does not answer within a probe interval.
 
 The :class:`Prober` owns the probe order (every member id it may probe, which makes it
 the node's list of live members too: it picks the random members gossip rounds and
@@ -27,7 +35,7 @@ from covey.core.membership.stats import Counters, Trace
 from covey.core.membership.table import MemberTable
 from covey.core.types import Address, MemberState, Rng
 from covey.core.wire.frame import FrameType, encode_message_bytes
-from covey.core.wire.messages import Ack, Nack, Ping, PingReq, Suspect
+from covey.core.wire.messages import Ack, Dead, Nack, Ping, PingReq, Suspect
 
 _LIVE = (MemberState.ALIVE, MemberState.SUSPECT)
 
@@ -41,6 +49,9 @@ class _Probe:
     end: float
     #: when the ping went out (a direct ack before ack_deadline is a round-trip sample)
     sent: float = 0.0
+    #: when the TCP ping goes out, if no ack came first
+    tcp_deadline: float = 0.0
+    tcp_sent: bool = False
     indirect_sent: bool = False
     expected_nacks: int = 0
     nacks: int = 0
@@ -68,7 +79,8 @@ class Prober:
         rng: the node's randomness (first draw: the phase of the first probe).
         outbox: where pings, ping-reqs, acks, nacks and TCP pings go.
         now: the current monotonic time.
-        suspect: merges a suspicion of a target that did not answer.
+        merge: merges a suspicion of a target that did not answer, or a failed verdict
+            that :meth:`verify` could not refute.
         want_sync: asks for a state exchange with a member (a tag fetch to retry).
         trace: records a trace event.
         counters: where probes sent and failed are counted.
@@ -83,7 +95,7 @@ class Prober:
         outbox: Outbox,
         *,
         now: float,
-        suspect: Callable[[Suspect, float], None],
+        merge: Callable[[Suspect | Dead, float], None],
         want_sync: Callable[[Member, float], None],
         trace: Trace,
         counters: Counters,
@@ -93,7 +105,7 @@ class Prober:
         self._awareness = awareness
         self._rng = rng
         self._outbox = outbox
-        self._suspect = suspect
+        self._merge = merge
         self._want_sync = want_sync
         self._trace = trace
         self._counters = counters
@@ -105,6 +117,10 @@ class Prober:
         self.order: list[bytes] = []
         self._probe_index = 0
         self._relays: dict[int, _Relay] = {}
+        #: Failed verdicts under check: member id -> (ping seq, incarnation, deadline).
+        self._verifying: dict[bytes, tuple[int, int, float]] = {}
+        #: Members checked for an ICMP report, until when (one check per probe interval).
+        self._checked: dict[bytes, float] = {}
         #: Round trips measured by direct acks (``covey rtt``).
         self.round_trips = RoundTrips()
 
@@ -125,10 +141,14 @@ class Prober:
         p = self._probe
         if p is None:
             deadline = self._next_probe
+        elif not p.tcp_sent:
+            deadline = p.tcp_deadline
         else:
             deadline = p.end if p.indirect_sent else p.ack_deadline
         if self._relays:
             deadline = min(deadline, min(r.deadline for r in self._relays.values()))
+        if self._verifying:
+            deadline = min(deadline, min(v[2] for v in self._verifying.values()))
         return deadline
 
     def on_timer(self, now: float) -> None:
@@ -139,7 +159,11 @@ class Prober:
                     del self._relays[seq]
                     if r.want_nack:
                         self._outbox.send_message(r.requester, Nack(r.seq), now)
+        if self._verifying:
+            self._verdicts_due(now)
         p = self._probe
+        if p is not None and not p.tcp_sent and now >= p.tcp_deadline:
+            self._tcp_ping(p, now)
         if p is not None and not p.indirect_sent and now >= p.ack_deadline:
             self._indirect(p, now)
         if p is not None and now >= p.end:
@@ -176,7 +200,10 @@ class Prober:
             return
         seq = self._next_seq()
         timeout = self._awareness.scale(self._config.probe_timeout)
-        self._probe = _Probe(seq, m.node_id, m.address, now + timeout, now + interval, now)
+        tcp_after = self._awareness.scale(self._config.tcp_check_after)
+        self._probe = _Probe(
+            seq, m.node_id, m.address, now + timeout, now + interval, now, now + tcp_after
+        )
         self._counters.probes_sent += 1
         self._outbox.send_message(m.address, Ping(seq, m.node_id), now)
 
@@ -188,9 +215,17 @@ class Prober:
             self._outbox.send(peer.address, [req], now)
         p.helpers = {peer.node_id for peer in peers}
         p.expected_nacks = len(peers)
-        # TCP fallback: reaches a live node across UDP loss, and a refused connect is proof.
-        frame = self._outbox.seal(FrameType.STREAM_REQUEST, [Ping(p.seq, p.target)], now)
-        self._outbox.open_stream(p.address, frame, StreamPurpose.PING, p.target)
+        if not p.tcp_sent:
+            self._tcp_ping(p, now)
+
+    def _tcp_ping(self, p: _Probe, now: float) -> None:
+        # Reaches a live node across UDP loss, and a refused connect is proof it is gone.
+        p.tcp_sent = True
+        self._open_tcp_ping(p.seq, p.target, p.address, now)
+
+    def _open_tcp_ping(self, seq: int, target: bytes, address: Address, now: float) -> None:
+        frame = self._outbox.seal(FrameType.STREAM_REQUEST, [Ping(seq, target)], now)
+        self._outbox.open_stream(address, frame, StreamPurpose.PING, target)
 
     def _probe_failed(self, p: _Probe, now: float) -> None:
         self._probe = None
@@ -203,7 +238,41 @@ class Prober:
         if m is None or m.state not in _LIVE:
             return
         self._trace(TraceOp.PROBE, now, f"no ack from {m.name}", m.incarnation)
-        self._suspect(Suspect(m.incarnation, m.node_id, self._node_id), now)
+        self._merge(Suspect(m.incarnation, m.node_id, self._node_id), now)
+
+    def check(self, m: Member, now: float) -> None:
+        """The kernel refused a datagram to ``m`` (nothing listens on its UDP port): try
+        its TCP port now, so a refusal fails it at once (at most once per interval)."""
+        p = self._probe
+        if p is not None and p.target == m.node_id:
+            if not p.tcp_sent:
+                self._tcp_ping(p, now)
+            return
+        if self._checked.get(m.node_id, now) > now:
+            return
+        if len(self._checked) > len(self.order) + 16:
+            self._checked = {k: t for k, t in self._checked.items() if t > now}
+        self._checked[m.node_id] = now + self._config.probe_interval
+        self._open_tcp_ping(self._next_seq(), m.node_id, m.address, now)
+
+    def verify(self, m: Member, incarnation: int, now: float) -> None:
+        """Ping ``m`` (UDP and TCP) before taking another node's failed verdict about it.
+
+        An ack discards the verdict; a refused connection fails it at once (the syncer);
+        no answer within a probe interval takes the verdict as our own.
+        """
+        if m.node_id in self._verifying:
+            return
+        seq = self._next_seq()
+        self._verifying[m.node_id] = (seq, incarnation, now + self._config.probe_interval)
+        self._outbox.send_message(m.address, Ping(seq, m.node_id), now)
+        self._open_tcp_ping(seq, m.node_id, m.address, now)
+
+    def _verdicts_due(self, now: float) -> None:
+        for nid, (_, inc, deadline) in list(self._verifying.items()):
+            if deadline <= now:
+                del self._verifying[nid]
+                self._merge(Dead(inc, nid, self._node_id, left=False), now)
 
     def on_ack(self, seq: int, sender: bytes, now: float) -> bool:
         """An ack for our probe (over UDP or TCP), or for a ping we relay for another.
@@ -213,6 +282,12 @@ class Prober:
         replayed from another pair must not vouch for a hung node). Returns False for an
         ack with a matching sequence number from anybody else (the caller counts it).
         """
+        v = self._verifying.get(sender)
+        if v is not None and v[0] == seq:
+            del self._verifying[sender]
+            self._counters.verdicts_refuted += 1
+            self._trace(TraceOp.PROBE, now, "failed verdict refuted by an ack", v[1])
+            return True
         p = self._probe
         if p is not None and seq == p.seq:
             if sender != p.target and sender not in p.helpers:

@@ -27,6 +27,9 @@ class NodeStatistics:
         probes_sent / probes_failed: SWIM probes started, and those that ended with no ack.
         suspicions: times a member became suspect here (our probe or others' gossip).
         refutations: times this node refuted a wrong view of itself.
+        unreachable: datagrams the kernel reported as refused (ICMP port unreachable).
+        verdicts_checked / verdicts_refuted: failed verdicts from others about a member we
+            had heard from lately, checked before being taken; those its answer refuted.
     """
 
     datagrams_sent: int
@@ -43,6 +46,9 @@ class NodeStatistics:
     probes_failed: int = 0
     suspicions: int = 0
     refutations: int = 0
+    unreachable: int = 0
+    verdicts_checked: int = 0
+    verdicts_refuted: int = 0
 
 
 class Counters:
@@ -60,6 +66,9 @@ class Counters:
         "streams_opened",
         "streams_served",
         "suspicions",
+        "unreachable",
+        "verdicts_checked",
+        "verdicts_refuted",
     )
 
     def __init__(self) -> None:
@@ -74,6 +83,9 @@ class Counters:
         self.probes_failed = 0
         self.suspicions = 0
         self.refutations = 0
+        self.unreachable = 0
+        self.verdicts_checked = 0
+        self.verdicts_refuted = 0
 
     def drop(self, reason: DropReason) -> None:
         """Count one dropped frame."""
@@ -97,4 +109,7 @@ class Counters:
             probes_failed=self.probes_failed,
             suspicions=self.suspicions,
             refutations=self.refutations,
+            unreachable=self.unreachable,
+            verdicts_checked=self.verdicts_checked,
+            verdicts_refuted=self.verdicts_refuted,
         )

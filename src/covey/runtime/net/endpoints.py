@@ -18,6 +18,7 @@ from covey.core import Address
 from covey.runtime.net.interface_stats import NetCounters, Receive, Sendto
 from covey.runtime.net.interfaces import DiscoveryPlan
 from covey.runtime.net.transport import (
+    RefusalHandler,
     UdpProtocol,
     discovery_receive_sockets,
     discovery_send_sockets,
@@ -52,11 +53,14 @@ class UdpEndpoints:
     transports: list[asyncio.DatagramTransport]
     protocols: list[tuple[Handled, str, int]]
 
-    def attach(self, handler: Receive) -> None:
+    def attach(self, handler: Receive, refused: RefusalHandler | None = None) -> None:
         """From now on every socket hands its datagrams to ``handler`` (the driver's
-        ``datagram_received``), and what it answers is counted."""
+        ``datagram_received``), and what it answers is counted; the unicast socket hands
+        the destinations the kernel reported refused to ``refused``."""
         for proto, label, index in self.protocols:
             proto.handler = self.net.receiver(handler, label, index)
+            if isinstance(proto, UdpProtocol) and proto.sock is not None:
+                proto.refused = refused
 
 
 async def open_udp(
@@ -74,7 +78,8 @@ async def open_udp(
     protocols: list[tuple[Handled, str, int]] = []
 
     async def endpoint(sock: socket.socket, label: str, index: int = 0) -> Sendto:
-        proto = UdpProtocol(label)
+        # The unicast socket has IP_RECVERR set: its protocol reads the error queue.
+        proto = UdpProtocol(label, sock=sock if label == "unicast" else None)
         transport, _ = await loop.create_datagram_endpoint(lambda: proto, sock=sock)
         transports.append(transport)
         protocols.append((proto, label, index))

@@ -20,6 +20,7 @@ from typing import cast
 
 from covey.core import MAX_STREAM_FRAME, STREAM_PREFIX_LEN, Address
 from covey.runtime.net.interfaces import DiscoveryPlan, Interface
+from covey.runtime.net.refusals import enable_refusals, read_refusals
 
 log = logging.getLogger("covey.transport")
 
@@ -29,6 +30,7 @@ _IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)
 RECV_BUFFER = 65535
 
 DatagramHandler = Callable[[bytes, Address], None]
+RefusalHandler = Callable[[Address], None]
 
 
 class StreamFrameError(Exception):
@@ -48,11 +50,17 @@ class UdpProtocol(asyncio.DatagramProtocol):
     :mod:`covey.runtime.net.interface_stats`: one call, then a few increments).
     """
 
-    def __init__(self, label: str, handler: DatagramHandler = _not_yet) -> None:
+    def __init__(
+        self, label: str, handler: DatagramHandler = _not_yet, sock: socket.socket | None = None
+    ) -> None:
         self.handler = handler
         self._label = label
         self.transport: asyncio.DatagramTransport | None = None
         self.errors = 0
+        #: The socket whose error queue is read (one with IP_RECVERR), if any.
+        self.sock = sock
+        #: Called with each destination the kernel reported refused (port unreachable).
+        self.refused: RefusalHandler | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (3.11's selector transport does not subclass DatagramTransport, hence the cast)
@@ -62,9 +70,18 @@ class UdpProtocol(asyncio.DatagramProtocol):
         self.handler(data, (addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP errors from earlier sends (port unreachable...): SWIM copes with loss.
+        # ICMP errors from earlier sends (port unreachable...): with IP_RECVERR they wait
+        # on the error queue, which must be drained (see covey.runtime.net.refusals).
         self.errors += 1
         log.debug("%s socket error: %s", self._label, exc)
+        if self.sock is None:
+            return
+        try:
+            for addr in read_refusals(self.sock):
+                if self.refused is not None:
+                    self.refused(addr)
+        except Exception:
+            log.exception("%s socket: handling a refusal failed", self._label)
 
 
 def family_of(host: str) -> socket.AddressFamily:
@@ -93,6 +110,7 @@ def unicast_socket(bind: Address) -> socket.socket:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
         sock.bind(bind)
+        enable_refusals(sock)
     except BaseException:
         sock.close()
         raise
