@@ -36,6 +36,10 @@ def advertised(config: AgentConfig, plan: DiscoveryPlan) -> Address:
     )
 
 
+#: CoreConfig's default early TCP check (seconds after an unanswered ping).
+TCP_CHECK_AFTER = 0.1
+
+
 def core_config(config: AgentConfig, node_id: bytes, address: Address) -> CoreConfig:
     """The protocol core's settings for an agent of ``config`` (raises ConfigError)."""
     c = config
@@ -48,6 +52,8 @@ def core_config(config: AgentConfig, node_id: bytes, address: Address) -> CoreCo
             tags=dict(c.tags),
             probe_interval=c.probe_interval,
             probe_timeout=c.probe_timeout,
+            # The early TCP check never waits past a (shortened) probe timeout.
+            tcp_check_after=min(TCP_CHECK_AFTER, c.probe_timeout),
             gossip_interval=c.gossip_interval,
             reap_failed_after=c.reap_failed_after,
             reconnect_interval=RECONNECT_FIRST,
