@@ -9,8 +9,11 @@ Reproduce (from the repository root, as root so that ``strace -p`` may attach)::
 For every N and run, each system gets two fresh clusters, started the same way (the seed
 first, the N-1 others at once as soon as the seed serves):
 
-* cluster A: join convergence → settle → idle CPU % / RSS (psutil) → fan-out (5 samples)
-  → ``kill -9`` of one non-seed agent (crash detection by the N-1 survivors).
+* cluster A: join convergence → settle → idle CPU % / RSS (psutil) → fan-out (5 samples:
+  covey a tag change, Serf a user event) → action fan-out (5 samples: covey a cluster-wide
+  action, delivered on every agent; Serf, which has no acknowledged action, a user event
+  again) → ``kill -9`` of one non-seed agent (crash detection by the N-1 survivors).
+  ``--fanout-only`` stops cluster A after the fan-outs and skips clusters B and P.
 * cluster B: join convergence → SIGSTOP of one non-seed agent (host loss: sockets open,
   nothing answers) → detection by the N-1 survivors → SIGKILL of the frozen agent →
   SIGTERM of another (graceful leave, seen by the N-2 survivors).
@@ -78,6 +81,7 @@ class Cluster(Protocol):
     def leave(self, i: int) -> None: ...
     def counters(self) -> dict[int, int] | None: ...
     def fanout(self, origin: int, k: int) -> dict[str, Any]: ...
+    def action_fanout(self, origin: int, k: int) -> dict[str, Any]: ...
 
 
 def log(msg: str) -> None:
@@ -220,7 +224,9 @@ def run_cluster_packets(
     return out
 
 
-def run_cluster_a(make: Callable[[str], Cluster], workdir: str, idle_s: float) -> dict[str, Any]:
+def run_cluster_a(
+    make: Callable[[str], Cluster], workdir: str, idle_s: float, *, fanout_only: bool = False
+) -> dict[str, Any]:
     c = make(workdir)
     out: dict[str, Any] = {}
     try:
@@ -229,12 +235,22 @@ def run_cluster_a(make: Callable[[str], Cluster], workdir: str, idle_s: float) -
         if not out["join"]["converged"]:
             return out
         time.sleep(SETTLE_S)
-        out["idle"] = measure_idle(c, idle_s)
+        if not fanout_only:
+            out["idle"] = measure_idle(c, idle_s)
         fan = []
         for k in range(FANOUT_SAMPLES):
             fan.append(c.fanout(k % c.n, k))
             time.sleep(0.3)
         out["fanout"] = fan
+        acts = []
+        for k in range(FANOUT_SAMPLES):
+            acts.append(c.action_fanout(k % c.n, k))
+            time.sleep(0.3)
+        out["action_fanout"] = acts
+        got = [_max_or_none(a["delivered_delays"]) for a in acts]
+        log(f"  {c.system} N={c.n} A action fan-out to all, ms: {[_fmt(_ms(g), 1) for g in got]}")
+        if fanout_only:
+            return out
         time.sleep(0.5)
         target = c.n - 1
         out["crash"] = measure_detection(
@@ -304,12 +320,19 @@ def _ms(x: float | None) -> float | None:
     return None if x is None else 1000.0 * x
 
 
+def _max_or_none(xs: Sequence[float | None] | None) -> float | None:
+    """The largest delay, or None when some agent never saw it (not everyone reached)."""
+    return None if xs is None or None in xs else max(x for x in xs if x is not None)
+
+
 def summarize(samples: list[dict[str, Any]]) -> dict[str, float | None]:
     """Median over runs of each headline figure for one (system, N)."""
     joins: list[float | None] = []
     crash_med, crash_max, host_med, host_max, leave_max, fan_max = [], [], [], [], [], []
     cpu, rss_max, pkts, crash_incomplete, host_incomplete = [], [], [], 0, 0
     startup, after_ready, fan_seen, host_handler, uss_max = [], [], [], [], []
+    act_max: list[float | None] = []
+    act_answered: list[float | None] = []
     for s in samples:
         for cl in ("a", "b"):
             if cl in s and "join" in s[cl]:
@@ -335,6 +358,9 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, float | None]:
             fan_max.append(None if d is None or None in d else max(d))
             d = f.get("seen_delays")
             fan_seen.append(None if d is None or None in d else max(d))
+        for f in a.get("action_fanout", []):
+            act_max.append(_max_or_none(f.get("delivered_delays")))
+            act_answered.append(f.get("answered_s"))
         if "idle" in a:
             cpu.append(a["idle"]["cpu_percent_mean"])
             rss_max.append(a["idle"]["rss_mib_max"])
@@ -350,6 +376,8 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, float | None]:
         "leave_max_s": _med(leave_max),
         "fanout_max_ms": _ms(_med(fan_max)),
         "fanout_seen_max_ms": _ms(_med(fan_seen)),
+        "action_fanout_max_ms": _ms(_med(act_max)),
+        "action_answered_ms": _ms(_med(act_answered)),
         "startup_last_ready_s": _med(startup),
         "join_after_last_ready_s": _med(after_ready),
         "host_loss_handler_max_s": _med(host_handler),
@@ -370,6 +398,7 @@ ROWS = [
     ("host loss detect, last (s)", "host_loss_max_s", "host"),
     ("graceful leave seen by all (s)", "leave_max_s", "leave"),
     ("fan-out to all (ms)", "fanout_max_ms", "fanout"),
+    ("action fan-out to all (ms)", "action_fanout_max_ms", "action"),
     ("idle CPU per agent (%)", "cpu_percent", "cpu"),
     ("RSS per agent, max (MiB)", "rss_mib_max", "rss"),
     ("datagrams/s per node, idle", "packets_per_node_per_s", "host"),
@@ -378,6 +407,7 @@ ROWS = [
     ("(info) last agent serving (s)", "startup_last_ready_s", "-"),
     ("(info) join after that (s)", "join_after_last_ready_s", "-"),
     ("(info) fan-out, stream/log seen (ms)", "fanout_seen_max_ms", "-"),
+    ("(info) covey action answered by all (ms)", "action_answered_ms", "-"),
 ]
 
 
@@ -411,6 +441,7 @@ def goal_verdicts(cv: dict[str, Any], sf: dict[str, Any]) -> dict[str, tuple[str
         "join": ("<=0.5x Serf", v(ratio_ok("join_s", 0.5))),
         "leave": ("<0.05 s", v(abs_ok("leave_max_s", 0.05))),
         "fanout": ("<10 ms", v(abs_ok("fanout_max_ms", 10.0))),
+        "action": ("<=10 ms", v(abs_ok("action_fanout_max_ms", 10.0 + 1e-9))),
         "cpu": ("<= Serf", v(ratio_ok("cpu_percent", 1.0))),
         "rss": ("<=30 MB", v(abs_ok("rss_mib_max", 30.0 * 1e6 / 2**20))),
     }
@@ -462,6 +493,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--idle-seconds", type=float, default=10.0)
     ap.add_argument("--packet-seconds", type=float, default=10.0)
     ap.add_argument("--packets-every-run", action="store_true")
+    ap.add_argument(
+        "--action-handler",
+        default="true",
+        help="covey agents' --action-handler for the action fan-out ('': none, so each "
+        "agent answers 'no handler' and spawns nothing)",
+    )
+    ap.add_argument(
+        "--fanout-only",
+        action="store_true",
+        help="cluster A only, up to its fan-outs (tags/user event, action): no idle window, "
+        "no crash, no clusters B and P",
+    )
     ap.add_argument("--keep", help="copy every agent's logs and event files to this directory")
     ap.add_argument(
         "--covey", default=os.path.join(os.path.dirname(sys.executable), "covey"), help="covey CLI"
@@ -493,7 +536,15 @@ def main(argv: list[str] | None = None) -> int:
         from agent_covey import CoveyCluster, covey_version
 
         makers["covey"] = lambda n: (
-            lambda d: CoveyCluster(reg, n, d, covey=args.covey, deadline_s=30.0)
+            # An action handler that does nothing heavy, for the action fan-out.
+            lambda d: CoveyCluster(
+                reg,
+                n,
+                d,
+                covey=args.covey,
+                deadline_s=30.0,
+                extra=("--action-handler", args.action_handler) if args.action_handler else (),
+            )
         )
 
     meta = {
@@ -513,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
         "runs": args.runs,
         "idle_seconds": args.idle_seconds,
         "packet_seconds": args.packet_seconds,
+        "fanout_only": args.fanout_only,
+        "action_handler": args.action_handler,
     }
     samples: dict[str, dict[str, list[dict[str, Any]]]] = {s: {} for s in systems}
     t_begin = time.time()
@@ -528,12 +581,18 @@ def main(argv: list[str] | None = None) -> int:
                         wa, wb = base + "-a", base + "-b"
                         os.makedirs(wa)
                         os.makedirs(wb)
-                        sample = {
+                        sample: dict[str, Any] = {
                             "run": run,
-                            "a": run_cluster_a(makers[system](n), wa, args.idle_seconds),
-                            "b": run_cluster_b(makers[system](n), wb),
+                            "a": run_cluster_a(
+                                makers[system](n),
+                                wa,
+                                args.idle_seconds,
+                                fanout_only=args.fanout_only,
+                            ),
                         }
-                        if run == 0 or args.packets_every_run:
+                        if not args.fanout_only:
+                            sample["b"] = run_cluster_b(makers[system](n), wb)
+                        if not args.fanout_only and (run == 0 or args.packets_every_run):
                             wp = base + "-p"
                             os.makedirs(wp)
                             sample["p"] = run_cluster_packets(

@@ -12,7 +12,11 @@ per agent, read in a thread that timestamps each event line when read, plus one 
 snapshot right after subscribing so members learnt before the subscription are not missed.
 An agent counts as serving when its "serving on" log line is read (sockets bound). The
 fan-out sends ``{"op": "tags", "set": {...}}`` on the origin's socket; its start time is
-taken just before the request is written, so CLI start-up does not count.
+taken just before the request is written, so CLI start-up does not count. The action
+fan-out sends ``{"op": "action", "name": "bench", ...}`` the same way (what ``covey action``
+sends) and times, per agent, the ``action`` event (``ActionDelivered``: its record is
+written and its handler starts) on that agent's monitor stream; the request itself
+answers once every member has answered (the action round trip).
 """
 
 from __future__ import annotations
@@ -203,6 +207,9 @@ class CoveyCluster:
                 except ValueError:
                     continue
                 kind = str(ev.get("event", ""))
+                if kind == "action":  # ActionDelivered: subject = the action's id
+                    self.hub.record(i, t, "action", str(ev.get("id")), str(ev.get("name")))
+                    continue
                 member = ev.get("member")
                 if isinstance(member, dict) and kind in _STATE_OF_EVENT:
                     self._record_member(i, t, _STATE_OF_EVENT[kind], member)
@@ -296,4 +303,32 @@ class CoveyCluster:
             "t0": t0,
             "request_s": t_reply - t0,
             "seen_delays": [None if t is None else t - t0 for t in times],
+        }
+
+    def action_fanout(self, origin: int, k: int) -> dict[str, Any]:
+        """Start cluster-wide action ``bench`` on ``origin``; per agent, the delay until its
+        monitor stream shows the action delivered, and the request's round trip (every
+        member answered)."""
+        t0 = time.time()
+        request = {"op": "action", "name": "bench", "payload": f"k{k}", "timeout": 5.0}
+        result = control_request(self.socks[origin], request, timeout=10.0)
+        t_reply = time.time()
+        action_id = str(result["id"])
+
+        def delivered(i: int) -> float | None:
+            for t, kind, subj, _ in self.hub.views[i].events:
+                if kind == "action" and subj == action_id:
+                    return t
+            return None
+
+        self.hub.wait(lambda: all(delivered(i) is not None for i in range(self.n)), t0 + 5.0)
+        with self.hub.cond:
+            times = [delivered(i) for i in range(self.n)]
+        return {
+            "t0": t0,
+            "id": action_id,
+            "answered_s": t_reply - t0,
+            "answered": len(result.get("results", {})),
+            "missing": result.get("missing", []),
+            "delivered_delays": [None if t is None else t - t0 for t in times],
         }

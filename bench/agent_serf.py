@@ -265,3 +265,10 @@ class SerfCluster:
             "handler_delays": [handler[i] - t0 if i in handler else None for i in range(self.n)],
             "seen_delays": [None if s is None else s - t0 for s in seen.values()],
         }
+
+    def action_fanout(self, origin: int, k: int) -> dict[str, Any]:
+        """Serf has no acknowledged cluster-wide action: its peer is the user event, sent
+        and timed as :meth:`fanout` does (until every agent's event handler ran)."""
+        out = self.fanout(origin, 1000 + k)
+        out["delivered_delays"] = out["handler_delays"]
+        return out

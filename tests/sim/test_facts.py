@@ -230,6 +230,20 @@ def test_an_action_runs_exactly_once_on_each_live_node_and_reports_back() -> Non
     assert all(ok for ok, _ in results.values())
 
 
+def test_an_action_reaches_every_node_of_a_small_cluster_in_one_hop_unheld() -> None:
+    """The origin pushes its action to every member at once (as its own tags), and each
+    delivers it on arrival: all ten have run it one datagram delay (2-2.5 ms) later."""
+    w = World(15)
+    sim = w.sim
+    hosts = sim.bootstrap(10)
+    sim.run_for(1.0)
+    t0 = sim.now
+    action = w.actions(hosts[3]).start("zstop", "vm-7", t0)
+    sim._flush(hosts[3])
+    sim.run_for(0.0026)  # LinkModel(delay=0.002) plus at most 0.5 ms of jitter
+    assert all(w.runs[h.name][action] == 1 for h in hosts), [w.runs[h.name] for h in hosts]
+
+
 def test_facts_too_big_for_a_datagram_travel_by_pull() -> None:
     w = World(15, keys=[Fernet.generate_key()])
     sim = w.sim

@@ -48,7 +48,9 @@ class CoreConfig:
         beacon_interval: seconds between discovery beacons once settled.
         beacon_jitter: fraction of the interval randomly added or removed.
         reconnect_interval: first delay before re-contacting failed members and seeds.
-        reconnect_max: upper bound of that delay under backoff.
+        reconnect_max: upper bound of that delay under backoff (and of the join retry's).
+        join_retry_interval: first delay before a seed whose join failed (not up yet) is
+            tried again, times 1-2 (jitter); it doubles per failure up to reconnect_max.
         reap_failed_after: seconds a failed member is kept (and re-contacted) before forgotten.
         reap_left_after: seconds a member that left is kept before forgotten.
         lost_limit: how many reaped failed members are remembered (and re-contacted for as
@@ -82,6 +84,7 @@ class CoreConfig:
     beacon_jitter: float = 0.25
     reconnect_interval: float = 2.0
     reconnect_max: float = 30.0
+    join_retry_interval: float = 0.1
     reap_failed_after: float = 3600.0
     reap_left_after: float = 600.0
     lost_limit: int = 128
@@ -110,6 +113,7 @@ class CoreConfig:
             "beacon_interval",
             "reconnect_interval",
             "reconnect_max",
+            "join_retry_interval",
             "reap_failed_after",
             "reap_left_after",
         ):
@@ -132,6 +136,8 @@ class CoreConfig:
             raise ConfigError("lost_limit: must not be negative")
         if self.reconnect_max < self.reconnect_interval:
             raise ConfigError("reconnect_max: must not be shorter than reconnect_interval")
+        if self.join_retry_interval > self.reconnect_max:
+            raise ConfigError("join_retry_interval: must not be longer than reconnect_max")
         if not 0 <= self.beacon_jitter < 1:
             raise ConfigError("beacon_jitter: must be in [0, 1)")
         if not 576 <= self.max_datagram <= 65000:

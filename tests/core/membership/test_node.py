@@ -71,6 +71,15 @@ def test_config_rejects_bad_values() -> None:
         CoreConfig(node_id=node_id(1), name="n", cluster="c", address=("h", 1), probe_timeout=2)
     with pytest.raises(ConfigError):
         CoreConfig(node_id=node_id(1), name="n", cluster="c", address=("h", 1), max_datagram=100)
+    for retry in (0.0, -0.1, 31.0):  # positive, and within reconnect_max (30 s)
+        with pytest.raises(ConfigError, match="join_retry_interval"):
+            CoreConfig(
+                node_id=node_id(1),
+                name="n",
+                cluster="c",
+                address=("h", 1),
+                join_retry_interval=retry,
+            )
 
 
 def test_same_seed_replays_exactly() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import msgpack
 
-from covey.core import MAX_DATAGRAM, MemberState, StreamPurpose
+from covey.core import MAX_DATAGRAM, MemberState, Node, StreamPurpose
 from covey.core.config import TAGS_LIMIT
+from covey.core.effects import StreamRequest
 from covey.core.wire.frame import FrameType
 from covey.core.wire.messages import Alive, MemberRecord, PushPull
 from covey.sim.network import LinkModel
@@ -129,3 +130,67 @@ def test_push_pull_request_gets_the_whole_table() -> None:
     assert by_id[node.node_id].tags == {"role": "db"}
     assert by_id[PEER].incarnation == 3
     assert state(node, make_node(3, start=False)) is MemberState.ALIVE
+
+
+def _run_until_stream(node: Node, now: float, limit: float) -> tuple[float, StreamRequest]:
+    """Run the node's timers from ``now`` until it opens a stream (at most ``limit`` s)."""
+    end = now + limit
+    while now <= end:
+        if streams := node.streams_to_open(now=now):
+            assert len(streams) == 1, streams
+            return now, streams[0]
+        deadline = node.get_timer()
+        assert deadline is not None
+        now = max(now, deadline)
+        node.handle_timer(now=now)
+        node.datagrams_to_send(now=now)  # beacons: not looked at here
+    raise AssertionError(f"no stream opened within {limit} s")
+
+
+def test_a_refused_start_up_join_is_retried_soon_then_with_back_off() -> None:
+    node = make_node(1, reconnect_interval=10.0)  # the reconnect loop stays out of the way
+    seed = ("10.0.0.2", 7946)
+    node.join([seed], now=0.0)
+    (first,) = node.streams_to_open(now=0.0)
+    assert (first.address, first.purpose) == (seed, StreamPurpose.JOIN)
+    now, req, gaps = 0.0, first, []
+    for _ in range(4):  # the seed is not up yet: nothing listens on its port
+        node.stream_failed(req.request_id, refused=True, now=now)
+        at, req = _run_until_stream(node, now, 5.0)
+        assert (req.address, req.purpose) == (seed, StreamPurpose.JOIN)
+        gaps.append(at - now)
+        now = at
+    # 0.1-0.2 s at first (jitter), then each delay doubles.
+    for k, gap in enumerate(gaps):
+        assert 0.1 * 2**k <= gap <= 0.2 * 2**k + 1e-9, gaps
+    # The seed answers: joined, and no more join retries (only the reconnect loop, 2 s).
+    member = MemberRecord(PEER, "n2", seed, 1, MemberState.ALIVE, {})
+    reply = PushPull(join=False, reply=True, members=(member,), ext=None)
+    node.stream_reply(
+        req.request_id, seal([reply], sender=PEER, ftype=FrameType.STREAM_REPLY), now=now
+    )
+    assert node.joined and state(node, node) is MemberState.ALIVE
+    purposes, end = [], now + 20.0
+    while now < end:
+        now = max(now, node.get_timer() or end)
+        node.handle_timer(now=now)
+        node.datagrams_to_send(now=now)
+        purposes += [s.purpose for s in node.streams_to_open(now=now)]
+    assert StreamPurpose.JOIN not in purposes, purposes
+
+
+def test_failed_joins_do_not_stretch_the_reconnect_delay() -> None:
+    node = make_node(1)
+    seed = ("10.0.0.2", 7946)
+    node.join([seed], now=0.0)
+    (req,) = node.streams_to_open(now=0.0)
+    now = 0.0
+    reconnects = []
+    while now < 6.5:  # every attempt refused: joins every 0.1-1.6 s, reconnects at ~2 s
+        node.stream_failed(req.request_id, refused=True, now=now)
+        now, req = _run_until_stream(node, now, 5.0)
+        if req.purpose is StreamPurpose.RECONNECT:
+            reconnects.append(now)
+    # Before, every failed join doubled the reconnect delay (4, 8, 16 s...): one at most.
+    assert reconnects and reconnects[0] <= 2.5
+    assert len(reconnects) >= 2, reconnects

@@ -1,4 +1,4 @@
-"""Actions against a fake handle: dedupe, restored ids, the record before the event."""
+"""Actions against a fake handle: no hold, dedupe, restored ids, the record before the event."""
 
 from __future__ import annotations
 
@@ -14,8 +14,6 @@ from covey.core.state.actions import (
 from covey.core.state.messages import ActionRequest, ActionResult
 
 from ..fakes import FakeHandle, add_member, attach, node_id
-
-HOLD = 0.1
 
 
 class OrderedHandle(FakeHandle):
@@ -35,7 +33,7 @@ class OrderedHandle(FakeHandle):
 
 
 def _actions(restored: tuple[int, list[bytes]] | None = None) -> tuple[Actions, OrderedHandle]:
-    a = Actions(hold=HOLD, restored=restored)
+    a = Actions(restored=restored)
     h = OrderedHandle()
     attach(a, h)
     add_member(h, a, 2)
@@ -55,16 +53,27 @@ def _delivered(h: FakeHandle) -> list[bytes]:
     return [e.action_id for e in h.events if isinstance(e, ActionDelivered)]
 
 
-def test_the_record_is_persisted_before_the_action_is_delivered() -> None:
+def test_an_action_is_delivered_at_the_time_it_was_heard_record_first() -> None:
     a, h = _actions()
     req = _request(1, lamport=4)
     _hear(a, h, req, 1.0)
-    a.on_timer(1.0 + HOLD / 2)
-    assert h.order == []  # held, so close actions are ordered alike everywhere
-    a.on_timer(1.0 + HOLD)
+    assert a.next_deadline() == 1.0  # an immediate timer: no hold before delivery
+    a.on_timer(1.0)
     assert h.order == [
         RecordAction(req.action_id, 4),
-        ActionDelivered(req.action_id, req.origin, 4, "zstop", "vm-1", 1.0 + HOLD),
+        ActionDelivered(req.action_id, req.origin, 4, "zstop", "vm-1", 1.0),
+    ]
+    assert a.next_deadline() != 1.0  # nothing is due any more
+
+
+def test_a_relayed_action_is_gossiped_and_only_our_own_is_pushed_to_everyone() -> None:
+    a, h = _actions()
+    req = _request(1)
+    _hear(a, h, req, 1.0)
+    action_id = a.start("zstop", "vm-9", 1.0)
+    assert [(k, direct) for k, _, direct in h.gossiped] == [
+        (b"a" + req.action_id, False),
+        (b"a" + action_id, True),  # news that originates here: one hop to all members
     ]
 
 
@@ -92,13 +101,24 @@ def test_ids_restored_at_construction_are_not_run_again() -> None:
     assert a.start("zstart", "", 3.0) and a.clock == 10
 
 
-def test_due_actions_are_delivered_in_lamport_order() -> None:
+def test_actions_heard_in_one_step_are_delivered_in_lamport_order() -> None:
+    a, h = _actions()
+    late, early = _request(1, lamport=7), _request(2, lamport=2)
+    tie_b, tie_a = _request(4, lamport=5), _request(3, lamport=5)  # same origin: by id
+    for req in (late, early, tie_b, tie_a):  # as one datagram would carry them
+        _hear(a, h, req, 1.0)
+    a.on_timer(1.0)
+    assert _delivered(h) == [early.action_id, tie_a.action_id, tie_b.action_id, late.action_id]
+
+
+def test_actions_heard_in_different_steps_are_delivered_as_heard() -> None:
     a, h = _actions()
     late, early = _request(1, lamport=7), _request(2, lamport=2)
     _hear(a, h, late, 1.0)
-    _hear(a, h, early, 1.01)
-    a.on_timer(2.0)
-    assert _delivered(h) == [early.action_id, late.action_id]
+    a.on_timer(1.0)
+    _hear(a, h, early, 1.001)  # 1 ms later: no hold waits for it
+    a.on_timer(1.001)
+    assert _delivered(h) == [late.action_id, early.action_id]
 
 
 def test_an_answer_goes_to_the_origin_once() -> None:
@@ -117,7 +137,8 @@ def test_an_answer_goes_to_the_origin_once() -> None:
 def test_our_own_action_is_delivered_here_and_its_answer_recorded() -> None:
     a, h = _actions()
     action_id = a.start("zstop", "vm-7", 1.0)
-    a.on_timer(1.0 + HOLD)
+    assert a.next_deadline() == 1.0
+    a.on_timer(1.0)
     assert _delivered(h) == [action_id]
     assert a.pending(action_id) == {h.node_id, node_id(2)}
     a.answer(action_id, True, "stopped", 1.5)

@@ -3,12 +3,18 @@
 A push-pull sends our whole member table and merges the peer's reply. It serves four
 needs: joining through static seed addresses; periodic anti-entropy; fetching tags that
 did not fit a datagram; and finding the way back after a partition (memberlist issue 222:
-isolated nodes never rejoin). For the last, a node keeps re-contacting, for as long as it
-runs, the members it holds failed, the lost ones (failed and reaped, see :mod:`.lost`)
-and the static seeds that are not live members, one random target per reconnect tick,
-with exponential back-off on failure. As serf's ``reconnect`` does, a joined node tries
-only with probability ``targets / live members``: the whole cluster then makes about one
-attempt per target and tick, and a settled node's share stays flat in the cluster's size.
+isolated nodes never rejoin).
+
+A start-up join whose stream fails (refused: the seed is not up yet) is tried again soon,
+after ``join_retry_interval`` (0.1 s) times 1-2 at first, the delay doubling per failure
+up to ``reconnect_max``, until the node has joined: agents started together then find
+each other within a fraction of a second. For the partition case, a node keeps
+re-contacting, for as long as it runs, the members it holds failed, the lost ones (failed
+and reaped, see :mod:`.lost`) and the static seeds that are not live members, one random
+target per reconnect tick, with exponential back-off on failure (its own schedule, which
+failed joins do not inflate). As serf's ``reconnect`` does, a joined node tries only with
+probability ``targets / live members``: the whole cluster then makes about one attempt per
+target and tick, and a settled node's share stays flat in the cluster's size.
 
 The :class:`Syncer` owns the seeds, whether we joined, the schedules of anti-entropy and
 reconnection (with its back-off) and the per-member limit on tag fetches. The stream
@@ -94,6 +100,9 @@ class Syncer:
         self._reconnect_delay = config.reconnect_interval
         self._next_reconnect = now + self._reconnect_delay
         self._sync_after: dict[bytes, float] = {}
+        # Seeds whose join failed: when to try again, and the delay after the next failure.
+        self._join_due: dict[Address, float] = {}
+        self._join_delay: dict[Address, float] = {}
         # Seed address -> the id of the member found there (a live seed needs no retry).
         self._seed_owner: dict[Address, bytes] = {}
 
@@ -105,11 +114,14 @@ class Syncer:
             self.open_push_pull(addr, StreamPurpose.JOIN, None, now)
 
     def deadline(self) -> float:
-        """When :meth:`on_timer` must next run: the next exchange or reconnection."""
-        return min(self._next_push_pull, self._next_reconnect)
+        """When :meth:`on_timer` must next run: the next exchange, reconnection or join."""
+        return min(self._next_push_pull, self._next_reconnect, *self._join_due.values())
 
     def on_timer(self, now: float) -> None:
-        """Run the periodic anti-entropy exchange and the reconnection attempts when due."""
+        """Run the periodic anti-entropy exchange, the reconnection attempts and the join
+        retries when due."""
+        if self._join_due:
+            self._retry_joins(now)
         if now >= self._next_push_pull:
             interval = self._config.push_pull_interval * push_pull_scale(self._table.live_count)
             jitter = 0.75 + 0.5 * self._rng.random()
@@ -124,6 +136,23 @@ class Syncer:
                     self.open_push_pull(m.address, StreamPurpose.PUSH_PULL, m.node_id, now)
         if now >= self._next_reconnect:
             self._reconnect(now)
+
+    def _retry_joins(self, now: float) -> None:
+        if self.joined:
+            self._join_due.clear()  # the reconnect loop covers seeds still not live
+            return
+        for addr, due in list(self._join_due.items()):
+            if now >= due:
+                del self._join_due[addr]  # rescheduled if this one fails too
+                self.open_push_pull(addr, StreamPurpose.JOIN, None, now)
+
+    def _join_failed(self, addr: Address, now: float) -> None:
+        """Schedule the seed ``addr`` again: first soon (the seed is likely starting up
+        with us), then backing off, so a seed that stays away costs little."""
+        cap = self._config.reconnect_max
+        delay = self._join_delay.get(addr, self._config.join_retry_interval)
+        self._join_due[addr] = now + min(delay * (1.0 + self._rng.random()), cap)
+        self._join_delay[addr] = min(delay * 2, cap)
 
     def _reconnect(self, now: float) -> None:
         targets = self._reconnect_targets()
@@ -237,6 +266,8 @@ class Syncer:
         if not self.joined:
             self._trace(TraceOp.JOIN, now, "joined", self._table.live_count)
         self.joined = True
+        self._join_due.clear()
+        self._join_delay.clear()
         if pending.purpose is StreamPurpose.RECONNECT:
             self._reconnect_delay = self._config.reconnect_interval
         if pending.node_id is None and pending.address in self.seeds:
@@ -246,9 +277,19 @@ class Syncer:
             self._table.lost.pop(pending.node_id)
 
     def on_failed(self, pending: PendingStream, *, refused: bool, now: float) -> None:
-        """A stream request of ours failed: back off, and fail a member that refused it."""
-        if pending.purpose in (StreamPurpose.RECONNECT, StreamPurpose.JOIN):
+        """A stream request of ours failed: back off (a seed's join: retry soon), and fail
+        a member that refused it."""
+        if pending.purpose is StreamPurpose.RECONNECT:
             self._reconnect_delay = min(self._reconnect_delay * 2, self._config.reconnect_max)
+        elif (
+            pending.purpose is StreamPurpose.JOIN
+            and pending.node_id is None
+            and pending.address in self.seeds
+            and not self.joined
+        ):
+            # A join through a seed (not one answering a beacon), not answered yet: its
+            # own schedule, so the reconnect delay of lost members is not inflated.
+            self._join_failed(pending.address, now)
         if not refused or pending.node_id is None:
             return
         m = self._table.get(pending.node_id)

@@ -1,12 +1,23 @@
 """Cluster-wide actions: run a named handler once on every live node (seed 000's zstop).
 
 Theory of operation. ``start(name, payload)`` stamps an ``ActionRequest`` with a fresh
-random id and the origin's Lamport time, and spreads it by gossip (keyed by id). Every
-node that hears of it for the first time remembers the id (so duplicates from gossip,
-push-pull or retransmission are ignored: *exactly once* per node) and holds it for
-``hold`` seconds, then delivers due actions in Lamport order ``(lamport, origin, id)`` —
-concurrent actions from different nodes that arrive within the hold run in the same order
-everywhere.
+random id and the origin's Lamport time, sends it straight to every live member of a
+small cluster (the path a node's own tags take, see ``CoreConfig.direct_push_limit``) and
+spreads it by gossip (keyed by id) for whoever missed that. Every node that hears of it
+for the first time remembers the id (so duplicates from gossip, push-pull or
+retransmission are ignored: *exactly once* per node) and delivers it at once: there is
+no hold. The origin's own copy is delivered the same way.
+
+Ordering. Delivery runs on an immediate timer (``next_deadline`` is the time the action
+was heard), so the actions heard in one step — one datagram, one push-pull, or several
+heard before the node's next timer run — are delivered together, in Lamport order
+``(lamport, origin, id)``. Across steps, a node delivers in the order it hears: two
+concurrent actions from different nodes may run in different orders on different nodes,
+and so may two actions of one origin if their datagrams are reordered or one is lost and
+comes later by gossip or push-pull. Each ``ActionDelivered`` carries its Lamport time, so a
+handler that needs a total order can use it (e.g. ignore an action older than the last
+one it ran). Before 2026-12 every action was held 0.1 s first, which ordered concurrent
+actions that arrived within the hold alike everywhere, at the price of 0.1 s per action.
 
 The core never runs a handler itself. Delivering an action hands out a
 :class:`RecordAction` effect (``handle.persist``) and then emits :class:`ActionDelivered`;
@@ -29,7 +40,6 @@ the origin as missing), never run twice.
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -119,14 +129,15 @@ class Outstanding:
 
 
 class Actions(Extension):
-    """Cluster-wide actions, delivered once per node in Lamport order.
+    """Cluster-wide actions, delivered once per node as soon as heard.
 
-    Each delivery persists a :class:`RecordAction` and emits an :class:`ActionDelivered`;
-    whoever runs the handlers answers it once with :meth:`answer` (an action nobody
-    answers is reported to its origin as missing).
+    The actions heard in one step are delivered in Lamport order (see the module
+    docstring for what is, and is not, ordered). Each delivery persists a
+    :class:`RecordAction` and emits an :class:`ActionDelivered`; whoever runs the
+    handlers answers it once with :meth:`answer` (an action nobody answers is reported
+    to its origin as missing).
 
     Args:
-        hold: seconds an action waits before delivery, so close ones are ordered alike.
         restored: (Lamport clock, ids) the store recorded in a past life of this node;
             those ids are never delivered again (None: nothing stored, or memory only).
     """
@@ -134,9 +145,8 @@ class Actions(Extension):
     name = "actions"
     message_types = (ActionRequest, ActionResult, ActionAck)
 
-    def __init__(self, *, hold: float = 0.1, restored: Restored | None = None) -> None:
+    def __init__(self, *, restored: Restored | None = None) -> None:
         super().__init__()
-        self.hold = hold
         self.clock = 0
         self._ran_before: set[bytes] = set()  # ids a past life of this node ran
         if restored is not None:
@@ -145,7 +155,8 @@ class Actions(Extension):
         self.seen: dict[bytes, tuple[float, ActionRequest]] = {}
         self.outstanding: dict[bytes, Outstanding] = {}
         self.delivered = 0
-        self._queue: list[tuple[float, int, bytes, bytes, ActionRequest]] = []
+        self._due: list[ActionRequest] = []  # heard, delivered on the next (immediate) timer
+        self._due_at: float | None = None
         self._next_expiry: float | None = None
         self._now = 0.0
         self._window_end: float | None = None  # a timer, so _now passes the sync window
@@ -168,7 +179,7 @@ class Actions(Extension):
             if m.state in (MemberState.ALIVE, MemberState.SUSPECT)
         }
         self.outstanding[action_id] = Outstanding(req, live)
-        self._receive(req, now)
+        self._receive(req, now, direct=True)
         return action_id
 
     def pending(self, action_id: bytes) -> set[bytes]:
@@ -198,7 +209,7 @@ class Actions(Extension):
 
     # ------------------------------------------------------------------ receiving
 
-    def _receive(self, req: ActionRequest, now: float) -> None:
+    def _receive(self, req: ActionRequest, now: float, *, direct: bool = False) -> None:
         self._now = max(self._now, now)
         self.clock = max(self.clock, req.lamport)
         if req.action_id in self.seen or req.action_id in self._ran_before:
@@ -207,8 +218,11 @@ class Actions(Extension):
         self._window_end = now + SYNC_WINDOW
         if self._next_expiry is None:
             self._next_expiry = now + SEEN_TTL
-        self.handle.gossip(b"a" + req.action_id, req, now=now)
-        heapq.heappush(self._queue, (now + self.hold, req.lamport, req.origin, req.action_id, req))
+        # ``direct`` (our own action): one hop to every member of a small cluster at once.
+        self.handle.gossip(b"a" + req.action_id, req, now=now, direct=direct)
+        self._due.append(req)
+        if self._due_at is None:
+            self._due_at = now  # an immediate timer: delivered in this step's timer run
 
     def on_message(self, msg: ExtensionMessage, sender: bytes, addr: Address, now: float) -> None:
         if isinstance(msg, ActionRequest):
@@ -243,20 +257,17 @@ class Actions(Extension):
     # ------------------------------------------------------------------ timers
 
     def next_deadline(self) -> float | None:
-        due = [self._queue[0][0]] if self._queue else []
-        due += [t for t in (self._next_expiry, self._window_end) if t is not None]
-        return min(due, default=None)
+        due = (self._due_at, self._next_expiry, self._window_end)
+        return min((t for t in due if t is not None), default=None)
 
     def on_timer(self, now: float) -> None:
         self._now = max(self._now, now)
         if self._window_end is not None and now >= self._window_end:
             self._window_end = None
-        while self._queue and self._queue[0][0] <= now:
-            # Everything due goes in Lamport order (the heap orders by due time first).
-            batch = []
-            while self._queue and self._queue[0][0] <= now:
-                batch.append(heapq.heappop(self._queue))
-            for *_, req in sorted(batch, key=lambda e: e[1:4]):
+        if self._due:
+            # Everything heard since the last run goes together, in Lamport order.
+            batch, self._due, self._due_at = self._due, [], None
+            for req in sorted(batch, key=lambda r: (r.lamport, r.origin, r.action_id)):
                 self._deliver(req, now)
         if self._next_expiry is not None and now >= self._next_expiry:
             self._expire(now)

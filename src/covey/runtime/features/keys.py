@@ -3,8 +3,10 @@ every member at once.
 
 An operation travels as a cluster-wide action (core/state/actions.py) named
 :data:`KEYS_ACTION`, so it is sealed with the cluster's current keys like every frame (only
-a member can start one), runs exactly once per member, in the same Lamport order
-everywhere, and each member's outcome comes back to the origin. Its payload is JSON
+a member can start one), runs exactly once per member, and each member's outcome comes
+back to the origin. Actions are not held for ordering (see core/state/actions.py): a
+rotation's steps are ordered by the operator, who starts ``use`` once ``install`` has been
+answered; a member that has not installed the key yet refuses ``use``. Its payload is JSON
 ``{"op": "install"|"use"|"remove"|"list", "key": "<Fernet key>"}``. A member answers
 
 * ``install``: adds the key after its others (it opens frames, does not seal yet);
