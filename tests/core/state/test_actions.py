@@ -5,6 +5,8 @@ from __future__ import annotations
 from covey.core import Event
 from covey.core.effects import Effect
 from covey.core.state.actions import (
+    RESEND_FIRST,
+    RESEND_FOR,
     SYNC_WINDOW,
     ActionAnswered,
     ActionDelivered,
@@ -153,3 +155,51 @@ def test_our_own_action_is_delivered_here_and_its_answer_recorded() -> None:
     assert a.sync_state() is not None
     a.on_timer(1.0 + SYNC_WINDOW + 1)
     assert a.sync_state() is None
+
+
+def test_the_origin_sends_its_request_again_to_who_has_not_answered() -> None:
+    """Gossip can lose every copy to one node: the origin asks it again by TCP, after
+    RESEND_FIRST and then with doubling gaps, until it answers."""
+    a, h = _actions()
+    add_member(h, a, 3)
+    action_id = a.start("zstop", "vm-7", 1.0)
+    a.on_timer(1.0)
+    a.answer(action_id, True, "stopped", 1.1)
+    req = a.outstanding[action_id].request
+    peer2, peer3 = (h.members.members[node_id(i)] for i in (2, 3))
+    a.on_stream(ActionResult(action_id, True, "ok"), peer2.node_id, peer2.address, 1.2)
+    assert a.next_deadline() == 1.0 + RESEND_FIRST
+    a.on_timer(1.0 + RESEND_FIRST)
+    assert h.streams == [(peer3.address, [req])]  # only the one that did not answer
+    gap = a.next_deadline() - (1.0 + RESEND_FIRST)  # type: ignore[operator]
+    assert gap == 2 * RESEND_FIRST
+    a.on_stream(ActionResult(action_id, True, "ok"), peer3.node_id, peer3.address, 3.5)
+    a.on_timer(1.0 + 3 * RESEND_FIRST)
+    assert len(h.streams) == 1 and a.next_deadline() != 1.0 + 3 * RESEND_FIRST
+
+
+def test_the_origin_stops_asking_after_resend_for() -> None:
+    a, h = _actions()
+    action_id = a.start("zstop", "vm-7", 0.0)
+    sent_at = []
+    while (due := a.next_deadline()) is not None and due < RESEND_FOR + 60.0:
+        before = len(h.streams)
+        a.on_timer(due)
+        sent_at += [due] * (len(h.streams) - before)
+    assert len(sent_at) >= 5 and max(sent_at) < RESEND_FOR  # 1, 3, 7, 15, 23 ... s
+    assert a.outstanding[action_id].resend_at is None
+
+
+def test_a_copy_from_the_origin_is_answered_again_never_run_twice() -> None:
+    a, h = _actions()
+    req = _request(1)
+    _hear(a, h, req, 1.0)
+    a.on_timer(1.0)
+    assert a.answer(req.action_id, True, "done", 1.5)
+    origin = h.members.members[node_id(2)]
+    reply = a.on_stream(req, origin.node_id, origin.address, 3.0)  # the origin asks again
+    assert reply and reply[0].action_id == req.action_id
+    a.on_timer(3.0)
+    assert _delivered(h) == [req.action_id]  # once
+    answer = [origin.address, [ActionResult(req.action_id, True, "done")]]
+    assert [list(s) for s in h.streams] == [answer, answer]

@@ -28,7 +28,11 @@ which sends it back to the origin over TCP (``ActionResult``, answered by ``Acti
 so the sender learns who applied the action and with what result. If the record could not
 be written, the runner must not run the handler and answers a refusal instead. The origin
 expects an answer from every member that was live when it started the action and still
-is; what is missing at the caller's timeout is reported.
+is; what is missing at the caller's timeout is reported. Gossip alone can miss a node
+(every copy lost under loss), so the origin sends the request again, by TCP straight to
+each member it still expects an answer from — after :data:`RESEND_FIRST` seconds, then
+with doubling gaps, for :data:`RESEND_FOR` seconds — and a node that already answered
+answers such a copy again (its first answer may be the one that was lost).
 
 Push-pull carries the actions heard in the last :data:`SYNC_WINDOW` seconds, so a node that
 lost every gossip copy (or joined within that window) still runs them. Remembered ids
@@ -59,6 +63,11 @@ SEEN_TTL = 600.0
 SYNC_WINDOW = 30.0
 #: Most recent actions carried in one push-pull.
 SYNC_MAX = 64
+#: Seconds before the origin first sends its request again to members that did not answer.
+RESEND_FIRST = 1.0
+#: Largest gap between two such sends, and how long after the start they go on.
+RESEND_MAX_GAP = 8.0
+RESEND_FOR = 120.0
 
 
 #: What a node's store recorded at start: (Lamport clock, ids of the last SEEN_TTL seconds).
@@ -126,6 +135,10 @@ class Outstanding:
     request: ActionRequest
     expected: set[bytes]
     results: dict[bytes, tuple[bool, str]] = field(default_factory=dict)
+    #: When it started, and when the request next goes again to who has not answered.
+    started: float = 0.0
+    resend_at: float | None = None
+    resend_gap: float = RESEND_FIRST
 
 
 class Actions(Extension):
@@ -152,6 +165,7 @@ class Actions(Extension):
         if restored is not None:
             self.clock, self._ran_before = restored[0], set(restored[1])
         self._unanswered: set[bytes] = set()  # delivered here, outcome not reported yet
+        self._answers: dict[bytes, tuple[bool, str]] = {}  # what we answered, to repeat
         self.seen: dict[bytes, tuple[float, ActionRequest]] = {}
         self.outstanding: dict[bytes, Outstanding] = {}
         self.delivered = 0
@@ -178,7 +192,9 @@ class Actions(Extension):
             for nid, m in self.handle.members.members.items()
             if m.state in (MemberState.ALIVE, MemberState.SUSPECT)
         }
-        self.outstanding[action_id] = Outstanding(req, live)
+        self.outstanding[action_id] = Outstanding(
+            req, live, started=now, resend_at=now + RESEND_FIRST
+        )
         self._receive(req, now, direct=True)
         return action_id
 
@@ -204,7 +220,8 @@ class Actions(Extension):
         if action_id not in self._unanswered:
             return False
         self._unanswered.discard(action_id)
-        self._reply(self.seen[action_id][1], ok, _fit(result), now)
+        self._answers[action_id] = (ok, _fit(result))
+        self._reply(self.seen[action_id][1], *self._answers[action_id], now)
         return True
 
     # ------------------------------------------------------------------ receiving
@@ -234,6 +251,12 @@ class Actions(Extension):
         if isinstance(msg, ActionResult):
             self._record(msg.action_id, sender, msg.ok, msg.result, now)
             return [ActionAck(msg.action_id)]
+        if isinstance(msg, ActionRequest) and sender == msg.origin:
+            said = self._answers.get(msg.action_id)
+            if said is not None:  # the origin asks again: our answer was lost
+                self._reply(msg, *said, now)
+            self._receive(msg, now)
+            return [ActionAck(msg.action_id)]  # received: the stream ends cleanly
         self.on_message(msg, sender, addr, now)
         return []
 
@@ -257,7 +280,8 @@ class Actions(Extension):
     # ------------------------------------------------------------------ timers
 
     def next_deadline(self) -> float | None:
-        due = (self._due_at, self._next_expiry, self._window_end)
+        due = [self._due_at, self._next_expiry, self._window_end]
+        due += [out.resend_at for out in self.outstanding.values()]
         return min((t for t in due if t is not None), default=None)
 
     def on_timer(self, now: float) -> None:
@@ -271,6 +295,22 @@ class Actions(Extension):
                 self._deliver(req, now)
         if self._next_expiry is not None and now >= self._next_expiry:
             self._expire(now)
+        for out in self.outstanding.values():
+            if out.resend_at is not None and now >= out.resend_at:
+                self._resend(out, now)
+
+    def _resend(self, out: Outstanding, now: float) -> None:
+        """Send our request again, by TCP, to every live member that has not answered."""
+        pending = self.pending(out.request.action_id) - {self.handle.node_id}
+        if not pending or now - out.started >= RESEND_FOR:
+            out.resend_at = None
+            return
+        for nid in sorted(pending):
+            m = self.handle.members.get(nid)
+            if m is not None:
+                self.handle.open_stream(m.address, [out.request], now=now)
+        out.resend_gap = min(out.resend_gap * 2, RESEND_MAX_GAP)
+        out.resend_at = now + out.resend_gap
 
     def on_start(self, now: float) -> None:
         if self._ran_before and self._next_expiry is None:
@@ -293,6 +333,7 @@ class Actions(Extension):
                 del self.seen[action_id]
                 self.outstanding.pop(action_id, None)
                 self._unanswered.discard(action_id)
+                self._answers.pop(action_id, None)
         oldest = min((at for at, _ in self.seen.values()), default=None)
         self._next_expiry = None if oldest is None else oldest + SEEN_TTL
 
