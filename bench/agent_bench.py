@@ -505,6 +505,14 @@ def main(argv: list[str] | None = None) -> int:
         help="cluster A only, up to its fan-outs (tags/user event, action): no idle window, "
         "no crash, no clusters B and P",
     )
+    ap.add_argument(
+        "--covey-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="append ARG to every covey agent's command line (repeatable), "
+        "e.g. --covey-arg=--no-election",
+    )
     ap.add_argument("--keep", help="copy every agent's logs and event files to this directory")
     ap.add_argument(
         "--covey", default=os.path.join(os.path.dirname(sys.executable), "covey"), help="covey CLI"
@@ -543,7 +551,10 @@ def main(argv: list[str] | None = None) -> int:
                 d,
                 covey=args.covey,
                 deadline_s=30.0,
-                extra=("--action-handler", args.action_handler) if args.action_handler else (),
+                extra=(
+                    *(("--action-handler", args.action_handler) if args.action_handler else ()),
+                    *args.covey_arg,
+                ),
             )
         )
 
@@ -566,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
         "packet_seconds": args.packet_seconds,
         "fanout_only": args.fanout_only,
         "action_handler": args.action_handler,
+        "covey_args": args.covey_arg,
     }
     samples: dict[str, dict[str, list[dict[str, Any]]]] = {s: {} for s in systems}
     t_begin = time.time()
