@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import select
 import signal
 import socket
@@ -11,6 +12,7 @@ import pytest
 
 from covey.runtime.localcluster import LocalCluster, wait_until
 from covey.runtime.net.refusals import enable_refusals, read_refusals
+from covey.runtime.net.transport import UdpProtocol, UnicastSender, unicast_socket
 
 
 def _closed_port() -> int:
@@ -75,3 +77,37 @@ def test_a_killed_agent_is_found_by_the_refusal_of_a_datagram(cluster: LocalClus
     refused = [o.client().info()["runtime"].get("udp_refused", 0) for o in others]
     stats = [o.client().info()["stats"]["unreachable"] for o in others]
     assert max(refused) >= 1 and max(stats) >= 1, (refused, stats)
+
+
+def test_a_datagram_after_a_refused_one_still_goes_out() -> None:
+    """With IP_RECVERR the ICMP error of one datagram makes the next send fail, whatever
+    its destination; on loopback it arrives during the first send. The unicast sender
+    sends that next datagram again, so a heartbeat after one to a dead member is not lost."""
+
+    async def run() -> tuple[list[bytes], list[tuple[str, int]], int]:
+        loop = asyncio.get_running_loop()
+        sock = unicast_socket(("127.0.0.1", 0))
+        proto = UdpProtocol("unicast", sock=sock)
+        refused: list[tuple[str, int]] = []
+        proto.refused = refused.append
+        transport, _ = await loop.create_datagram_endpoint(lambda: proto, sock=sock)
+        live = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        live.bind(("127.0.0.1", 0))
+        live.settimeout(10.0)
+        try:
+            sender = UnicastSender(transport, sock, proto)
+            dead = ("127.0.0.1", _closed_port())
+            got = []
+            for i in range(5):
+                sender.sendto(b"to the dead", dead)
+                sender.sendto(b"to the living %d" % i, live.getsockname())
+                got.append(live.recvfrom(100)[0])
+            await asyncio.sleep(0)  # let the transport read what is left of the queue
+            return got, refused, sender.resent
+        finally:
+            live.close()
+            transport.close()
+
+    got, refused, resent = asyncio.run(run())
+    assert got == [b"to the living %d" % i for i in range(5)]
+    assert refused and resent >= 1  # the kernel did refuse, and the sender went again

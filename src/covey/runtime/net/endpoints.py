@@ -20,6 +20,7 @@ from covey.runtime.net.interfaces import DiscoveryPlan
 from covey.runtime.net.transport import (
     RefusalHandler,
     UdpProtocol,
+    UnicastSender,
     discovery_receive_sockets,
     discovery_send_sockets,
     unicast_socket,
@@ -78,12 +79,14 @@ async def open_udp(
     protocols: list[tuple[Handled, str, int]] = []
 
     async def endpoint(sock: socket.socket, label: str, index: int = 0) -> Sendto:
-        # The unicast socket has IP_RECVERR set: its protocol reads the error queue.
-        proto = UdpProtocol(label, sock=sock if label == "unicast" else None)
+        # The unicast socket has IP_RECVERR set: its protocol reads the error queue, and
+        # its sender resends what another datagram's pending error made fail.
+        unicast = label == "unicast"
+        proto = UdpProtocol(label, sock=sock if unicast else None)
         transport, _ = await loop.create_datagram_endpoint(lambda: proto, sock=sock)
         transports.append(transport)
         protocols.append((proto, label, index))
-        return transport
+        return UnicastSender(transport, sock, proto) if unicast else transport
 
     try:
         udp: Sendto = await endpoint(unicast_socket(bind), "unicast")

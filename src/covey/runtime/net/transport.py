@@ -74,6 +74,10 @@ class UdpProtocol(asyncio.DatagramProtocol):
         # on the error queue, which must be drained (see covey.runtime.net.refusals).
         self.errors += 1
         log.debug("%s socket error: %s", self._label, exc)
+        self.drain()
+
+    def drain(self) -> None:
+        """Read the socket's error queue and report each refused destination."""
         if self.sock is None:
             return
         try:
@@ -82,6 +86,46 @@ class UdpProtocol(asyncio.DatagramProtocol):
                     self.refused(addr)
         except Exception:
             log.exception("%s socket: handling a refusal failed", self._label)
+
+
+class UnicastSender:
+    """Sends on the unicast socket, which has IP_RECVERR set.
+
+    With IP_RECVERR an ICMP error sets the socket's pending error, and the *next* send —
+    to any destination — fails with it instead of going out (measured: the datagram is
+    lost). On loopback the ICMP for a datagram to a dead port arrives during that very
+    send, so the datagram right after it (a heartbeat to the next member, say) would be
+    lost every time. A send refused that way drains the error queue and goes again once.
+    While the transport holds a backlog, datagrams go through it, to keep their order.
+    """
+
+    def __init__(
+        self, transport: asyncio.DatagramTransport, sock: socket.socket, proto: UdpProtocol
+    ) -> None:
+        self._transport = transport
+        self._sock = sock
+        self._proto = proto
+        # The selector datagram transport has it (typeshed puts it on WriteTransport only).
+        self._backlog = cast(asyncio.WriteTransport, transport).get_write_buffer_size
+        #: Sends that failed on another datagram's pending ICMP error and went again.
+        self.resent = 0
+
+    def sendto(self, data: bytes, addr: Address, /) -> None:
+        """Send one datagram (errors are logged and counted, never raised)."""
+        if self._backlog() == 0 and not self._transport.is_closing():
+            for _ in range(2):
+                try:
+                    self._sock.sendto(data, addr)
+                    return
+                except ConnectionRefusedError:
+                    self.resent += 1
+                    self._proto.drain()  # the error was an earlier datagram's
+                except (BlockingIOError, InterruptedError):
+                    break  # the kernel's buffer is full: the transport queues it
+                except OSError as exc:
+                    self._proto.error_received(exc)
+                    return
+        self._transport.sendto(data, addr)
 
 
 def family_of(host: str) -> socket.AddressFamily:
