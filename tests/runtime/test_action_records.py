@@ -1,16 +1,20 @@
 """Exactly-once actions in-process: the record is on disk before a handler runs, and an
-action whose record the store refused is answered with a refusal, never run."""
+action whose record the store refused is answered with a refusal, never run; the log's
+own checkpoints run off the thread that writes."""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from covey.core.state.actions import RecordAction
 from covey.runtime import Agent, AgentConfig
 from covey.runtime.localcluster import free_port
-from covey.runtime.stores.sqlite import FILENAME
+from covey.runtime.steps import InlineWriter
+from covey.runtime.stores.sqlite import CHECKPOINT_EVERY, FILENAME, SqliteActionLog
 
 TIMEOUT = 30.0
 
@@ -66,3 +70,20 @@ async def test_an_action_whose_record_fails_is_refused_not_run(tmp_path: Path) -
         assert out["results"] == {"norec": refused}
         assert ran == []
         assert agent._driver is not None and agent._driver.counters["effect_error"] == 1
+
+
+def test_the_action_log_checkpoints_off_the_writing_thread(tmp_path: Path) -> None:
+    log = SqliteActionLog(tmp_path / FILENAME)
+    log.load()
+    size = (tmp_path / FILENAME).stat().st_size
+    writer = log.write
+    assert isinstance(writer, InlineWriter)
+    for i in range(CHECKPOINT_EVERY):
+        writer(RecordAction(i.to_bytes(16, "big"), i))
+    # The writes went to the WAL only; the checkpoint thread copies them into the file.
+    deadline = time.monotonic() + TIMEOUT
+    while (tmp_path / FILENAME).stat().st_size == size and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (tmp_path / FILENAME).stat().st_size > size
+    log.close()
+    assert _recorded(tmp_path / FILENAME) == CHECKPOINT_EVERY

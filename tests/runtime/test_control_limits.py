@@ -1,5 +1,6 @@
 """The control endpoints bound what one client can hold: connections per endpoint and per
-peer, and the time a request may take; the unix socket stays usable meanwhile."""
+peer, and the time a request may take; the unix socket stays usable meanwhile; a monitor
+holds its subscription only while its client is there."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from cryptography.fernet import Fernet
 
 from covey.runtime import Agent, AgentConfig, ControlClient
 from covey.runtime.control import server
+from covey.runtime.events import ClockLeap, event_to_json
 from covey.runtime.localcluster import free_port
 
 TIMEOUT = 30.0
@@ -73,3 +75,22 @@ async def test_one_peer_cannot_hold_the_endpoint_and_idle_clients_are_closed(
             except Exception:
                 await asyncio.sleep(0.05)
         assert codecs_idle  # everything was released: a new client is served
+
+
+async def test_a_monitor_streams_events_and_its_subscription_ends_with_the_client(
+    make_config: Callable[..., AgentConfig],
+) -> None:
+    async with Agent(make_config("m")) as agent:
+        before = len(agent.hub._subscribers)
+        reader, writer = await asyncio.open_unix_connection(str(agent.config.control_path))
+        writer.write(b'{"op": "monitor"}\n')
+        assert json.loads(await asyncio.wait_for(reader.readline(), TIMEOUT))["ok"]
+        agent.hub.publish(ClockLeap(0.0, 5.0))
+        line = await asyncio.wait_for(reader.readline(), TIMEOUT)
+        assert json.loads(line)["event"] == event_to_json(ClockLeap(0.0, 5.0), 0.0)["event"]
+        assert len(agent.hub._subscribers) == before + 1
+        writer.close()  # the client leaves: the agent drops its subscription
+        deadline = time.monotonic() + TIMEOUT
+        while len(agent.hub._subscribers) > before and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert len(agent.hub._subscribers) == before

@@ -1,4 +1,5 @@
-"""Effects are written off the event loop's thread, and what a step sends waits for them.
+"""Effects are written off the event loop's thread (an InlineWriter's on it, when nothing
+is held), and what a step sends waits for them.
 
 Real UDP sockets on 127.0.0.1 and a real core; the effect writer blocks on a gate the test
 opens, so "the datagram left before the write finished" would show as an order inversion
@@ -25,6 +26,7 @@ from covey.core.effects import Effect
 from covey.core.plugin import Capability
 from covey.core.wire.messages import Ping
 from covey.runtime.driver import CoreDriver
+from covey.runtime.steps import InlineWriter
 
 BOUND = 10.0
 KEY = Fernet.generate_key()
@@ -203,3 +205,41 @@ async def test_an_inbound_stream_reply_waits_for_the_steps_effects(rig: Rig) -> 
         reply = await answer
     assert reply is not None and rig.writer.written
     assert rig.node.member(peer.node_id) is not None
+
+
+@dataclass(frozen=True)
+class Quick(Effect):
+    """A test effect for an inline writer."""
+
+    n: int
+
+
+async def test_an_inline_writer_runs_on_the_loop_and_holds_nothing(rig: Rig) -> None:
+    threads: list[int] = []
+    rig.driver._effect_writers[Quick] = InlineWriter(
+        lambda e: threads.append(threading.get_ident())
+    )
+
+    def step(now: float) -> None:
+        rig.node.persist(Quick(1))
+        rig.node.send(rig.to, [Ping(0, b"\x01" * 16)], now=now)
+
+    rig.driver.call(step)
+    # Written inside the call, on this thread, and the step went out with it.
+    assert threads == [threading.get_ident()] and rig.driver.held == 0
+    await rig.receiver.wait_for(1)
+
+
+async def test_an_inline_write_behind_a_held_step_waits_its_turn(rig: Rig) -> None:
+    order: list[tuple[str, int]] = []
+    rig.driver._effect_writers[Quick] = InlineWriter(
+        lambda e: order.append(("quick", threading.get_ident()))
+    )
+    _ping(rig, 1, mark=1)  # held: the slow writer waits at its gate
+    rig.driver.call(lambda now: rig.node.persist(Quick(2)))
+    assert order == [] and rig.driver.held == 2  # queued behind, not written here
+    rig.writer.gate.set()
+    assert await rig.driver.drain(BOUND)
+    ((_, thread),) = order
+    assert thread != threading.get_ident()  # on the writer thread, after the slow one
+    assert [n for n, _ in rig.writer.written] == [1]

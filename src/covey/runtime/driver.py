@@ -10,7 +10,10 @@ a step whose core hands out effects (:meth:`Node.effects_to_apply`) gives them t
 writer thread and *holds* its datagrams, stream requests and events until they are
 written; every later step queues behind a held one, so what leaves keeps the cores'
 order. A step with no effects while nothing is held goes out at once: the common path
-gains no latency and no thread hop. The event loop never waits for a disk.
+gains no latency and no thread hop. Nor does a step whose writers are all
+:class:`~covey.runtime.steps.InlineWriter` (a WAL append, no fsync) while nothing is
+held: they run on the loop's thread before the step goes out. The event loop never
+waits for a disk.
 
 Nothing that arrives from the network may raise out of here. Exceptions in a receive path
 are caught, counted as ``internal_error`` and logged with their traceback.
@@ -29,11 +32,11 @@ from typing import Any, TypeVar
 
 from covey.core import Address, Datagram, Node, StreamRequest
 from covey.core.effects import Effect
-from covey.runtime.events import AgentEvent, ClockLeap, EffectFailed
+from covey.runtime.events import AgentEvent, ClockLeap
 from covey.runtime.net.interface_stats import Received, Sendto
 from covey.runtime.net.transport import StreamFrameError
 from covey.runtime.net.transport import exchange as tcp_exchange
-from covey.runtime.steps import EffectWriter, Step, write_all
+from covey.runtime.steps import EffectWriter, Step, failed_events, inline, write_all
 
 log = logging.getLogger("covey.driver")
 
@@ -56,8 +59,9 @@ class CoreDriver:
         clock_leap: wall-clock jumps above this many seconds are reported.
         effect_writers: per effect type, what makes it durable (effects of other types
             need no disk here and are dropped). Writers run on the driver's one writer
-            thread, in order. A writer that raises is logged and counted as
-            ``effect_error``, and its step is released all the same: the protocol copes
+            thread (InlineWriters, when nothing is held, on the loop's), in order. A
+            writer that raises is logged and counted as ``effect_error``, and its step
+            is released all the same: the protocol copes
             with a lost write better than with a node that stops talking.
         counters: where the runtime counters go (default: a new ``Counter``; the agent
             passes its own, which its ports' guards share).
@@ -271,6 +275,12 @@ class CoreDriver:
             list(node.pop_events()),
         )
         self._arm(node.get_timer())
+        if writes and not self._held and inline(writes):
+            # Nothing queued on the writer thread (it is idle): write here, in order.
+            failed = write_all(writes)
+            self.counters["effect_error"] += len(failed)
+            step.events[:0] = failed_events(now, failed)
+            writes = []
         if not writes and not self._held:
             self._release(step)
             return None
@@ -297,7 +307,7 @@ class CoreDriver:
         action runner refuses an action whose ``RecordAction`` failed).
         """
         self.counters["effect_error"] += len(failed)
-        step.events[:0] = [EffectFailed(step.at, effect, error) for effect, error in failed]
+        step.events[:0] = failed_events(step.at, failed)
         step.ready = True
         while self._held and self._held[0].ready:
             head = self._held.popleft()

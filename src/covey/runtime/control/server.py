@@ -45,7 +45,7 @@ from covey.runtime.control.paths import (
     socket_name,
     unlink_link,
 )
-from covey.runtime.events import event_to_json
+from covey.runtime.events import Subscription, event_to_json
 from covey.runtime.net.limits import PortGuard
 
 if TYPE_CHECKING:
@@ -373,19 +373,24 @@ async def _monitor(
     """Stream events until the client disconnects or the agent stops."""
     with agent.events() as sub:
         gone = asyncio.ensure_future(reader.read(1))  # EOF (b"") when the client leaves
-        nxt: asyncio.Future[Any] | None = None
+        # The client's leaving ends the subscription, so this task waits on its queue
+        # alone: an event is written one loop turn after it is published (a wait() on
+        # both per event took three, behind whatever else those turns ran, such as
+        # an action handler's fork).
+        gone.add_done_callback(lambda _: _end(sub))
         try:
-            while True:
-                nxt = asyncio.ensure_future(sub.get())
-                done, _ = await asyncio.wait({gone, nxt}, return_when=asyncio.FIRST_COMPLETED)
-                if gone in done:
-                    return
-                event = nxt.result()
-                if event is None:
+            async for event in sub:
+                if gone.done():
                     return
                 writer.write(codec.encode(event_to_json(event, agent.node.wall_offset)))
                 await writer.drain()
         finally:
             gone.cancel()
-            if nxt is not None:
-                nxt.cancel()
+
+
+def _end(sub: Subscription) -> None:
+    """End ``sub``'s iteration (its queue's last item is None)."""
+    sub.close()
+    if sub.queue.full():
+        sub.queue.get_nowait()
+    sub.queue.put_nowait(None)

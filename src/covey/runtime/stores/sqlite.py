@@ -13,22 +13,36 @@ mode with ``synchronous=NORMAL``: a change is durable against a process crash at
 and against a power cut after the next checkpoint, which is what a restarted agent needs
 to re-assert its facts (peers hold copies; a lost tail is refuted, see
 core/state/facts/capability.py).
+
+The action log's write is one WAL append and never an fsync: its connection does not
+checkpoint on commit (``wal_autocheckpoint=0``); every :data:`CHECKPOINT_EVERY` writes
+a thread of its own, on a connection of its own, runs a passive checkpoint (which
+fsyncs the WAL, then the file). So its :meth:`SqliteActionLog.write` is an
+:class:`~covey.runtime.steps.InlineWriter` the driver may run on the loop's thread.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from covey.core.effects import Effect
 from covey.core.state.actions import SEEN_TTL, RecordAction
 from covey.core.state.facts.events import Entry, SaveFact
 from covey.runtime.config.model import ConfigError
+from covey.runtime.steps import InlineWriter
 
 #: The database file inside the data directory.
 FILENAME = "facts.db"
+#: Action-log writes between two checkpoints (about two WAL pages each; SQLite's own
+#: automatic checkpoint runs at 1000 pages).
+CHECKPOINT_EVERY = 256
+
+log = logging.getLogger("covey.store")
 
 
 def private_file(path: Path) -> None:
@@ -131,6 +145,12 @@ class SqliteActionLog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._db = _connect(path, "actions (id BLOB PRIMARY KEY, at REAL NOT NULL)")
+        # Checkpoints (the fsyncs) are _checkpoint's, off the thread that writes.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._writes = 0
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._ckpt_db: sqlite3.Connection | None = None
+        self.write = InlineWriter(self._record)
 
     def load(self) -> tuple[int, list[bytes]]:
         """(Lamport clock, ids recorded within the last SEEN_TTL seconds)."""
@@ -144,8 +164,9 @@ class SqliteActionLog:
         ids = [r[0] for r in rows if isinstance(r[0], bytes)]
         return (int(meta[0]) if meta else 0), ids
 
-    def write(self, effect: Effect) -> None:
-        """Record one :class:`RecordAction` (the id and the clock) in one transaction.
+    def _record(self, effect: Effect) -> None:
+        """Record one :class:`RecordAction` (the id and the clock) in one transaction
+        (``self.write``, an :class:`~covey.runtime.steps.InlineWriter`).
 
         Raises:
             ValueError: the database refused the write; the action must not run.
@@ -154,7 +175,31 @@ class SqliteActionLog:
         sql = "INSERT OR REPLACE INTO actions (id, at) VALUES (?, ?)"
         row = (effect.action_id, time.time())
         _write(self._db, self.path, sql, row, "lamport", effect.clock)
+        self._writes += 1
+        if self._writes % CHECKPOINT_EVERY == 0:
+            if self._checkpointer is None:
+                self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="covey-ckpt")
+            self._checkpointer.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """(checkpoint thread) Copy the WAL into the file without waiting for anyone."""
+        try:
+            if self._ckpt_db is None:
+                self._ckpt_db = sqlite3.connect(str(self.path), isolation_level=None)
+            self._ckpt_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # the next one tries again; SQLite's WAL stays valid
+            log.warning("checkpoint of %s failed: %s", self.path, exc)
+
+    def _last_checkpoint(self) -> None:
+        """(checkpoint thread) A last checkpoint; closes the thread's connection."""
+        self._checkpoint()
+        if self._ckpt_db is not None:
+            self._ckpt_db.close()
+            self._ckpt_db = None
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database (after a last checkpoint)."""
+        if self._checkpointer is not None:
+            self._checkpointer.submit(self._last_checkpoint)
+            self._checkpointer.shutdown(wait=True)
         self._db.close()
