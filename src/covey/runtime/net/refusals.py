@@ -33,6 +33,8 @@ DRAIN_LIMIT = 64
 #: struct sock_extended_err: ee_errno (u32), ee_origin, ee_type, ee_code, ee_pad (u8)...
 _EXTENDED_ERR = struct.Struct("=IBBBBII")
 _CMSG_SPACE = 512
+#: The (level, type) of the control message that carries one queued error.
+_RECVERR = {(socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)}
 
 
 def enable_refusals(sock: socket.socket) -> bool:
@@ -63,9 +65,7 @@ def read_refusals(sock: socket.socket) -> list[Address]:
             log.debug("reading the error queue failed: %s", exc)
             break
         for level, kind, data in ancillary:
-            if kind not in (IP_RECVERR, IPV6_RECVERR) or len(data) < _EXTENDED_ERR.size:
-                continue
-            if level not in (socket.IPPROTO_IP, socket.IPPROTO_IPV6):
+            if (level, kind) not in _RECVERR or len(data) < _EXTENDED_ERR.size:
                 continue
             if _EXTENDED_ERR.unpack_from(data)[0] == errno.ECONNREFUSED and addr:
                 out.append((addr[0], addr[1]))
