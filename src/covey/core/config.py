@@ -8,10 +8,11 @@ multiplier 4, max multiplier 6), so comparisons with Serf are like for like.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import msgpack
 
+from covey.core.records import record
 from covey.core.types import Address
 from covey.core.wire.messages import NODE_ID_LEN
 
@@ -23,7 +24,7 @@ class ConfigError(ValueError):
     """A core configuration value is out of range; the message names the field."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class CoreConfig:
     """Identity and timing of one node's protocol core.
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from covey.core.records import record
 from covey.core.types import Address
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Datagram:
     """One datagram to send.
 
@@ -32,7 +33,7 @@ class StreamPurpose(enum.Enum):
     EXTENSION = "extension"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StreamRequest:
     """A TCP exchange the core asks for: connect, send ``data``, read one reply frame.
 

@@ -6,13 +6,13 @@ Events are frozen, slotted dataclasses; the caller drains them with ``Node.pop_e
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 
 from covey.core.member import MemberInfo
 from covey.core.plugin import ExtensionEvent
+from covey.core.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MemberEvent:
     """Base of every membership event: which member, as seen when it happened."""
 
@@ -20,37 +20,37 @@ class MemberEvent:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MemberJoined(MemberEvent):
     """A member became known (or came back after having left)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MemberUpdated(MemberEvent):
     """A live member's tags or address changed."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MemberSuspect(MemberEvent):
     """A member did not answer probes and is suspected; it may still refute."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MemberFailed(MemberEvent):
     """A member is considered failed (suspicion expired, or its port refused us)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MemberLeft(MemberEvent):
     """A member left gracefully (EXIT beacon or leave message)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MemberRecovered(MemberEvent):
     """A suspect or failed member proved it is alive."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MemberReaped(MemberEvent):
     """A failed or left member was forgotten after its retention time."""
 
@@ -73,7 +73,7 @@ class TraceOp(enum.Enum):
     RECOVER = "recover"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TraceRecord:
     """One trace record, destined for the per-process ring buffer.
 
@@ -92,7 +92,7 @@ class TraceRecord:
     n: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NameConflict:
     """Two live nodes claim one name (memberlist's ``conflict`` delegate).
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from covey.core.records import record
 from covey.core.types import Address, BeaconState, MemberState, format_address
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Member:
     """Mutable per-node view of one member. Owned by the core; callers get :class:`MemberInfo`."""
 
@@ -41,7 +42,7 @@ class Member:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MemberInfo:
     """An immutable snapshot of a member as seen by one node.
 

@@ -26,12 +26,13 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from covey.core.records import record
 from covey.lab.netns import Host, Lab, run
 
 TABLE = "covey_lab"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rule:
     """One drop rule at one host: ``chain`` is "input" or "output", ``text`` the match
     (rendered as ``<text> counter drop``, so :meth:`Faults.dropped` can tell what it caught)."""

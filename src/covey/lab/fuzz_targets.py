@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgpack
@@ -26,6 +25,7 @@ from covey.core.crypto.fernet import generate_key
 from covey.core.crypto.keyring import Keyring
 from covey.core.deliveries.codec import RecordError as DeliveryRecordError
 from covey.core.deliveries.codec import handled_from_plain, record_from_plain
+from covey.core.records import record
 from covey.core.types import DropReason
 from covey.core.wire.frame import (
     MAGIC,
@@ -218,7 +218,7 @@ def _deliveries(data: bytes) -> object:
     return record_from_plain(plain)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Target:
     """One fuzz target: its name, what it fuzzes, and the function of one input."""
 

@@ -35,7 +35,8 @@ import signal
 import subprocess
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+from covey.core.records import record
 
 #: Prefix of every namespace any lab creates.
 PREFIX = "cvy-"
@@ -122,7 +123,7 @@ def cleanup_run(run_id: str = RUN_ID) -> list[str]:
     return leftovers
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Host:
     """One lab host.
 

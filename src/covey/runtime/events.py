@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from covey.core import (
     Event,
@@ -28,6 +27,7 @@ from covey.core import (
     TraceRecord,
 )
 from covey.core.effects import Effect
+from covey.core.records import record
 
 #: Events a slow subscriber may have queued before its oldest are dropped.
 QUEUE_LIMIT = 4096
@@ -35,7 +35,7 @@ QUEUE_LIMIT = 4096
 log = logging.getLogger("covey.events")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ClockLeap:
     """The wall clock jumped relative to the monotonic clock by more than the threshold.
 
@@ -51,7 +51,7 @@ class ClockLeap:
     delta: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class EffectFailed:
     """A durable effect could not be written (its writer raised).
 

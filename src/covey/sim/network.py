@@ -8,10 +8,12 @@ loss and duplication apply to datagrams only: streams model TCP, which retransmi
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from dataclasses import replace
+
+from covey.core.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LinkModel:
     """How one direction of a link behaves.
 

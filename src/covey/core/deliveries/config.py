@@ -11,17 +11,17 @@ a :class:`Refused` with its reason.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from covey.core.deliveries.effects import DeliveryRequested
 from covey.core.deliveries.model import PAYLOAD_LIMIT
+from covey.core.records import record
 
 
 class Unavailable(ValueError):
     """Deliveries cannot be created now: their store cannot be written."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Refused:
     """A handler's "no": the receiver sends a refusal with ``reason`` instead of a receipt."""
 
@@ -34,7 +34,7 @@ Answer = bytes | Refused
 Handler = Callable[[DeliveryRequested], Answer]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeliveriesConfig:
     """Timings (seconds) and limits.
 

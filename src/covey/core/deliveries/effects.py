@@ -11,29 +11,29 @@ disk *before* any message or event of the same step leaves the node, so that:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from covey.core.deliveries.model import DeliveryRecord, HandledRecord
 from covey.core.effects import Effect
 from covey.core.plugin import ExtensionEvent
+from covey.core.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SaveDelivery(Effect):
     """Store ``record`` as the owner's record of its delivery (replacing an older version)."""
 
     record: DeliveryRecord
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SaveHandled(Effect):
     """Store ``record`` as this receiver's record of one (delivery, stage)."""
 
     record: HandledRecord
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeliveryStageComplete(ExtensionEvent):
     """A stage of a delivery this node owns holds its K receipts."""
 
@@ -50,7 +50,7 @@ class DeliveryStageComplete(ExtensionEvent):
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeliveryReceiptAccepted(ExtensionEvent):
     """A receipt was accepted for a delivery this node owns (its record holds it)."""
 
@@ -67,7 +67,7 @@ class DeliveryReceiptAccepted(ExtensionEvent):
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeliveryComplete(ExtensionEvent):
     """A delivery this node owns holds the receipts of every stage."""
 
@@ -77,7 +77,7 @@ class DeliveryComplete(ExtensionEvent):
         return {"event": "delivery_complete", "id": self.record.id.hex()}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeliveryFailed(ExtensionEvent):
     """A delivery this node owns ended without completing (failed or cancelled)."""
 
@@ -93,7 +93,7 @@ class DeliveryFailed(ExtensionEvent):
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeliveryRequested(ExtensionEvent):
     """A request to handle, for a receiver with no handler callback (a command, say).
 

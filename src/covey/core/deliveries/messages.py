@@ -12,11 +12,11 @@ raises :class:`~covey.core.wire.messages.MalformedMessage`, which the node drops
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from covey.core.deliveries.model import PAYLOAD_LIMIT, REASON_LIMIT, RESULT_LIMIT
 from covey.core.deliveries.selectors import MAX_STAGES
+from covey.core.records import record
 from covey.core.wire.fields import ArrayMessage, Check, boolean, node_id, text, uint
 from covey.core.wire.messages import MalformedMessage
 
@@ -48,7 +48,7 @@ def to_ms(wall: float) -> int:
     return ms if ms >= wall * 1000 else ms + 1
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeliveryRequest(ArrayMessage):
     """The owner asks for a receipt of ``delivery``'s stage ``stage`` by ``deadline_ms``.
 
@@ -63,7 +63,7 @@ class DeliveryRequest(ArrayMessage):
     payload: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Receipt(ArrayMessage):
     """A receiver handled ``delivery``'s stage ``stage``; ``result`` is its answer.
 
@@ -77,7 +77,7 @@ class Receipt(ArrayMessage):
     result: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Refusal(ArrayMessage):
     """A receiver will not give a receipt for ``delivery``'s stage ``stage``, and why.
 
@@ -91,7 +91,7 @@ class Refusal(ArrayMessage):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReceiptAnswer(ArrayMessage):
     """The owner's answer to a :class:`Receipt`: ``accepted``, or refused with ``reason``
     (not asked, stage not current, beyond K, unknown delivery).

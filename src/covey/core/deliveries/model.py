@@ -10,10 +10,11 @@ clock would not.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 from covey.core.deliveries.selectors import StageSpec
+from covey.core.records import record
 
 #: Largest payload of one delivery (octets); requests travel over a stream, not a datagram.
 PAYLOAD_LIMIT = 1024 * 1024
@@ -44,7 +45,7 @@ class DeliveryState(enum.Enum):
         return self in (DeliveryState.COMPLETE, DeliveryState.FAILED, DeliveryState.CANCELLED)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ask:
     """A member asked for a receipt, who must answer by ``deadline`` (wall seconds)."""
 
@@ -52,7 +53,7 @@ class Ask:
     deadline: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReceiptEntry:
     """An accepted receipt: from ``node``, with its ``result``, accepted at ``at``."""
 
@@ -61,7 +62,7 @@ class ReceiptEntry:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StageProgress:
     """One stage's progress.
 
@@ -99,7 +100,7 @@ class StageProgress:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DeliveryRecord:
     """Everything the owner knows of one delivery (what ``SaveDelivery`` stores).
 
@@ -191,7 +192,7 @@ class HandledState(enum.Enum):
     REFUSED = "refused"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HandledRecord:
     """The receiver's durable "I handled it" record for one (delivery, stage).
 

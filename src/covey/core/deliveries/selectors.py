@@ -15,7 +15,8 @@ letters, digits and ``._-:/`` (no spaces, no ``,`` or ``=``), at most 128 octets
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+from covey.core.records import record
 
 #: Longest selector text accepted (it travels in every stored record).
 SELECTOR_LIMIT = 1024
@@ -38,7 +39,7 @@ def _check_word(word: str, what: str, whole: str) -> str:
     return word
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Selector:
     """A parsed selector: ``any``, or a union of tag terms and names.
 
@@ -101,7 +102,7 @@ class Selector:
         return self.text
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class StageSpec:
     """What one stage needs: ``required`` receipts from distinct members ``selector`` picks.
 

@@ -12,13 +12,13 @@ seconds after it starts before it stands.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from covey.core.config import ConfigError
+from covey.core.records import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ElectionConfig:
     """Election settings; timings in seconds of the monotonic clock.
 

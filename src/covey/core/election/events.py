@@ -6,14 +6,14 @@ event in ``covey monitor``; the simulator's chaos test checks them against invar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from covey.core.plugin import ExtensionEvent
+from covey.core.records import record
 from covey.core.types import Address, format_address
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LeaderChanged(ExtensionEvent):
     """The leader this node knows changed (``leader`` None: no leader right now)."""
 
@@ -31,7 +31,7 @@ class LeaderChanged(ExtensionEvent):
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FenceDecision(ExtensionEvent):
     """The leader of ``term`` decided to fence a failed node; ``term`` is the fencing token."""
 
@@ -53,7 +53,7 @@ class FenceDecision(ExtensionEvent):
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NodePartitioned(ExtensionEvent):
     """A node is silent on the network but still writes its heartbeat-disk slot: not fenced."""
 
@@ -66,7 +66,7 @@ class NodePartitioned(ExtensionEvent):
         return {"event": "partitioned", "node": self.node, "id": self.node_id.hex()}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PanicEntered(ExtensionEvent):
     """This node entered panic mode: no fencing or failover decisions until recovered."""
 
@@ -77,7 +77,7 @@ class PanicEntered(ExtensionEvent):
         return {"event": "panic", "reason": self.reason}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Recovered(ExtensionEvent):
     """This node left panic mode (operator ``covey recover``, spread by the leader)."""
 
@@ -88,7 +88,7 @@ class Recovered(ExtensionEvent):
         return {"event": "recovered", "recover_gen": self.recover_gen}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ElectionInfo(ExtensionEvent):
     """Another node sent its election view (``covey candidate``)."""
 
@@ -108,7 +108,7 @@ class ElectionInfo(ExtensionEvent):
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DiskSlot:
     """One node's heartbeat-disk slot as read: any change of its content means "alive".
 

@@ -13,10 +13,10 @@ is 0 and the pair must match exactly; with the tracked size, receivers adopt a h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from covey.core.plugin import ExtensionMessage
+from covey.core.records import record
 from covey.core.wire.fields import ArrayMessage, boolean, node_id, one_of, text, uint
 
 #: Largest panic reason carried on the wire (octets of UTF-8, truncated before sending).
@@ -35,7 +35,7 @@ def clip_reason(reason: str) -> str:
     return raw.decode(errors="ignore")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VoteRequest(ArrayMessage):
     """A candidate asks for a vote in ``term`` (``pre``: a pre-vote, which changes nothing).
 
@@ -51,7 +51,7 @@ class VoteRequest(ArrayMessage):
     size_gen: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class VoteReply(ArrayMessage):
     """The answer to a :class:`VoteRequest` for ``term``; ``voter_term`` is the voter's own.
 
@@ -68,7 +68,7 @@ class VoteReply(ArrayMessage):
     size_gen: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Heartbeat(ArrayMessage):
     """The leader of ``term`` is alive (sent to every member each heartbeat interval).
 
@@ -88,7 +88,7 @@ class Heartbeat(ArrayMessage):
     size_gen: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class HeartbeatAck(ArrayMessage):
     """A member's answer to heartbeat ``seq`` of ``term`` (the member heartbeat of seed 001).
 
@@ -111,7 +111,7 @@ class HeartbeatAck(ArrayMessage):
     size_gen: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Recover(ArrayMessage):
     """An operator's ``covey recover``, forwarded to the leader. Array: ``[44, recover_gen]``."""
 
@@ -120,7 +120,7 @@ class Recover(ArrayMessage):
     recover_gen: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Info(ArrayMessage):
     """A node's election view, sent on ``covey candidate`` (seed 003's CmdCandidate).
 
@@ -136,7 +136,7 @@ class Info(ArrayMessage):
     priority: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Expect(ArrayMessage):
     """A lowered expected size (tracked rule): ``covey expect N``, or a node leaving.
 

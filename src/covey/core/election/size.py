@@ -25,13 +25,14 @@ already partitioned): docs/protocol.md, "Expected votes".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from covey.core.effects import Effect
 from covey.core.events import MemberEvent, MemberJoined
+from covey.core.records import record
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class SizeStore:
     """The durable tracked size: its generation and value (0: nothing seen yet)."""
 
@@ -39,7 +40,7 @@ class SizeStore:
     expected: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SaveSize(Effect):
     """Make the tracked size durable before this step's messages leave."""
 
@@ -47,7 +48,7 @@ class SaveSize(Effect):
     expected: int
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class SizeTracking:
     """The tracked size of one node and what it knows to keep it (see the module docstring).
 

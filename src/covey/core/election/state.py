@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from covey.core.effects import Effect
 from covey.core.election.config import ElectionConfig
@@ -27,6 +27,7 @@ from covey.core.election.quorum import alone_quorate, lowest_peer, quorum_size
 from covey.core.election.size import SaveSize, SizeTracking
 from covey.core.events import TraceOp, TraceRecord
 from covey.core.plugin import ExtensionMessage, Handle
+from covey.core.records import record
 from covey.core.types import Address, MemberState
 
 #: Tag carrying a member's election priority (integer, higher stands first; default 0).
@@ -41,7 +42,7 @@ class Role(enum.Enum):
     LEADER = "leader"
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class VoteStore:
     """The durable part of the election: the current term and the vote given in it.
 
@@ -55,7 +56,7 @@ class VoteStore:
     voted_for: bytes | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SaveVote(Effect):
     """Make the election's term and vote durable before this step's messages leave."""
 
@@ -63,7 +64,7 @@ class SaveVote(Effect):
     voted_for: bytes | None
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class VoteRound:
     """One vote round under way: a pre-vote (changes nobody's state) or a real vote.
 
@@ -92,7 +93,7 @@ class VoteRound:
     max_term: int = 0
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Leadership:
     """The bookkeeping of one leadership; :func:`~covey.core.election.roles.become_leader`
     starts a fresh one.
@@ -110,7 +111,7 @@ class Leadership:
     stable_count: int = 0
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class DiskView:
     """What the heartbeat disk showed: when each node's slot last changed.
 
@@ -132,7 +133,7 @@ class DiskView:
         return self.enabled and entry is not None and self.now - entry[1] >= timeout
 
 
-@dataclass(slots=True, eq=False)
+@record(frozen=False, eq=False)
 class ElectionState:
     """The state the parts of one node's election share (see the module docstring).
 

@@ -8,10 +8,11 @@ replaces the older one. Updates sent fewest times go first, so fresh news spread
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+
+from covey.core.records import record
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Item:
     key: bytes
     payload: bytes

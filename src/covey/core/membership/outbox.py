@@ -9,14 +9,13 @@ it; the node's facade drains it (``datagrams_to_send``, ``streams_to_open``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from covey.core.config import CoreConfig
 from covey.core.crypto.keyring import Keyring
 from covey.core.effects import Datagram, StreamPurpose, StreamRequest
 from covey.core.membership.gossip_queue import GossipQueue
 from covey.core.membership.stats import Counters
 from covey.core.membership.table import MemberTable
+from covey.core.records import record
 from covey.core.types import Address
 from covey.core.wire.frame import (
     FrameType,
@@ -28,7 +27,7 @@ from covey.core.wire.frame import (
 from covey.core.wire.messages import Message
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class PendingStream:
     """A stream request handed to the IO layer and not yet finished."""
 

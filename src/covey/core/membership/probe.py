@@ -22,7 +22,7 @@ push-pull exchanges go to), the probe under way, and the pings it relays for oth
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from covey.core.config import CoreConfig
 from covey.core.effects import StreamPurpose
@@ -33,6 +33,7 @@ from covey.core.membership.outbox import Outbox
 from covey.core.membership.rtt import RoundTrips
 from covey.core.membership.stats import Counters, Trace
 from covey.core.membership.table import MemberTable
+from covey.core.records import record
 from covey.core.types import Address, MemberState, Rng
 from covey.core.wire.frame import FrameType, encode_message_bytes
 from covey.core.wire.messages import Ack, Dead, Nack, Ping, PingReq, Suspect
@@ -40,7 +41,7 @@ from covey.core.wire.messages import Ack, Dead, Nack, Ping, PingReq, Suspect
 _LIVE = (MemberState.ALIVE, MemberState.SUSPECT)
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Probe:
     seq: int
     target: bytes
@@ -59,7 +60,7 @@ class _Probe:
     helpers: set[bytes] = field(default_factory=set)
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Relay:
     requester: Address
     seq: int

@@ -16,7 +16,7 @@ nodes, each of which would otherwise keep a record per member.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from covey.core.records import record
 
 #: Members whose round trips one node keeps; the oldest measured entry goes first.
 MAX_TRACKED = 256
@@ -24,7 +24,7 @@ MAX_TRACKED = 256
 ALPHA = 0.125
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RoundTrip:
     """What one node measured of its round trips to one member (seconds).
 

@@ -4,16 +4,17 @@ the hook its components write trace records through."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from covey.core.events import TraceOp
+from covey.core.records import record
 from covey.core.types import DropReason
 
 #: Records one trace event: (operation, now, detail, number).
 Trace = Callable[[TraceOp, float, str, int], None]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NodeStatistics:
     """A snapshot of one core's counters.
 

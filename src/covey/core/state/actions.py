@@ -45,11 +45,12 @@ the origin as missing), never run twice.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from covey.core.effects import Effect
 from covey.core.plugin import Extension, ExtensionEvent, ExtensionMessage
+from covey.core.records import record
 from covey.core.state.messages import ActionAck, ActionRequest, ActionResult, check_key, check_value
 from covey.core.types import MemberState
 from covey.core.wire.messages import MalformedMessage
@@ -77,7 +78,7 @@ Restored = tuple[int, Iterable[bytes]]
 UNRECORDED = "cannot record the action (store error)"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RecordAction(Effect):
     """Record that action ``action_id`` runs here, and the Lamport ``clock``, durably:
     written before the :class:`ActionDelivered` of the same step is published."""
@@ -86,7 +87,7 @@ class RecordAction(Effect):
     clock: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ActionDelivered(ExtensionEvent):
     """Action ``name`` from ``origin`` is to run here (once); answer with ``Actions.answer``."""
 
@@ -108,7 +109,7 @@ class ActionDelivered(ExtensionEvent):
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ActionAnswered(ExtensionEvent):
     """Node ``node`` answered our action ``action_id``."""
 
@@ -128,7 +129,7 @@ class ActionAnswered(ExtensionEvent):
         }
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class Outstanding:
     """An action we started: who should answer, who did."""
 

@@ -22,9 +22,9 @@ type   message         fields
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from covey.core.records import record
 from covey.core.wire.fields import (
     ArrayMessage,
     boolean,
@@ -106,7 +106,7 @@ _entry = row(node_id, _key, _counter, optional(_value))
 # ------------------------------------------------------------------ facts
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FactUpdate(ArrayMessage):
     """One fact of ``origin``, set (or deleted, ``value=None``) at its counter ``seq``."""
 
@@ -118,7 +118,7 @@ class FactUpdate(ArrayMessage):
     value: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FactNotice(ArrayMessage):
     """``origin`` published news up to ``seq`` too big for a datagram: pull it."""
 
@@ -128,7 +128,7 @@ class FactNotice(ArrayMessage):
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FactPull(ArrayMessage):
     """Stream request: send me every fact (deletions included) of these origins."""
 
@@ -137,7 +137,7 @@ class FactPull(ArrayMessage):
     origins: tuple[bytes, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FactBatch(ArrayMessage):
     """Stream reply: facts as (origin, key, seq, value or None) entries."""
 
@@ -149,7 +149,7 @@ class FactBatch(ArrayMessage):
 # ------------------------------------------------------------------ settings and actions
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SettingUpdate(ArrayMessage):
     """A cluster-wide setting written by ``writer`` at Lamport time ``lamport``."""
 
@@ -166,7 +166,7 @@ class SettingUpdate(ArrayMessage):
         return (self.lamport, self.writer)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ActionRequest(ArrayMessage):
     """A cluster-wide action: every live node runs handler ``name`` once with ``payload``."""
 
@@ -179,7 +179,7 @@ class ActionRequest(ArrayMessage):
     payload: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ActionResult(ArrayMessage):
     """What the sending node's handler made of action ``action_id`` (sent to its origin)."""
 
@@ -190,7 +190,7 @@ class ActionResult(ArrayMessage):
     result: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ActionAck(ArrayMessage):
     """The origin took the result of action ``action_id`` (stream reply)."""
 
@@ -199,7 +199,7 @@ class ActionAck(ArrayMessage):
     action_id: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FactDigest(ArrayMessage):
     """Stream request: my digest, (origin, highest seq, fingerprint) per origin; the reply
     is a FactBatch of every origin whose facts differ from it."""

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from covey.core.plugin import Extension, ExtensionEvent, ExtensionMessage
+from covey.core.records import record
 from covey.core.state.messages import MAX_COUNTER, LimitError, SettingUpdate, check_key, check_value
 from covey.core.wire.messages import MalformedMessage
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 MAX_SETTINGS = 256
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SettingChanged(ExtensionEvent):
     """The winning value of setting ``name`` changed (``value`` None: deleted)."""
 

@@ -112,7 +112,7 @@ def _plain(v: Any) -> Any:
 class ArrayMessage(ExtensionMessage):
     """An extension message whose array is its dataclass fields, checked by ``FIELDS``.
 
-    Subclasses are ``@dataclass(frozen=True, slots=True)``, set ``TYPE`` and give one
+    Subclasses are ``@record``, set ``TYPE`` and give one
     checker per field in ``FIELDS`` (same order as the fields).
     """
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from covey.core.plugin import FIRST_EXTENSION_TYPE, ExtensionMessage
+from covey.core.records import record
 from covey.core.types import Address, BeaconState, MemberState
 
 NODE_ID_LEN = 16
@@ -44,7 +44,7 @@ class UnknownMessage(ValueError):
     """A well-formed array with a type number this version does not know."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ping:
     """Direct probe; ``target`` guards against a stale address reaching another node."""
 
@@ -52,21 +52,21 @@ class Ping:
     target: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Ack:
     """Answer to a ping (or relayed answer to a ping-req)."""
 
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Nack:
     """Lifeguard: the intermediary is alive but the target did not answer it."""
 
     seq: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PingReq:
     """Ask an intermediary to probe ``target`` at ``address`` on our behalf."""
 
@@ -76,7 +76,7 @@ class PingReq:
     want_nack: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Alive:
     """A member is alive at ``incarnation``; ``tags`` is None when they did not fit."""
 
@@ -87,7 +87,7 @@ class Alive:
     tags: dict[str, str] | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Suspect:
     """``sender`` suspects ``node_id`` at ``incarnation``."""
 
@@ -96,7 +96,7 @@ class Suspect:
     sender: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Dead:
     """``sender`` declares ``node_id`` failed (or, with ``left``, gone by its own will)."""
 
@@ -106,7 +106,7 @@ class Dead:
     left: bool
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class MemberRecord:
     """One member's full state inside a push-pull exchange."""
 
@@ -119,7 +119,7 @@ class MemberRecord:
     tags: dict[str, str] | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PushPull:
     """Full-state exchange (TCP only): the sender's whole member table."""
 
@@ -130,7 +130,7 @@ class PushPull:
     ext: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Beacon:
     """Discovery beacon (seed 004): who I am, where, in which state."""
 

@@ -27,10 +27,10 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from covey.core import format_address
+from covey.core.records import record
 from covey.runtime.collector.server import Collector
 from covey.runtime.collector.store import StoreError, TraceStore
 
@@ -47,7 +47,7 @@ class StartError(Exception):
     """The collector could not start (message says why, in one line)."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Started:
     """A collector running in the background."""
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from covey.core.records import record
 from covey.runtime.collector.records import Record
 
 #: Ops that say something about a member's state, and which state.
@@ -43,7 +43,7 @@ def _order(rec: Record) -> tuple[float, str, float, int]:
     return (corrected(rec), rec["node"], rec["boot"], rec["seq"])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Report:
     """One agent's word about one member's state."""
 

@@ -11,7 +11,7 @@ import ipaddress
 import math
 import os
 import socket
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from covey.core import Address
 from covey.core import ConfigError as CoreConfigError
 from covey.core.config import check_tags
 from covey.core.crypto.fernet import FernetKey
+from covey.core.records import record
 from covey.runtime.config.errors import ConfigError as ConfigError  # re-exported
 from covey.runtime.config.srv import check_srv
 
@@ -35,7 +36,7 @@ ENV_PREFIX = "COVEY_"
 _UNIX_PATH_MAX = 107
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ReloadSources:
     """The sources of an agent's settings besides defaults, kept for a reload.
 
@@ -50,7 +51,7 @@ class ReloadSources:
     flags: dict[str, object]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AgentConfig:
     """Everything one covey agent needs to run.
 

@@ -24,10 +24,10 @@ import mmap
 import os
 import struct
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
 from covey.core.election.events import DiskSlot
+from covey.core.records import record
 
 MAGIC = b"COVEYHBD"
 LAYOUT_VERSION = 1
@@ -43,7 +43,7 @@ class DiskError(Exception):
     """The heartbeat disk is missing, unreadable, not formatted, or full."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SlotRecord:
     """One decoded slot."""
 

@@ -16,8 +16,10 @@ The small schema helpers (:func:`obj`, :func:`arr`, :data:`STR`...) write JSON S
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
+
+from covey.core.records import record
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -78,7 +80,7 @@ def enum(*values: str) -> Schema:
     return {"type": "string", "enum": list(values)}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Param:
     """One parameter of a route.
 
@@ -99,7 +101,7 @@ class Param:
     required: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Route:
     """One HTTP route: method, path, handler and its description.
 

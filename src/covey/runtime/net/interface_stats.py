@@ -29,10 +29,10 @@ import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from covey.core import Address, format_address
+from covey.core.records import record
 from covey.core.types import DropReason
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ def _ordered(drops: dict[str, int]) -> dict[str, int]:
     return out
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Peer:
     address: str
     name: str | None

@@ -18,8 +18,8 @@ import fcntl
 import ipaddress
 import socket
 import struct
-from dataclasses import dataclass
 
+from covey.core.records import record
 from covey.runtime.config.model import AgentConfig, ConfigError
 
 _SIOCGIFCONF = 0x8912
@@ -30,7 +30,7 @@ _IFF_LOOPBACK = 0x8
 _IFREQ_SIZE = 40  # struct ifreq on 64-bit Linux
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Interface:
     """One address of a network interface.
 
@@ -63,7 +63,7 @@ class Interface:
         return str(net.broadcast_address)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class DiscoveryPlan:
     """How beacons are sent and received.
 

@@ -22,8 +22,9 @@ import logging
 import resource
 import time
 from collections.abc import Coroutine, MutableMapping
-from dataclasses import dataclass
 from typing import Any
+
+from covey.core.records import record
 
 log = logging.getLogger("covey.limits")
 
@@ -53,7 +54,7 @@ def port_cap(wanted: int, ports: int, limit: int | None = None) -> int:
     return max(MIN_CAP, min(wanted, share))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PortStatistics:
     """One port's connections now and what it refused since start."""
 

@@ -18,7 +18,8 @@ share a socket (``docs/protocol.md``, "ZRE").
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from covey.core.records import record
 
 #: The magic every ZRE beacon starts with.
 MAGIC = b"ZRE"
@@ -32,7 +33,7 @@ _FORMAT = struct.Struct("!3sB16sH")
 assert _FORMAT.size == LENGTH
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Beacon:
     """One ZRE beacon.
 

@@ -9,17 +9,18 @@ foreign ZRE nodes only; no covey member state changes with them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from covey.core.plugin import ExtensionEvent
+from covey.core.records import record
 
 
 def _text(content: tuple[bytes, ...]) -> list[str]:
     return [c.decode("utf-8", "replace") for c in content]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ZreEnter(ExtensionEvent):
     """A ZRE peer said HELLO: it is listed (``kind: zre``) from now on."""
 
@@ -41,7 +42,7 @@ class ZreEnter(ExtensionEvent):
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ZreExit(ExtensionEvent):
     """A ZRE peer is gone: ``reason`` is ``left`` (its port-0 beacon), ``expired`` (silent
     too long), ``restarted`` (a new HELLO) or ``lost_messages`` (a sequence gap)."""
@@ -60,7 +61,7 @@ class ZreExit(ExtensionEvent):
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ZreGroupChange(ExtensionEvent):
     """A ZRE peer joined (``joined`` True) or left a group."""
 
@@ -79,7 +80,7 @@ class ZreGroupChange(ExtensionEvent):
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ZreReceived(ExtensionEvent):
     """A SHOUT to one of our groups (``group`` set) or a WHISPER to us (``group`` None).
 

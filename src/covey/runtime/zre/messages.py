@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
+
+from covey.core.records import record
 
 SIGNATURE = 0xAAA1
 VERSION = 2
@@ -45,7 +47,7 @@ NAMES = {
 MAX_FRAMES = 64
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ZreMessage:
     """One ZRE message (the fields unused by its kind keep their defaults).
 

@@ -22,8 +22,9 @@ ZRE peers are foreign: nothing here touches the covey member table, quorum or st
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from covey.core.records import record
 from covey.runtime.zre import messages as m
 from covey.runtime.zre.beacon import Beacon
 from covey.runtime.zre.events import ZreEnter, ZreEvent, ZreExit, ZreGroupChange, ZreReceived
@@ -34,7 +35,7 @@ PING_AFTER = 1.0
 EXPIRE_AFTER = 1.5
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Connect:
     """Open a DEALER (identity 0x01 + our UUID) to ``endpoint`` for peer ``uuid``."""
 
@@ -42,7 +43,7 @@ class Connect:
     endpoint: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Send:
     """Send ``message`` (already numbered) on peer ``uuid``'s DEALER."""
 
@@ -50,7 +51,7 @@ class Send:
     message: ZreMessage
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Disconnect:
     """Close peer ``uuid``'s DEALER, dropping what is queued."""
 
@@ -60,7 +61,7 @@ class Disconnect:
 Action = Connect | Send | Disconnect
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class ZrePeer:
     """One ZRE peer as we know it.
 

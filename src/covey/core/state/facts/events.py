@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from covey.core.effects import Effect
 from covey.core.plugin import ExtensionEvent
+from covey.core.records import record
 
 Entry = tuple[int, str | None]  # (seq, value or None for deleted)
 #: What a node's store held of its own facts at start: (counter, key → entry).
 Restored = tuple[int, dict[str, Entry]]
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SaveFact(Effect):
     """Make one change of our own facts durable: ``key`` is ``value`` (None: deleted) at
     ``seq``, which is also the node's fact counter from now on."""
@@ -24,7 +24,7 @@ class SaveFact(Effect):
     value: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class FactChanged(ExtensionEvent):
     """A fact of ``node`` was set (``value``) or deleted (``value`` None)."""
 
@@ -46,7 +46,7 @@ class FactChanged(ExtensionEvent):
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LowestVersionChanged(ExtensionEvent):
     """The cluster's lowest version changed (None: unknown for now)."""
 
@@ -58,7 +58,7 @@ class LowestVersionChanged(ExtensionEvent):
         return {"event": "lowest_version", "old": self.old, "new": self.new}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class NodeFactsDropped(ExtensionEvent):
     """Every fact of ``node`` was dropped: it left or was reaped."""
 

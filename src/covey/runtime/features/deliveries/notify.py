@@ -51,10 +51,11 @@ import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
+from covey.core.records import record
 from covey.runtime.config.model import ConfigError
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def verify(
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Outcome:
     """What became of one notification to one URL (its worker updates it); the fields,
     in this order, are what :meth:`Notifier.outcomes` shows."""
@@ -112,7 +113,7 @@ class _Outcome:
     at: float | None = None
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Job:
     delivery: bytes
     event: str
@@ -122,7 +123,7 @@ class _Job:
     outcome: _Outcome
 
 
-@dataclass(slots=True)
+@record(frozen=False)
 class _Lane:
     """One URL: its queue (the head is the job in hand) and its worker's wake-up."""
 
