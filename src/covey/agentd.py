@@ -11,17 +11,37 @@ cffi the same way. See :mod:`covey.runtime.lean_process`.
 
 from __future__ import annotations
 
+import struct
 import sys
 
-if __name__ == "__main__":
-    # asyncio and aiohttp import ssl inside try/except ImportError: None makes them go
-    # without it (unless the agent needs it: --ssl, for a Redis scheduler, the HTTP
-    # API's /metrics or https webhooks). PyCryptodome likewise falls back from cffi
-    # (which parses C headers with pycparser at import) to ctypes: faster to start, to
-    # call, and smaller.
-    if "--ssl" not in sys.argv:
+
+def prepare_imports(*, ssl: bool) -> None:
+    """Keep what the agent does not use out of this process, before asyncio and
+    PyCryptodome are imported: ``ssl`` unless ``ssl`` is true, and cffi.
+
+    asyncio and aiohttp import ssl inside try/except ImportError: None makes them go
+    without it (it is needed only for a Redis scheduler, the HTTP API's /metrics or
+    https webhooks). PyCryptodome likewise falls back from cffi (which parses C headers
+    with pycparser at import) to ctypes: faster to start, to call, and smaller. Its
+    ctypes loader asks ``platform.architecture()`` once, which imports ``platform`` and
+    runs ``file -b`` on the interpreter in a subprocess (about 10 ms of a start); only
+    the linkage's "Win" prefix is used from the answer, so on Linux it is given here.
+    """
+    if not ssl:
         sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     sys.modules.setdefault("cffi", None)  # type: ignore[arg-type]
+    if sys.platform.startswith("linux"):
+        try:
+            from Crypto.Util import _raw_api
+        except ImportError:  # pragma: no cover - PyCryptodome is a dependency
+            return
+        cached = getattr(_raw_api, "cached_architecture", None)
+        if isinstance(cached, list) and not cached:
+            cached[:] = [f"{struct.calcsize('P') * 8}bit", "ELF"]
+
+
+if __name__ == "__main__":
+    prepare_imports(ssl="--ssl" in sys.argv)
     from covey.runtime.lean_process import main
 
     sys.exit(main(sys.argv))

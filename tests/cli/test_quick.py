@@ -123,3 +123,24 @@ def test_a_common_command_loads_no_cli_stack(tmp_path: Path) -> None:
     assert done.stdout.strip() == "1 []", done.stdout + done.stderr
     assert done.stderr.startswith("covey: cannot reach the agent at "), done.stderr
     assert done.stderr.count("\n") == 1
+
+
+def test_the_agent_process_skips_the_architecture_probe() -> None:
+    """After covey.agentd.prepare_imports, PyCryptodome loads on ctypes without importing
+    ``platform`` (whose architecture() runs ``file`` in a subprocess) or ``ssl``, and its
+    AES still gives the FIPS-197 answer."""
+    code = (
+        "import sys\n"
+        "from covey.agentd import prepare_imports\n"
+        "prepare_imports(ssl=False)\n"
+        "from Crypto.Cipher import AES\n"
+        "key = bytes(range(16))\n"
+        "block = bytes.fromhex('00112233445566778899aabbccddeeff')\n"
+        "print(AES.new(key, AES.MODE_ECB).encrypt(block).hex())\n"
+        "print([m for m in ('platform', 'ssl', '_ssl', 'cffi') if sys.modules.get(m)])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["69c4e0d86a7b0430d8cdb78070b4c55a", "[]"]

@@ -17,7 +17,6 @@ command's, with the same kind (value, repeatable, flag), and the other way round
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -223,7 +222,9 @@ def run(args: list[str]) -> int | None:
 
 
 def _prepare_agent_process() -> None:
-    """Keep cffi out of this process, as covey.agentd does: PyCryptodome then runs on
-    ctypes (cffi parses C headers at import). covey.cli.agent_start keeps ``ssl`` out
-    too once it knows the configuration does not need it."""
-    sys.modules.setdefault("cffi", None)  # type: ignore[arg-type]
+    """Keep cffi out of this process and spare PyCryptodome's architecture probe, as
+    covey.agentd does (see :func:`covey.agentd.prepare_imports`); covey.cli.agent_start
+    keeps ``ssl`` out too once it knows the configuration does not need it."""
+    from covey.agentd import prepare_imports
+
+    prepare_imports(ssl=True)
