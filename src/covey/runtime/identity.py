@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import uuid
 from pathlib import Path
 
 from covey.core import Address, CoreConfig
@@ -64,10 +63,20 @@ def core_config(config: AgentConfig, node_id: bytes, address: Address) -> CoreCo
         raise ConfigError(field, msg) from None
 
 
+def fresh_node_id() -> bytes:
+    """16 random octets shaped as a version-4 UUID, as ``uuid.uuid4().bytes`` gives:
+    written out here because importing :mod:`uuid` imports :mod:`platform` as well,
+    a few milliseconds of every start for one call."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC 4122 variant
+    return bytes(raw)
+
+
 def load_identity(data_dir: Path | None) -> tuple[bytes, int]:
     """(node id, incarnation to start at): persisted under ``data_dir``, else fresh."""
     if data_dir is None:
-        return uuid.uuid4().bytes, 0
+        return fresh_node_id(), 0
     try:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -80,7 +89,7 @@ def load_identity(data_dir: Path | None) -> tuple[bytes, int]:
         if len(node_id) != 16 or incarnation < 0:
             raise ValueError("bad identity")
     except FileNotFoundError:
-        return uuid.uuid4().bytes, 0
+        return fresh_node_id(), 0
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigError("data_dir", f"{path} is unreadable: {exc}") from None
     # Start above the incarnation we last announced, so peers take our news at once.
