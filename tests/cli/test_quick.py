@@ -144,3 +144,21 @@ def test_the_agent_process_skips_the_architecture_probe() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["69c4e0d86a7b0430d8cdb78070b4c55a", "[]"]
+
+
+def test_help_loads_neither_rich_nor_the_agent() -> None:
+    """`covey --help` builds Typer's command tree but imports no rich (tables are drawn
+    only by the commands that show one), no pydantic, no asyncio and no protocol core."""
+    code = (
+        "import sys; from covey.cli import main\n"
+        "sys.argv = ['covey', '--help']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n"
+        "    bad = [m for m in ('rich', 'pydantic', 'asyncio', 'covey.core', 'socket')"
+        " if m in sys.modules]\n"
+        "    print(exc.code, bad, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert done.stderr.strip() == "0 []", done.stderr
+    assert "Usage: covey" in done.stdout and "members" in done.stdout

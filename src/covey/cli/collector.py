@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -128,6 +125,9 @@ def collector(
     except ValueError as exc:
         raise _fail(f"config error: {exc}", EXIT_CONFIG) from None
     temporary = data is None
+    import shutil  # here, not at import: `covey --help` loads every command module
+    import tempfile
+
     where = Path(tempfile.mkdtemp(prefix="covey-collector-")) if data is None else data
     try:
         started = start(keys, address, where)
@@ -275,6 +275,8 @@ def stats(
 
 
 def _closed(client: CollectorClient) -> bool:
+    import socket
+
     try:
         with socket.create_connection(client.address, timeout=1.0):
             return False

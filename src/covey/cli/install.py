@@ -4,7 +4,6 @@
 import datetime
 import shutil
 import sys
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,8 @@ from covey.cli.options import app
 
 
 def _shipped(name: str) -> str:
+    from importlib import resources  # only when a file is installed
+
     return resources.files("covey.packaging").joinpath(name).read_text(encoding="utf-8")
 
 

@@ -16,7 +16,6 @@ from typing import Annotated
 import typer
 
 from covey.cli.options import JsonOpt, Target, _plain, _print_json, agent_command, app, console
-from covey.cli.render import members_table
 
 zre_app = typer.Typer(help="ZRE mode: peers, SHOUT, WHISPER, JOIN, LEAVE.", no_args_is_help=True)
 app.add_typer(zre_app, name="zre")
@@ -32,6 +31,8 @@ def peers(json_: JsonOpt = False, *, target: Target) -> None:
     if json_:
         _print_json(result)
     else:
+        from covey.cli.render import members_table  # rich's tables only when one is shown
+
         console.print(members_table(result))
 
 
