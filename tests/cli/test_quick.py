@@ -105,6 +105,13 @@ def _none_target() -> dict[str, Any]:
     return dict.fromkeys(quick.TARGET_OPTIONS)
 
 
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter (what it imports is then its own)."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
+    )
+
+
 def test_a_common_command_loads_no_cli_stack(tmp_path: Path) -> None:
     """`covey members --json` imports neither Typer, rich, pydantic, asyncio nor the
     protocol core, and fails like Typer's command (one line, status 1)."""
@@ -117,9 +124,7 @@ def test_a_common_command_loads_no_cli_stack(tmp_path: Path) -> None:
         " if m in sys.modules]\n"
         "    print(exc.code, bad)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
-    )
+    done = _python(code)
     assert done.stdout.strip() == "1 []", done.stdout + done.stderr
     assert done.stderr.startswith("covey: cannot reach the agent at "), done.stderr
     assert done.stderr.count("\n") == 1
@@ -139,9 +144,7 @@ def test_the_agent_process_skips_the_architecture_probe() -> None:
         "print(AES.new(key, AES.MODE_ECB).encrypt(block).hex())\n"
         "print([m for m in ('platform', 'ssl', '_ssl', 'cffi') if sys.modules.get(m)])\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
-    )
+    done = _python(code)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["69c4e0d86a7b0430d8cdb78070b4c55a", "[]"]
 
@@ -157,8 +160,6 @@ def test_help_loads_neither_rich_nor_the_agent() -> None:
         " if m in sys.modules]\n"
         "    print(exc.code, bad, file=sys.stderr)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=False
-    )
+    done = _python(code)
     assert done.stderr.strip() == "0 []", done.stderr
     assert "Usage: covey" in done.stdout and "members" in done.stdout
