@@ -163,3 +163,20 @@ def test_help_loads_neither_rich_nor_the_agent() -> None:
     done = _python(code)
     assert done.stderr.strip() == "0 []", done.stderr
     assert "Usage: covey" in done.stdout and "members" in done.stdout
+
+
+def test_the_top_level_help_tree_prints_typers_help(capsys: pytest.CaptureFixture[str]) -> None:
+    """`covey --help` runs on a copy of the app whose commands have no parameters; the
+    text is the full app's, character for character, and the copy runs no command."""
+    from covey.cli.app import help_tree
+
+    texts = []
+    for tree in (app, help_tree(app)):
+        with pytest.raises(SystemExit) as done:
+            tree(args=["--help"], prog_name="covey")
+        assert done.value.code == 0
+        texts.append(capsys.readouterr().out)
+    assert texts[0] == texts[1]
+    assert "members" in texts[0] and "zre" in texts[0] and "--version" in texts[0]
+    with pytest.raises(RuntimeError, match="a help tree runs no command"):
+        help_tree(app)(args=["members"], prog_name="covey", standalone_mode=False)

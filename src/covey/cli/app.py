@@ -8,7 +8,10 @@ the ``--config`` TOML file, then defaults. A bad value prints one line naming th
 
 from __future__ import annotations
 
+import copy
+import os
 import sys
+from typing import Any
 
 from covey.cli.options import app
 from covey.cli.quick import format_alias
@@ -30,7 +33,39 @@ from covey.cli import zre as zre
 
 # isort: on
 
-__all__ = ["app", "format_alias", "main"]
+__all__ = ["app", "format_alias", "help_tree", "main"]
+
+
+def help_tree(typer_app: Any) -> Any:
+    """A copy of ``typer_app`` whose commands take no parameters: enough for the top-level
+    ``--help``, which lists only each command's name and help text.
+
+    Typer builds every parameter of every command (55 here) before it can print even
+    that list, about a third of ``covey --help``'s time; the copy's commands keep their
+    names, help, visibility and docstrings, so the text is the same (a test compares
+    the two), and the groups are copied the same way. Never used to run a command.
+    """
+    new = copy.copy(typer_app)
+    commands = []
+    for info in typer_app.registered_commands:
+        shown = copy.copy(info)
+        real = info.callback
+
+        def no_params() -> None:
+            raise RuntimeError("a help tree runs no command")
+
+        no_params.__doc__ = getattr(real, "__doc__", None)
+        no_params.__name__ = getattr(real, "__name__", "command")
+        shown.callback = no_params
+        commands.append(shown)
+    new.registered_commands = commands
+    groups = []
+    for group in typer_app.registered_groups:
+        shown_group = copy.copy(group)
+        shown_group.typer_instance = help_tree(group.typer_instance)
+        groups.append(shown_group)
+    new.registered_groups = groups
+    return new
 
 
 def main() -> None:
@@ -44,8 +79,13 @@ def main() -> None:
     import typer
     from typer._click import exceptions as click
 
+    args = format_alias(sys.argv[1:])
+    # The top-level help needs no command's parameters (shell completion, which runs
+    # with no arguments and _COVEY_COMPLETE set, needs them all).
+    top_help = args == ["--help"] and "_COVEY_COMPLETE" not in os.environ
+    run = help_tree(app) if top_help else app
     try:
-        code = app(args=format_alias(sys.argv[1:]), prog_name="covey", standalone_mode=False)
+        code = run(args=args, prog_name="covey", standalone_mode=False)
     except click.NoArgsIsHelpError as exc:
         sys.stderr.write(exc.ctx.get_help() + "\n" if exc.ctx else "")
         sys.exit(2)
