@@ -74,10 +74,10 @@ def start(options: dict[str, Any], *, in_process: bool) -> NoReturn:
         raise fail(f"config error: {exc}", EXIT_CONFIG) from None
     except OSError as exc:
         raise fail(f"cannot start: {exc}") from None
+    from covey.agentd import prepare_imports
     from covey.runtime.lean_process import needs_ssl, run_lean
 
-    if not needs_ssl(cfg):
-        # asyncio and aiohttp import ssl when they can; None makes them go without it, as
-        # in the lean process (covey.agentd): about 4 MiB of OpenSSL bindings kept out.
-        sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
+    # As in the lean process (covey.agentd): ssl stays out unless the configuration
+    # needs it, about 4 MiB of OpenSSL bindings.
+    prepare_imports(ssl=needs_ssl(cfg))
     sys.exit(run_lean(cfg))

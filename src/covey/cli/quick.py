@@ -195,7 +195,11 @@ def run(args: list[str]) -> int | None:
 
     try:
         if command == "agent":
-            _prepare_agent_process()
+            from covey.agentd import prepare_imports
+
+            # cffi out and PyCryptodome's probe spared before anything imports them;
+            # ssl is decided by agent_start once it knows the configuration.
+            prepare_imports(ssl=True)
             from covey.cli.agent_start import start
 
             start(options, in_process=True)
@@ -219,12 +223,3 @@ def run(args: list[str]) -> int | None:
     except CommandExit as exc:
         return exc.code
     return 0
-
-
-def _prepare_agent_process() -> None:
-    """Keep cffi out of this process and spare PyCryptodome's architecture probe, as
-    covey.agentd does (see :func:`covey.agentd.prepare_imports`); covey.cli.agent_start
-    keeps ``ssl`` out too once it knows the configuration does not need it."""
-    from covey.agentd import prepare_imports
-
-    prepare_imports(ssl=True)
