@@ -28,6 +28,8 @@ import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from covey.runtime.shell import run_shell
+
 log = logging.getLogger("covey.exporters")
 
 #: Commands waiting to run before new ones are dropped.
@@ -154,30 +156,19 @@ async def run_command(
     """Run one shell command; returns (exit status, stdout). Never raises but on cancel."""
     full_env = {**os.environ, **runner.base_env, **env}
     try:
-        proc = await asyncio.create_subprocess_shell(
-            command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=full_env,
-            start_new_session=True,
-        )
+        async with asyncio.timeout(COMMAND_TIMEOUT):
+            done = await run_shell(command, full_env, stdin)
+    except TimeoutError:
+        runner.failed += 1
+        log.warning("%s %r killed after %.0f s", runner.what, command, COMMAND_TIMEOUT)
+        return -9, "timed out"
     except OSError as exc:
         runner.failed += 1
         log.warning("%s %r cannot start: %s", runner.what, command, exc)
         return 127, str(exc)
-    try:
-        async with asyncio.timeout(COMMAND_TIMEOUT):
-            out, err = await proc.communicate(stdin)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()  # by its own PID: it is our child
-        await proc.wait()
-        runner.failed += 1
-        log.warning("%s %r killed after %.0f s", runner.what, command, COMMAND_TIMEOUT)
-        return -9, "timed out"
+    out, err = done.out, done.err
     runner.ran += 1
-    code = proc.returncode if proc.returncode is not None else -1
+    code = done.code
     if code != 0:
         runner.failed += 1
         log.warning(

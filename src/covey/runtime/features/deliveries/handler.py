@@ -20,7 +20,6 @@ At most :data:`MAX_RUNNING` handlers run at once; the rest wait their turn.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import os
 import time
@@ -28,6 +27,7 @@ from collections.abc import Awaitable, Callable
 
 from covey.core.deliveries import Answer, DeliveryRequested, Refused
 from covey.core.deliveries.model import RESULT_LIMIT
+from covey.runtime.shell import run_shell
 
 #: Handlers running at once on one node.
 MAX_RUNNING = 32
@@ -98,27 +98,14 @@ class HandlerRunner:
             "COVEY_DELIVERY_OWNER": request.owner.hex(),
             "COVEY_DELIVERY_DEADLINE": f"{request.deadline:.3f}",
         }
-        proc = await asyncio.create_subprocess_shell(
-            command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            start_new_session=True,
+        # One octet over the limit is kept, so an answer too long is refused (its size counted).
+        done = await run_shell(
+            command, env, request.payload, keep=max(RESULT_LIMIT + 1, STDERR_LIMIT)
         )
-        try:
-            out, err = await proc.communicate(request.payload)
-        except BaseException:
-            # Timed out or cancelled: the handler's whole process group goes.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, 9)
-            with contextlib.suppress(Exception):
-                await asyncio.shield(proc.wait())
-            raise
-        if proc.returncode != 0:
-            lines = err[-STDERR_LIMIT:].decode(errors="replace").strip().splitlines()
+        if done.code != 0:
+            lines = done.err[-STDERR_LIMIT:].decode(errors="replace").strip().splitlines()
             why = lines[-1] if lines else ""
-            return Refused(f"handler exited {proc.returncode}" + (f": {why}" if why else ""))
-        if len(out) > RESULT_LIMIT:
-            return Refused(f"handler printed {len(out)} octets, over the {RESULT_LIMIT} limit")
-        return out
+            return Refused(f"handler exited {done.code}" + (f": {why}" if why else ""))
+        if done.out_size > RESULT_LIMIT:
+            return Refused(f"handler printed {done.out_size} octets, over the {RESULT_LIMIT} limit")
+        return done.out
