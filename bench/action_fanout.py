@@ -10,8 +10,10 @@ monitor streams, ``--action-handler true`` unless ``--handler`` says otherwise).
 join and 3 s of settling, an idle window as long as the samples measures the agents' CPU
 at rest; then one action (or tag change) every 0.3 s, the origin rotating. Printed: the
 median over samples of the slowest agent's delay (its monitor stream shows the action),
-of the median agent's, of the answered-by-all round trip, and the cluster's CPU per
-sample (every agent and its children, psutil) above the idle window's.
+of the median agent's, of the slowest by the agents' own clocks (the ``time`` of the
+``action`` event: when its core delivered it, before the record is written and the
+event reaches the stream and this harness), of the answered-by-all round trip, and the
+cluster's CPU per sample (every agent and its children, psutil) above the idle window's.
 
 Network rule: every agent binds 127.0.0.1 (see agent_covey.py). Every process started is
 stopped by its PID.
@@ -74,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(GAP_S * args.samples)
             idle = cpu() - c0
             slowest, middle, answered, missed = [], [], [], 0
+            stamped: list[float] = []
             c1 = cpu()
             for k in range(args.samples):
                 if args.tags:
@@ -82,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                     got = c.action_fanout(k % c.n, k)
                     delays = got["delivered_delays"]
                     answered.append(got["answered_s"])
+                    at = [d for d in got["stamped_delays"] if d is not None]
+                    if len(at) == len(delays):
+                        stamped.append(max(at))
                 seen = [d for d in delays if d is not None]
                 missed += len(delays) - len(seen)
                 slowest.append(max(seen))
@@ -95,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{what} to all {args.nodes} agents, slowest, ms: median {statistics.median(ms)}")
     print(f"  per sample: {ms}")
     print(f"  median agent: {1000 * statistics.median(middle):.1f} ms")
+    if stamped:
+        print(
+            f"  slowest by the agents' own clocks (core delivered): "
+            f"{1000 * statistics.median(stamped):.1f} ms"
+        )
     if answered:
         print(f"  answered by all: {1000 * statistics.median(answered):.1f} ms")
     per = 1000 * (busy - idle) / args.samples

@@ -209,6 +209,12 @@ class CoveyCluster:
                 kind = str(ev.get("event", ""))
                 if kind == "action":  # ActionDelivered: subject = the action's id
                     self.hub.record(i, t, "action", str(ev.get("id")), str(ev.get("name")))
+                    # And when the agent's core delivered it (its step's clock, before
+                    # the record and the stream): the stream's delay without this
+                    # harness's own wake-up on a busy machine.
+                    at = ev.get("time")
+                    if isinstance(at, float):
+                        self.hub.record(i, at, "action_at", str(ev.get("id")), "")
                     continue
                 member = ev.get("member")
                 if isinstance(member, dict) and kind in _STATE_OF_EVENT:
@@ -315,15 +321,16 @@ class CoveyCluster:
         t_reply = time.time()
         action_id = str(result["id"])
 
-        def delivered(i: int) -> float | None:
+        def delivered(i: int, what: str = "action") -> float | None:
             for t, kind, subj, _ in self.hub.views[i].events:
-                if kind == "action" and subj == action_id:
+                if kind == what and subj == action_id:
                     return t
             return None
 
         self.hub.wait(lambda: all(delivered(i) is not None for i in range(self.n)), t0 + 5.0)
         with self.hub.cond:
             times = [delivered(i) for i in range(self.n)]
+            stamped = [delivered(i, "action_at") for i in range(self.n)]
         return {
             "t0": t0,
             "id": action_id,
@@ -331,4 +338,5 @@ class CoveyCluster:
             "answered": len(result.get("results", {})),
             "missing": result.get("missing", []),
             "delivered_delays": [None if t is None else t - t0 for t in times],
+            "stamped_delays": [None if t is None else t - t0 for t in stamped],
         }
