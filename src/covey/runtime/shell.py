@@ -11,7 +11,8 @@ watched by the loop, and waits for the exit on a pidfd: about 0.19 ms per comman
 thread (``docs/benchmarks.md``, "Action fan-out").
 
 Where ``os.pidfd_open`` is missing (not Linux, or a kernel before 5.3) it falls back to
-``asyncio.create_subprocess_shell``, with the same results.
+``asyncio.create_subprocess_shell``, with the same results (but that path buffers the
+whole output before cutting it to the bound).
 
 What a caller gets is what ``communicate()`` gave: the exit status once the command has
 exited and closed its output, the first ``keep`` octets of stdout and the last ``keep``
@@ -56,7 +57,7 @@ class _Sink:
     """One of the child's output pipes, read as the loop sees data: its first ``keep``
     octets kept (``tail``: its last ``keep``), the rest counted."""
 
-    __slots__ = ("chunks", "fd", "keep", "kept", "size", "tail")
+    __slots__ = ("chunks", "fd", "keep", "kept", "last", "size", "tail")
 
     def __init__(self, fd: int, keep: int, *, tail: bool = False) -> None:
         self.fd = fd
@@ -65,6 +66,7 @@ class _Sink:
         self.kept = 0
         self.size = 0
         self.chunks: list[bytes] = []
+        self.last = bytearray()  # ``tail``: what was read last (up to twice ``keep``)
 
     def read(self) -> bool:
         """Read what is there; False at EOF (or on an error, which ends the pipe too)."""
@@ -78,7 +80,10 @@ class _Sink:
             return False
         self.size += len(data)
         if self.tail:
-            self.chunks = [(b"".join(self.chunks) + data)[-self.keep :]] if self.keep else []
+            buf = self.last
+            buf += data
+            if len(buf) > 2 * self.keep:  # trimmed now and then: amortised O(1) a read
+                del buf[: len(buf) - self.keep]
             return True
         room = self.keep - self.kept
         if room > 0:
@@ -87,6 +92,8 @@ class _Sink:
         return True
 
     def value(self) -> bytes:
+        if self.tail:
+            return bytes(self.last[len(self.last) - self.keep :]) if self.keep else b""
         return b"".join(self.chunks)
 
 
