@@ -318,8 +318,11 @@ def test_agent_runs_lean_under_the_same_pid(cluster: LocalCluster) -> None:
     assert b"agent" in cmdline and b"covey.agentd" not in cmdline
     # It never speaks TLS: the stdlib OpenSSL binding stays out of its memory, and so
     # does cffi (PyCryptodome runs on ctypes there); Typer's pydantic never came in.
+    # Nor does OpenSSL's libcrypto (3.3 MiB resident), which hashlib, hmac or secrets
+    # would map: the agent hashes with the built-in SHA-256.
     maps = Path(f"/proc/{a.proc.pid}/maps").read_text()
     assert "/_ssl." not in maps and "_cffi_backend" not in maps
+    assert "/_hashlib." not in maps and "libcrypto" not in maps
     assert "pydantic_core" not in maps
     assert b"lean" in cmdline  # the agent's name stays visible in ps
     # The configuration (with the keys) never travels on the command line.

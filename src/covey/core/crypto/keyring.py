@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from typing import Any
 
-from covey.core.crypto.fernet import InvalidToken, MultiKey
+# The standard library's built-in SHA-256, as in fernet.py: hashlib would map OpenSSL's
+# libcrypto (3.3 MiB resident in every agent) for a key's fingerprint.
+from covey.core.crypto.fernet import InvalidToken, MultiKey, sha256
 from covey.core.types import DropReason
 from covey.core.wire.frame import (
     HEADER_LEN,
@@ -48,7 +49,8 @@ def fingerprint(key: bytes) -> str:
         raw = base64.urlsafe_b64decode(key)
     except (binascii.Error, ValueError):
         raw = key
-    return hashlib.sha256(raw).hexdigest()[:12]
+    digest: str = sha256(raw).hexdigest()
+    return digest[:12]
 
 
 def check_key(key: bytes | str) -> bytes:

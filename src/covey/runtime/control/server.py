@@ -26,7 +26,6 @@ import contextlib
 import inspect
 import logging
 import os
-import secrets
 import socket
 import time
 from collections.abc import Callable, Coroutine
@@ -213,7 +212,9 @@ async def _serve_requests(
 ) -> None:
     challenge = None
     if isinstance(codec, SealedCodec):
-        challenge = secrets.token_hex(16)
+        # os.urandom, not secrets: that imports hmac, which maps OpenSSL's libcrypto
+        # (3.3 MiB resident) into every agent for this one call.
+        challenge = os.urandom(16).hex()
         hello = {"challenge": challenge, "node": agent.node_id.hex()}
         writer.write(LineCodec().encode(hello))
     while True:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import hashlib
 import logging
 import os
 import socket
@@ -41,6 +40,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from covey.core import Address, format_address
+
+# The standard library's built-in SHA-256 (as in covey.core.crypto.fernet): hashlib would
+# map OpenSSL's libcrypto, 3.3 MiB resident, into every agent for two names.
+from covey.core.crypto.fernet import sha256
 from covey.runtime.net.interface_stats import Sendto
 from covey.runtime.net.transport import RECV_BUFFER, converse, exchange
 
@@ -65,14 +68,16 @@ def host_key() -> str:
     with contextlib.suppress(OSError):
         parts.append(str(os.stat("/proc/self/ns/net").st_ino))
     parts.append(socket.gethostname())
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
+    digest: str = sha256("\0".join(parts).encode()).hexdigest()
+    return digest[:12]
 
 
 def channel_name(cluster: str, address: Address) -> str:
     """The file name (without suffix: ``.d`` datagrams, ``.s`` streams) of the sockets of
     the agent of ``cluster`` advertising ``address``."""
     key = f"{cluster}\0{address[0]}\0{address[1]}".encode()
-    return hashlib.sha256(key).hexdigest()[:20]
+    digest: str = sha256(key).hexdigest()
+    return digest[:20]
 
 
 def _header(address: Address) -> bytes:
