@@ -57,16 +57,16 @@ class _Sink:
     """One of the child's output pipes, read as the loop sees data: its first ``keep``
     octets kept (``tail``: its last ``keep``), the rest counted."""
 
-    __slots__ = ("chunks", "fd", "keep", "kept", "last", "size", "tail")
+    __slots__ = ("buf", "fd", "keep", "size", "tail")
 
     def __init__(self, fd: int, keep: int, *, tail: bool = False) -> None:
         self.fd = fd
         self.keep = keep
         self.tail = tail
-        self.kept = 0
         self.size = 0
-        self.chunks: list[bytes] = []
-        self.last = bytearray()  # ``tail``: what was read last (up to twice ``keep``)
+        # What is kept: the head (at most ``keep``), or the tail (up to twice ``keep``
+        # between trims, so that a trim is amortised O(1) a read).
+        self.buf = bytearray()
 
     def read(self) -> bool:
         """Read what is there; False at EOF (or on an error, which ends the pipe too)."""
@@ -79,22 +79,19 @@ class _Sink:
         if not data:
             return False
         self.size += len(data)
+        buf = self.buf
         if self.tail:
-            buf = self.last
             buf += data
-            if len(buf) > 2 * self.keep:  # trimmed now and then: amortised O(1) a read
+            if len(buf) > 2 * self.keep:
                 del buf[: len(buf) - self.keep]
-            return True
-        room = self.keep - self.kept
-        if room > 0:
-            self.chunks.append(data[:room])
-            self.kept += min(room, len(data))
+        elif len(buf) < self.keep:
+            buf += data[: self.keep - len(buf)]
         return True
 
     def value(self) -> bytes:
         if self.tail:
-            return bytes(self.last[len(self.last) - self.keep :]) if self.keep else b""
-        return b"".join(self.chunks)
+            return bytes(self.buf[len(self.buf) - self.keep :]) if self.keep else b""
+        return bytes(self.buf)
 
 
 async def run_shell(
