@@ -203,6 +203,12 @@ class Capability:
         """When ``on_timer`` must next run, or None."""
         return None
 
+    def next_soft_deadline(self) -> float | None:
+        """When ``on_timer`` should next run for a duty that may be up to a probe interval
+        late (a periodic sweep): the node runs it on a wake-up another duty needs, so an
+        idle node wakes less often. None (the default): no such duty."""
+        return None
+
     def on_timer(self, now: float) -> None:
         """A deadline given by ``next_deadline`` is due."""
 

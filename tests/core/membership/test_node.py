@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from covey.core import CoreConfig, Keyring, MemberState, MemberUpdated, Node
+from covey.core import CoreConfig, Keyring, MemberState, MemberUpdated, Node, StreamPurpose
 from covey.core.config import TAGS_LIMIT, ConfigError
 from covey.core.wire.messages import Ack, Dead
 
@@ -112,3 +112,30 @@ def test_rng_is_the_only_randomness() -> None:
             n.handle_timer(now=t)
             acc.append(t)
     assert timers_a != timers_c
+
+
+def test_an_idle_node_wakes_once_per_probe_and_still_reconnects() -> None:
+    # The soft duties (reap, reconnect tick, push-pull, periodic beacon, facts sweep) ride
+    # on the probe's wake-up: a settled node's timer fires once per probe interval.
+    world = joined(4, until=30.0)
+    a = world.hosts[0]
+    fired: list[float] = []
+    handle = a.node.handle_timer
+
+    def counting(*, now: float) -> None:
+        fired.append(now)
+        handle(now=now)
+
+    a.node.handle_timer = counting  # type: ignore[method-assign]
+    world.run_until(90.0)
+    # 60 s at one probe a second (each with its probe step or two at most): before the
+    # soft deadlines, the reconnect tick (~2 s), reap, beacons (5 s) each woke it too.
+    assert 55 <= len(fired) <= 66, len(fired)
+    # The soft duties still run, at most a probe interval late: a killed member is
+    # found failed and then re-contacted by the reconnect tick.
+    d = world.hosts[3]
+    world.sim.crash(d.name)
+    world.run_until(140.0)
+    assert state(a, d) is MemberState.FAILED
+    reconnects = [r for _, r in world.traffic.streams if r.purpose is StreamPurpose.RECONNECT]
+    assert any(r.address == d.address for r in reconnects), "no reconnect to the failed member"

@@ -74,8 +74,17 @@ class Beacons:
         self._next = now
 
     def deadline(self) -> float | None:
-        """When the next beacon is due (None before start)."""
-        return self._next
+        """When the next start-up beacon is due (None before start and once they are sent).
+
+        The fast beacons of the start (0, 0.25, 0.5, 1, 2 s) are kept on time: they find
+        the cluster. The periodic ones are in :meth:`soft_deadline`.
+        """
+        return self._next if self._step < len(_FAST_BEACONS) else None
+
+    def soft_deadline(self) -> float | None:
+        """When the next periodic beacon (or the settled node's decision not to send one)
+        is due; it may run up to a probe interval late (see ``Node.get_timer``)."""
+        return self._next if self._step >= len(_FAST_BEACONS) else None
 
     def message(self) -> Beacon:
         """Our beacon, in our current beacon state."""

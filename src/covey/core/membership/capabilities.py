@@ -70,11 +70,16 @@ class Capabilities:
         """Each capability's next deadline."""
         return [capability.next_deadline() for capability in self._by_name.values()]
 
+    def soft_deadlines(self) -> list[float | None]:
+        """Each capability's next soft deadline (see ``Extension.next_soft_deadline``)."""
+        return [capability.next_soft_deadline() for capability in self._by_name.values()]
+
     def on_timer(self, now: float) -> None:
-        """Run the timer of every capability whose deadline is due."""
+        """Run the timer of every capability whose deadline (hard or soft) is due."""
         for capability in self._by_name.values():
             d = capability.next_deadline()
-            if d is not None and d <= now:
+            s = capability.next_soft_deadline()
+            if (d is not None and d <= now) or (s is not None and s <= now):
                 capability.on_timer(now)
 
     # ----------------------------------------------------------- push-pull state

@@ -364,16 +364,35 @@ class Node:
         """The next time :meth:`handle_timer` must run, or None when nothing is pending."""
         if not self._started or self.left:
             return None
-        deadlines = [
-            self._prober.deadline(),
-            self._syncer.deadline(),
-            self._next_reap,
-            self._beacons.deadline(),
-            self._disseminator.deadline(),
-            self.table.next_suspicion_deadline(),
-        ]
-        deadlines.extend(self._capabilities.deadlines())
-        return min(d for d in deadlines if d is not None)
+        hard = min(
+            d
+            for d in (
+                self._prober.deadline(),
+                self._syncer.deadline(),
+                self._beacons.deadline(),
+                self._disseminator.deadline(),
+                self.table.next_suspicion_deadline(),
+                *self._capabilities.deadlines(),
+            )
+            if d is not None
+        )
+        soft = min(
+            d
+            for d in (
+                self._syncer.soft_deadline(),
+                self._next_reap,
+                self._beacons.soft_deadline(),
+                *self._capabilities.soft_deadlines(),
+            )
+            if d is not None
+        )
+        # Soft duties (reaping, the reconnection tick, the push-pull exchange, the periodic
+        # beacon, a capability's sweep) wait for the next wake-up another duty needs, if
+        # it comes within a probe interval: an idle node then wakes about once per probe
+        # instead of for each of them (handle_timer runs every duty that is due).
+        if soft < hard <= soft + self.config.probe_interval:
+            return hard
+        return min(soft, hard)
 
     def handle_timer(self, *, now: float) -> None:
         """Run every periodic duty that is due at ``now``, in a fixed order."""

@@ -113,9 +113,18 @@ class Syncer:
         for addr in seeds:
             self.open_push_pull(addr, StreamPurpose.JOIN, None, now)
 
-    def deadline(self) -> float:
-        """When :meth:`on_timer` must next run: the next exchange, reconnection or join."""
-        return min(self._next_push_pull, self._next_reconnect, *self._join_due.values())
+    def deadline(self) -> float | None:
+        """When :meth:`on_timer` must next run for a join retry (None: none is due).
+
+        Join retries are kept on time: they decide how fast a node that starts beside its
+        seed gets in. The periodic duties are in :meth:`soft_deadline`.
+        """
+        return min(self._join_due.values()) if self._join_due else None
+
+    def soft_deadline(self) -> float:
+        """When the periodic exchange or reconnection tick is next due; it may run up to
+        a probe interval late, on another duty's wake-up (see ``Node.get_timer``)."""
+        return min(self._next_push_pull, self._next_reconnect)
 
     def on_timer(self, now: float) -> None:
         """Run the periodic anti-entropy exchange, the reconnection attempts and the join

@@ -335,6 +335,9 @@ class Facts(Extension):
     def next_deadline(self) -> float | None:
         return self.sync.next_deadline()
 
+    def next_soft_deadline(self) -> float | None:
+        return self.sync.next_soft_deadline()
+
     def on_timer(self, now: float) -> None:
         self.sync.on_timer(now)
 

@@ -126,11 +126,15 @@ class AntiEntropy:
     # ------------------------------------------------------------------ schedule
 
     def next_deadline(self) -> float | None:
-        """The next sweep, or the next digest exchange when it falls in the busy window."""
+        """The next digest exchange when it falls in the busy window, else None."""
         digest = self._next_digest
-        if self._next_sweep is None or digest is None or digest > self._busy_until:
-            return self._next_sweep
-        return min(self._next_sweep, digest)
+        if digest is None or digest > self._busy_until:
+            return None
+        return digest
+
+    def next_soft_deadline(self) -> float | None:
+        """The next sweep of strangers' facts (it may run up to a probe interval late)."""
+        return self._next_sweep
 
     def on_timer(self, now: float) -> None:
         """Run the digest exchange and the sweep that are due."""
