@@ -80,3 +80,48 @@ def test_generated_keys_are_valid_reference_keys() -> None:
     assert len(base64.urlsafe_b64decode(key)) == 32
     Fernet(key)
     assert generate_key() != key
+
+
+_LEAN_CHECK = """
+import base64, sys
+import covey.agentd
+covey.agentd.prepare_imports(ssl=False)  # as the lean agent: PyCryptodome on ctypes
+from Crypto.Util import _raw_api
+from covey.core.crypto.fernet import FernetKey
+key = sys.stdin.read().strip().encode()
+k = FernetKey(key)
+assert _raw_api.backend == "ctypes" and k._raw is not None, (_raw_api.backend, k._raw)
+public = FernetKey(key)
+public._raw = None  # the path taken under cffi: the two must open each other's tokens
+out = []
+for size in (0, 1, 16, 33, 1400):
+    data = bytes(range(256))[: size % 256] * (1 + size // 256)
+    for a, b in ((k, public), (public, k)):
+        assert b.open_raw(base64.urlsafe_b64decode(a.encrypt_at_time(data, 7)), None, 7) == data
+    out.append(k.encrypt_at_time(data, 7).decode())
+print(" ".join(out))
+"""
+
+
+def test_the_lean_agents_direct_calls_make_reference_tokens() -> None:
+    # The agent process blocks cffi, so PyCryptodome's ctypes backend is used and the
+    # raw ECB functions are called directly: a subprocess as the agent runs it.
+    import subprocess
+    import sys
+
+    key = generate_key()
+    res = subprocess.run(
+        [sys.executable, "-c", _LEAN_CHECK],
+        input=key.decode(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert res.returncode == 0, res.stderr
+    tokens = res.stdout.split()
+    assert len(tokens) == 5
+    ref = Fernet(key)
+    for size, token in zip((0, 1, 16, 33, 1400), tokens, strict=True):
+        want = bytes(range(256))[: size % 256] * (1 + size // 256)
+        assert ref.decrypt_at_time(token.encode(), 60, 7) == want
