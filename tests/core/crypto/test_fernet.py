@@ -10,7 +10,14 @@ from cryptography.fernet import InvalidToken as RefInvalid
 from hypothesis import given
 from hypothesis import strategies as st
 
-from covey.core.crypto.fernet import FernetKey, InvalidToken, MultiKey, generate_key
+from covey.core.crypto.fernet import (
+    FernetKey,
+    InvalidToken,
+    MultiKey,
+    b64decode,
+    b64encode,
+    generate_key,
+)
 
 NOW = 1_800_000_000
 
@@ -125,3 +132,20 @@ def test_the_lean_agents_direct_calls_make_reference_tokens() -> None:
     for size, token in zip((0, 1, 16, 33, 1400), tokens, strict=True):
         want = bytes(range(256))[: size % 256] * (1 + size // 256)
         assert ref.decrypt_at_time(token.encode(), 60, 7) == want
+
+
+@given(st.binary(max_size=600), st.binary(max_size=80))
+def test_the_binascii_base64_is_the_standard_librarys(raw: bytes, noise: bytes) -> None:
+    assert b64encode(raw) == base64.urlsafe_b64encode(raw)
+    assert b64decode(base64.urlsafe_b64encode(raw)) == raw
+    # Lenient like base64.urlsafe_b64decode on any input: same result, or both refuse.
+    text = base64.urlsafe_b64encode(raw) + noise
+    try:
+        want: bytes | None = base64.urlsafe_b64decode(text)
+    except ValueError:
+        want = None
+    try:
+        got: bytes | None = b64decode(text)
+    except ValueError:
+        got = None
+    assert got == want

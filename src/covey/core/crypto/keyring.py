@@ -16,7 +16,7 @@ from typing import Any
 
 # The standard library's built-in SHA-256, as in fernet.py: hashlib would map OpenSSL's
 # libcrypto (3.3 MiB resident in every agent) for a key's fingerprint.
-from covey.core.crypto.fernet import InvalidToken, MultiKey, sha256
+from covey.core.crypto.fernet import InvalidToken, MultiKey, b64decode, b64encode, sha256
 from covey.core.types import DropReason
 from covey.core.wire.frame import (
     HEADER_LEN,
@@ -205,22 +205,22 @@ class Keyring:
         if self._multi is None:
             raise FrameError(DropReason.ENCRYPTED_UNEXPECTED)
         try:
-            raw = base64.urlsafe_b64decode(payload)
+            raw = b64decode(payload)
         except (binascii.Error, ValueError):
             raise FrameError(DropReason.MALFORMED, "token is not base64") from None
         if len(raw) < _FERNET_FIXED + 16:
             raise FrameError(DropReason.TRUNCATED, "token too short")
-        if base64.urlsafe_b64encode(raw) != payload:
+        if b64encode(raw) != payload:
             # Lenient decoding would let altered bytes through; only the canonical form counts.
             raise FrameError(DropReason.MALFORMED, "token is not canonical base64")
         stamp = int.from_bytes(raw[1:9], "big")
         now = int(wall)
         try:
-            body = self._multi.decrypt_at_time(payload, self._ttl, now)
+            body = self._multi.open_raw(raw, self._ttl, now)
         except InvalidToken:
             # Authentic-but-old tokens and forged ones look alike to Fernet; tell them
             # apart by the (unauthenticated) stamp only for the counter's sake.
-            if stamp + self._ttl < now and self._authentic(payload):
+            if stamp + self._ttl < now and self._authentic(raw):
                 raise FrameError(DropReason.STALE) from None
             raise FrameError(DropReason.BAD_KEY) from None
         self._remember(raw[-32:], stamp, now)
@@ -243,10 +243,10 @@ class Keyring:
             raise FrameError(DropReason.BAD_FRAME_TYPE, ftype.name)
         return unpack_body(self.open(security, payload, wall))
 
-    def _authentic(self, payload: bytes) -> bool:
+    def _authentic(self, raw: bytes) -> bool:
         assert self._multi is not None
         try:
-            self._multi.decrypt_at_time(payload, None, 0)
+            self._multi.open_raw(raw, None, 0)
         except InvalidToken:
             return False
         return True
