@@ -210,7 +210,7 @@ class Capability:
         return None
 
     def on_timer(self, now: float) -> None:
-        """A deadline given by ``next_deadline`` is due."""
+        """A deadline given by ``next_deadline`` or ``next_soft_deadline`` is due."""
 
     def sync_state(self) -> Any:
         """This extension's full state for a push-pull (msgpack-ready), or None."""
