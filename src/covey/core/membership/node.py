@@ -48,6 +48,7 @@ from covey.core.membership.rtt import RoundTrip
 from covey.core.membership.stats import Counters, NodeStatistics
 from covey.core.membership.sync import Syncer
 from covey.core.membership.table import MemberTable
+from covey.core.membership.wakeups import next_wakeup
 from covey.core.plugin import Capability
 from covey.core.types import Address, BeaconState, DropReason, Rng
 from covey.core.wire.frame import FrameType, encode_message_bytes
@@ -364,35 +365,14 @@ class Node:
         """The next time :meth:`handle_timer` must run, or None when nothing is pending."""
         if not self._started or self.left:
             return None
-        hard = min(
-            d
-            for d in (
-                self._prober.deadline(),
-                self._syncer.deadline(),
-                self._beacons.deadline(),
-                self._disseminator.deadline(),
-                self.table.next_suspicion_deadline(),
-                *self._capabilities.deadlines(),
-            )
-            if d is not None
-        )
-        soft = min(
-            d
-            for d in (
-                self._syncer.soft_deadline(),
-                self._next_reap,
-                self._beacons.soft_deadline(),
-                *self._capabilities.soft_deadlines(),
-            )
-            if d is not None
-        )
-        # Soft duties (reaping, the reconnection tick, the push-pull exchange, the periodic
-        # beacon, a capability's sweep) wait for the next wake-up another duty needs, if
-        # it comes within a probe interval: an idle node then wakes about once per probe
-        # instead of for each of them (handle_timer runs every duty that is due).
-        if soft < hard <= soft + self.config.probe_interval:
-            return hard
-        return min(soft, hard)
+        hard = [self._prober.deadline(), self._syncer.deadline(), self._beacons.deadline()]
+        hard += [self._disseminator.deadline(), self.table.next_suspicion_deadline()]
+        hard += self._capabilities.deadlines()
+        # Reaping, reconnection and push-pull, the periodic beacon and capability sweeps
+        # may run up to a probe interval late: on the probe's wake-up (see .wakeups).
+        soft = [self._syncer.soft_deadline(), self._next_reap, self._beacons.soft_deadline()]
+        soft += self._capabilities.soft_deadlines()
+        return next_wakeup(hard, soft, self.config.probe_interval)
 
     def handle_timer(self, *, now: float) -> None:
         """Run every periodic duty that is due at ``now``, in a fixed order."""
