@@ -50,6 +50,7 @@ from typing import Any, Protocol
 
 import psutil
 from agent_procs import (
+    IDLE_SETTLE_S,
     ProcessRegistry,
     count_datagrams,
     cpu_rss_window,
@@ -58,12 +59,7 @@ from agent_procs import (
 )
 from agent_serf import SerfCluster, serf_version
 
-SETTLE_S = 3.0  # quiet time after join before the fan-outs and failures
-# The idle window (CPU and datagrams) starts this long after join convergence, for both
-# systems: covey's facts exchange digests for five 2-second rounds (±25 %) after a change,
-# a join included, so a window starting at 3 s measured 7 s of that post-join work
-# rather than an idle agent. (Figures before 2026-12-04's were taken at 3 s.)
-IDLE_SETTLE_S = 13.0
+SETTLE_S = 3.0  # quiet time after join before the fan-outs and failures (idle: IDLE_SETTLE_S)
 DETECT_DEADLINE_S = 40.0  # longest wait for a failure to be seen everywhere
 JOIN_DEADLINE_S = 60.0
 FANOUT_SAMPLES = 5  # per cluster A, origin rotating
@@ -214,7 +210,7 @@ def measure_packets(c: Cluster, packet_s: float, workdir: str) -> dict[str, Any]
 
 
 def run_cluster_packets(
-    make: Callable[[str], Cluster], workdir: str, packet_s: float, idle_s: float
+    make: Callable[[str], Cluster], workdir: str, packet_s: float
 ) -> dict[str, Any]:
     c = make(workdir)
     out: dict[str, Any] = {}
@@ -615,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
                             wp = base + "-p"
                             os.makedirs(wp)
                             sample["p"] = run_cluster_packets(
-                                makers[system](n), wp, args.packet_seconds, args.idle_seconds
+                                makers[system](n), wp, args.packet_seconds
                             )
                         samples[system].setdefault(str(n), []).append(sample)
             if args.keep:

@@ -251,6 +251,13 @@ def _sched_ns(pid: int) -> int | None:
     return total
 
 
+#: Seconds after join convergence before an idle window (CPU, datagrams) starts, for every
+#: system: covey's facts exchange digests for five 2-second rounds (±25 %) after a change,
+#: a join included, so a window starting at 3 s measured 7 s of that post-join work rather
+#: than an idle agent. (Figures before 2026-12-04's evening were taken at 3 s.)
+IDLE_SETTLE_S = 13.0
+
+
 def cpu_rss_window(pids: Sequence[int], seconds: float) -> dict[int, dict[str, float]]:
     """CPU % (one core = 100) and RSS (MiB) per PID over a window of ``seconds``.
 

@@ -53,6 +53,7 @@ from typing import Any
 from agent_covey import CoveyCluster
 from agent_kinship import KinshipCluster, kinship_version
 from agent_procs import (
+    IDLE_SETTLE_S,
     ProcessRegistry,
     _sched_ns,
     count_datagrams,
@@ -65,9 +66,6 @@ from startup_parts import ImportProfile, covey_copies, wakeups_per_s
 
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 JOIN_DEADLINE_S = 60.0
-# Idle is measured from 13 s after convergence, as in agent_bench.py: covey's facts
-# exchange digests for five 2-second rounds (±25 %) after a change, a join included.
-SETTLE_S = 13.0
 GROUP = "239.192.77.1"
 
 
@@ -327,7 +325,7 @@ def bench_cluster(cluster: Any, idle_s: float, packet_s: float, work: str) -> di
         out["last_ready_s"] = max(ready) - cluster.t_start if ready else None
         if not out["converged"]:
             return out
-        time.sleep(SETTLE_S)
+        time.sleep(IDLE_SETTLE_S)
         usage = cpu_rss_window(cluster.pids(), idle_s)
         cpus = [u["cpu_percent"] for u in usage.values()]
         out["idle_cpu_percent_mean"] = statistics.mean(cpus)
